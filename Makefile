@@ -1,0 +1,115 @@
+# criu-qemu: CRIU plugin that checkpoints QEMU guest RAM as fixed-ram images.
+#
+#   make deps     install build/test dependencies and find/build CRIU >= 4.0
+#   make          build the plugin, guardian, image tool and test guest
+#   make check    unit tests (cmocka) + integration tests (pytest, real QEMU + CRIU)
+#   make demo     boot a guest, checkpoint it with criu + plugin, restore it
+#   make install  install the plugin into CRIU's plugin directory
+#   SAN=1         build everything with AddressSanitizer + UBSan
+
+BUILD   := build
+PREFIX  ?= /usr
+PLUGIN_DIR ?= $(PREFIX)/lib/criu
+PYTEST  := /usr/bin/python3 -m pytest
+
+CRIU_MK := build/criu.mk
+-include $(CRIU_MK)
+
+CC      := gcc
+CFLAGS  := -O2 -g -std=gnu11 -Wall -Wextra -Werror -fPIC -D_GNU_SOURCE \
+	   -Icriu-plugin -Iimages -I$(BUILD)/proto -isystem $(CRIU_INC)
+LDLIBS  := -luring -ljansson -lxxhash -lprotobuf-c -lpthread
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+PROTO_SRC   := $(wildcard proto/*.proto)
+PROTO_C     := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTO_SRC))
+PROTO_OBJ   := $(PROTO_C:.c=.o)
+IMG_SRC     := $(filter-out images/tool.c,$(wildcard images/*.c))
+IMG_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(IMG_SRC))
+PLUGIN_SRC  := $(filter-out criu-plugin/guardian-main.c,$(wildcard criu-plugin/*.c))
+PLUGIN_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(PLUGIN_SRC))
+UNIT_SRC    := $(wildcard test/unit/test_*.c)
+UNIT_BIN    := $(patsubst test/unit/%.c,$(BUILD)/test/unit/%,$(UNIT_SRC))
+LIB         := $(BUILD)/libcriuqemu.a
+
+PLUGIN      := $(BUILD)/plugin/qemu_plugin.so
+GUARDIAN    := $(BUILD)/plugin/criu-qemu-guardian
+IMGTOOL     := $(BUILD)/criu-qemu-img
+GUEST       := build/guest/.stamp
+
+.PHONY: all deps criu check unit integration demo bench install clean guest
+all: $(PLUGIN) $(GUARDIAN) $(IMGTOOL) $(GUEST)
+
+deps:
+	scripts/deps.sh
+	scripts/criu.sh
+
+$(CRIU_MK):
+	scripts/deps.sh
+	scripts/criu.sh
+
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(dir $@)
+	protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
+
+$(BUILD)/%.o: %.c $(PROTO_C) $(CRIU_MK)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(PROTO_OBJ) $(IMG_OBJ) $(PLUGIN_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(PLUGIN): $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -shared -o $@ -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS)
+
+$(GUARDIAN): $(BUILD)/criu-plugin/guardian-main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(IMGTOOL): $(BUILD)/images/tool.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(GUEST): test/guest/build-guest.sh $(wildcard test/guest/*.c test/guest/init*)
+	test/guest/build-guest.sh build/guest
+	touch $@
+
+guest: $(GUEST)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: all
+	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) $(PYTEST) -v -rs test/integration $(PYTEST_ARGS)
+
+check: deps
+	$(MAKE) all
+	$(MAKE) SAN=1 BUILD=build/san unit
+	$(MAKE) unit
+	$(MAKE) integration
+
+demo: deps
+	$(MAKE) all
+	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) /usr/bin/python3 test/demo.py
+
+bench: deps
+	$(MAKE) all
+	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) /usr/bin/python3 test/bench.py $(BENCH_ARGS)
+
+install: $(PLUGIN) $(GUARDIAN) $(IMGTOOL)
+	install -D -m 0644 $(PLUGIN) $(DESTDIR)$(PLUGIN_DIR)/qemu_plugin.so
+	install -D -m 0755 $(GUARDIAN) $(DESTDIR)$(PLUGIN_DIR)/criu-qemu-guardian
+	install -D -m 0755 $(IMGTOOL) $(DESTDIR)$(PREFIX)/bin/criu-qemu-img
+
+clean:
+	rm -rf $(BUILD)/criu-plugin $(BUILD)/images $(BUILD)/proto $(BUILD)/test $(BUILD)/san \
+		$(LIB) $(PLUGIN) $(GUARDIAN) $(IMGTOOL)
+
+-include $(shell find $(BUILD) -name '*.d' -not -path '*/criu-src/*' 2>/dev/null)

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef CRIU_QEMU_CONFIG_H
+#define CRIU_QEMU_CONFIG_H
+
+#include <stdbool.h>
+
+#define QP_CONFIG_FILE "/etc/criu/qemu_plugin.conf"
+
+struct qp_config {
+	bool enabled;		/* off: the plugin only recognises and logs */
+	unsigned workers;	/* parallel writer/filler threads; 0 = online CPUs */
+	bool odirect;		/* O_DIRECT for page data */
+	unsigned long long min_block_bytes; /* smaller RAM blocks are left to CRIU */
+	unsigned qmp_timeout_ms;/* give up on a busy or dead monitor after this */
+};
+
+/*
+ * Defaults, then the config file (path from $CRIU_QEMU_CONFIG or
+ * QP_CONFIG_FILE; a missing file is fine), then CRIU_QEMU_* environment
+ * variables. Orchestrators (runc, Podman) strip the environment, so the
+ * file alone must be enough. Returns 0 or -EINVAL on a malformed file.
+ */
+int qp_config_load(struct qp_config *c);
+
+/* Apply one "key = value" setting; exposed for tests. */
+int qp_config_set(struct qp_config *c, const char *key, const char *value);
+
+#endif

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * CRIU plugin entry points. CRIU (criu/plugin.c) calls, for a dump:
+ *   init(DUMP) -> PAUSE_DEVICES(root pid, before the freeze)
+ *              -> CHECKPOINT_DEVICES(each pid, frozen, before mappings are
+ *                 collected) -> ... -> exit(DUMP, ret) before the tasks are
+ *                 unfrozen or killed;
+ * and for a restore:
+ *   init(RESTORE) -> RESUME_DEVICES_LATE(each pid, tasks still stopped)
+ *                 -> exit(RESTORE, ret).
+ * Hooks answer -ENOTSUP for processes that are not ours, so CRIU moves on
+ * to the next plugin; see Documentation/design.md.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "criu-plugin.h"
+
+#include "config.h"
+#include "detect.h"
+#include "log.h"
+
+static struct qp_config config;
+static int plugin_stage = -1;
+
+static const char *stage_name(int stage)
+{
+	switch (stage) {
+	case CR_PLUGIN_STAGE__DUMP: return "dump";
+	case CR_PLUGIN_STAGE__PRE_DUMP: return "pre-dump";
+	case CR_PLUGIN_STAGE__RESTORE: return "restore";
+	}
+	return "unknown";
+}
+
+static int qemu_plugin_init(int stage)
+{
+	int ret;
+
+	plugin_stage = stage;
+	ret = qp_config_load(&config);
+	if (ret)
+		return ret;
+	pr_debug("loaded for %s (workers=%u odirect=%d min_block=%lluMiB enabled=%d)\n",
+		 stage_name(stage), config.workers, config.odirect, config.min_block_bytes >> 20,
+		 config.enabled);
+	return 0;
+}
+
+static void qemu_plugin_fini(int stage, int ret)
+{
+	pr_debug("%s finished with %d\n", stage_name(stage), ret);
+}
+
+CR_PLUGIN_REGISTER("qemu_plugin", qemu_plugin_init, qemu_plugin_fini)
+
+/* Detect and log once per hook; returns 1 for QEMU, 0 otherwise. */
+static int detect(const char *hook, pid_t pid, struct qemu_proc *q)
+{
+	int ret = qemu_detect(pid, q);
+
+	if (ret < 0) {
+		pr_debug("%s: pid %d: cannot inspect: %s\n", hook, pid, strerror(-ret));
+		return 0;
+	}
+	if (!ret) {
+		pr_debug("%s: pid %d is not QEMU, nothing to do\n", hook, pid);
+		return 0;
+	}
+	pr_info("%s: pid %d is QEMU (%s, %s, -m %lluMiB, qmp %s)\n", hook, pid, q->exe,
+		q->kvm ? "kvm" : "tcg", q->mem_bytes >> 20, q->qmp_path[0] ? q->qmp_path : "none");
+	return 1;
+}
+
+static int qemu_pause_devices(int pid)
+{
+	struct qemu_proc q;
+
+	detect("pause-devices", pid, &q);
+	return -ENOTSUP;
+}
+CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__PAUSE_DEVICES, qemu_pause_devices)
+
+static int qemu_checkpoint_devices(int pid)
+{
+	struct qemu_proc q;
+
+	detect("checkpoint-devices", pid, &q);
+	return -ENOTSUP;
+}
+CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__CHECKPOINT_DEVICES, qemu_checkpoint_devices)
+
+static int qemu_resume_devices_late(int pid)
+{
+	pr_debug("resume-devices-late: pid %d: no RAM image, nothing to do\n", pid);
+	return -ENOTSUP;
+}
+CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__RESUME_DEVICES_LATE, qemu_resume_devices_late)

@@ -1,0 +1,1075 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Fixed-ram page images: layout, creation, completion, validation and
+ * chunk reads. See fixedram.h and Documentation/image-format.md.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define XXH_STATIC_LINKING_ONLY	/* XXH3_state_t on the stack */
+#include <xxhash.h>
+
+#include "fixedram.h"
+#include "log.h"
+#include "qemu-ram.pb-c.h"
+
+_Static_assert(sizeof(struct fr_prefix) == FR_PREFIX_SIZE, "fr_prefix must be 32 bytes");
+_Static_assert(FR_CHUNK_PAGES % 64 == 0, "a chunk must own whole bitmap words");
+_Static_assert((int)FR_BACKING_ANON_PRIVATE == (int)RAM_BACKING__ANON_PRIVATE &&
+		       (int)FR_BACKING_SHARED_FD == (int)RAM_BACKING__SHARED_FD &&
+		       (int)FR_BACKING_HUGETLB == (int)RAM_BACKING__HUGETLB,
+	       "enum fr_backing must match proto ram_backing");
+
+#define FR_MIN_PAGE_SIZE 4096u
+#define FR_HEADER_MAX	 (FR_ALIGN - FR_PREFIX_SIZE)
+/* Largest single pread/pwrite Linux does in one go. */
+#define FR_IO_MAX	 0x7ffff000ULL
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+/* ------------------------------------------------------------------------ */
+
+static bool is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+/* *res = align_up(v, FR_ALIGN); false on overflow. */
+static bool align_up_ok(uint64_t v, uint64_t *res)
+{
+	if (v > UINT64_MAX - (FR_ALIGN - 1))
+		return false;
+	*res = (v + FR_ALIGN - 1) & ~(FR_ALIGN - 1);
+	return true;
+}
+
+static uint64_t bitmap_words(uint64_t nr_pages)
+{
+	return nr_pages / 64 + (nr_pages % 64 ? 1 : 0);
+}
+
+static uint64_t bitmap_bytes(uint64_t nr_pages)
+{
+	return bitmap_words(nr_pages) * 8;
+}
+
+/* Bits of the last bitmap word that lie beyond nr_pages (0 if none). */
+static uint64_t tail_mask(uint64_t nr_pages)
+{
+	unsigned int used = nr_pages % 64;
+
+	return used ? ~((1ULL << used) - 1) : 0;
+}
+
+/* Path of an open fd for log lines; falls back to "fd N". */
+static const char *fd_path(int fd, char *buf, size_t len)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, buf, len - 1);
+	if (n <= 0) {
+		snprintf(buf, len, "fd %d", fd);
+		return buf;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Full pwrite, retrying on EINTR and short writes. 0 or -errno. */
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	while (len) {
+		size_t n = len > FR_IO_MAX ? FR_IO_MAX : len;
+		ssize_t ret = pwrite(fd, p, n, (off_t)off);
+
+		if (ret < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (ret == 0)
+			return -EIO;
+		p += ret;
+		len -= ret;
+		off += ret;
+	}
+	return 0;
+}
+
+/*
+ * Full pread, retrying on EINTR and short reads. Returns bytes read (less
+ * than len only at end of file) or -errno.
+ */
+static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		size_t n = len - done > FR_IO_MAX ? FR_IO_MAX : len - done;
+		ssize_t ret = pread(fd, p + done, n, (off_t)(off + done));
+
+		if (ret < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (ret == 0)
+			break;
+		done += ret;
+	}
+	return done;
+}
+
+static int fsync_retry(int fd)
+{
+	while (fsync(fd)) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+#if __BYTE_ORDER == __LITTLE_ENDIAN
+#define le64_array_to_disk(dst, src, n) ((void)(dst), (const void *)(src))
+static void le64_array_from_disk(uint64_t *a, uint64_t n)
+{
+	(void)a;
+	(void)n;
+}
+#else
+static const void *le64_array_to_disk(uint64_t *dst, const uint64_t *src, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		dst[i] = htole64(src[i]);
+	return dst;
+}
+static void le64_array_from_disk(uint64_t *a, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		a[i] = le64toh(a[i]);
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Naming, init, layout                                                      */
+/* ------------------------------------------------------------------------ */
+
+int fr_image_name(char *buf, size_t len, pid_t pid)
+{
+	int n = snprintf(buf, len, "qemu-ram-%d.img", (int)pid);
+
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int fr_image_init(struct fr_image *img, uint32_t pid, uint32_t nr_blocks)
+{
+	memset(img, 0, sizeof(*img));
+	img->fd = -1;
+	img->meta_fd = -1;
+	img->pid = pid;
+	if (nr_blocks) {
+		img->blocks = calloc(nr_blocks, sizeof(*img->blocks));
+		if (!img->blocks)
+			return -ENOMEM;
+	}
+	img->nr_blocks = nr_blocks;
+	return 0;
+}
+
+const char *fr_backing_name(enum fr_backing backing)
+{
+	switch (backing) {
+	case FR_BACKING_ANON_PRIVATE:
+		return "anon-private";
+	case FR_BACKING_SHARED_FD:
+		return "shared-fd";
+	case FR_BACKING_HUGETLB:
+		return "hugetlb";
+	}
+	return "unknown";
+}
+
+static void free_block_contents(struct fr_block *b)
+{
+	free(b->bitmap);
+	free(b->csums);
+	b->bitmap = NULL;
+	b->csums = NULL;
+}
+
+int fr_layout(struct fr_image *img)
+{
+	uint64_t off = FR_ALIGN, end = FR_ALIGN;
+	uint32_t i;
+
+	for (i = 0; i < img->nr_blocks; i++) {
+		struct fr_block *b = &img->blocks[i];
+		uint64_t bm_bytes, cs_bytes, meta_end;
+		size_t nlen = strnlen(b->name, FR_NAME_MAX);
+
+		if (nlen == 0 || nlen >= FR_NAME_MAX) {
+			pr_err("block %u: name must be 1..%d bytes\n", i, FR_NAME_MAX - 1);
+			return -EINVAL;
+		}
+		if (b->page_size < FR_MIN_PAGE_SIZE || !is_pow2(b->page_size)) {
+			pr_err("block '%s': page size %u is not a power of two >= %u\n", b->name,
+			       b->page_size, FR_MIN_PAGE_SIZE);
+			return -EINVAL;
+		}
+		if (b->length == 0 || b->length % b->page_size) {
+			pr_err("block '%s': length %" PRIu64 " is not a non-zero multiple of page size %u\n",
+			       b->name, b->length, b->page_size);
+			return -EINVAL;
+		}
+		if ((unsigned)b->backing > FR_BACKING_HUGETLB) {
+			pr_err("block '%s': unknown backing %d\n", b->name, (int)b->backing);
+			return -EINVAL;
+		}
+		if (b->host_addr > UINT64_MAX - b->length) {
+			pr_err("block '%s': host range 0x%" PRIx64 " + %" PRIu64 " overflows\n", b->name,
+			       b->host_addr, b->length);
+			return -EINVAL;
+		}
+
+		b->nr_pages = b->length / b->page_size;
+		b->chunk_pages = FR_CHUNK_PAGES;
+		b->nr_chunks = b->nr_pages / b->chunk_pages + (b->nr_pages % b->chunk_pages ? 1 : 0);
+		bm_bytes = bitmap_bytes(b->nr_pages);
+		cs_bytes = b->nr_chunks * 8;
+
+		b->bitmap_offset = off;
+		/* bm_bytes, cs_bytes <= length / 4096 * 8: no overflow of their own */
+		if (off > UINT64_MAX - bm_bytes - cs_bytes)
+			goto overflow;
+		b->csum_offset = off + bm_bytes;
+		meta_end = b->csum_offset + cs_bytes;
+		if (!align_up_ok(meta_end, &b->pages_offset))
+			goto overflow;
+		if (b->pages_offset > UINT64_MAX - b->length)
+			goto overflow;
+		end = b->pages_offset + b->length;
+		if (end > (uint64_t)INT64_MAX || !align_up_ok(end, &off))
+			goto overflow;
+
+		free_block_contents(b);
+		b->bitmap = calloc(bitmap_words(b->nr_pages), sizeof(uint64_t));
+		b->csums = calloc(b->nr_chunks, sizeof(uint64_t));
+		if (!b->bitmap || !b->csums) {
+			free_block_contents(b);
+			pr_err("block '%s': cannot allocate bitmap for %" PRIu64 " pages\n", b->name,
+			       b->nr_pages);
+			return -ENOMEM;
+		}
+		b->nr_present = 0;
+	}
+	img->file_size = end;
+	return 0;
+
+overflow:
+	pr_err("block '%s': image layout overflows the file offset range\n", img->blocks[i].name);
+	return -EFBIG;
+}
+
+uint64_t fr_chunk_nr_pages(const struct fr_block *b, uint64_t chunk)
+{
+	uint64_t first;
+
+	if (chunk >= b->nr_chunks || !b->chunk_pages)
+		return 0;
+	first = chunk * b->chunk_pages;
+	return b->nr_pages - first < b->chunk_pages ? b->nr_pages - first : b->chunk_pages;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Create / finish                                                           */
+/* ------------------------------------------------------------------------ */
+
+int fr_create(struct fr_image *img, int dirfd, const char *name, int extra_flags)
+{
+	const int flags = O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC;
+	struct fr_prefix zero = {};
+	int ret;
+
+	if (img->file_size < FR_ALIGN) {
+		pr_err("%s: fr_create() before fr_layout()\n", name);
+		return -EINVAL;
+	}
+
+	img->meta_fd = openat(dirfd, name, flags, 0600);
+	if (img->meta_fd < 0) {
+		ret = -errno;
+		pr_perror("cannot create RAM image %s", name);
+		return ret;
+	}
+
+	img->fd = openat(dirfd, name, flags | extra_flags, 0600);
+	if (img->fd < 0 && errno == EINVAL && (extra_flags & O_DIRECT)) {
+		pr_warn("%s: filesystem does not support O_DIRECT, using buffered I/O\n", name);
+		img->fd = openat(dirfd, name, flags | (extra_flags & ~O_DIRECT), 0600);
+	}
+	if (img->fd < 0) {
+		ret = -errno;
+		pr_perror("cannot open RAM image %s for page data", name);
+		goto err;
+	}
+
+	/* An all-zero prefix: fr_open() rejects the file until fr_finish(). */
+	ret = pwrite_full(img->meta_fd, &zero, sizeof(zero), 0);
+	if (ret) {
+		pr_err("%s: cannot write image prefix: %s\n", name, strerror(-ret));
+		goto err;
+	}
+	if (ftruncate(img->meta_fd, (off_t)img->file_size)) {
+		ret = -errno;
+		pr_perror("%s: cannot size image to %" PRIu64 " bytes", name, img->file_size);
+		goto err;
+	}
+	return 0;
+
+err:
+	if (img->fd >= 0)
+		close(img->fd);
+	close(img->meta_fd);
+	img->fd = img->meta_fd = -1;
+	unlinkat(dirfd, name, 0);
+	return ret;
+}
+
+uint64_t fr_chunk_csum(const struct fr_block *b, uint64_t chunk, const void *buf)
+{
+	uint64_t n = fr_chunk_nr_pages(b, chunk), first = chunk * b->chunk_pages, i = 0;
+	const char *p = buf;
+	XXH3_state_t st;
+
+	XXH3_64bits_reset_withSeed(&st, chunk);
+	while (i < n) {
+		uint64_t run;
+
+		if (!fr_bit_test(b->bitmap, first + i)) {
+			i++;
+			continue;
+		}
+		for (run = 1; i + run < n && fr_bit_test(b->bitmap, first + i + run); run++)
+			;
+		XXH3_64bits_update(&st, p + i * b->page_size, run * b->page_size);
+		i += run;
+	}
+	return XXH3_64bits_digest(&st);
+}
+
+/* Write an LE u64 array via meta_fd; returns XXH3 of the on-disk bytes. */
+static int write_le64_array(int fd, const uint64_t *a, uint64_t n, uint64_t off, uint64_t *csum)
+{
+	const void *disk;
+	uint64_t *tmp = NULL;
+	int ret;
+
+#if __BYTE_ORDER != __LITTLE_ENDIAN
+	tmp = malloc(n * 8);
+	if (!tmp)
+		return -ENOMEM;
+#endif
+	disk = le64_array_to_disk(tmp, a, n);
+	*csum = XXH3_64bits(disk, n * 8);
+	ret = pwrite_full(fd, disk, n * 8, off);
+	free(tmp);
+	return ret;
+}
+
+int fr_finish(struct fr_image *img)
+{
+	RamImageEntry hdr = RAM_IMAGE_ENTRY__INIT;
+	RamBlockEntry *entries = NULL, **eptrs = NULL;
+	struct fr_prefix prefix = {};
+	char path[PATH_MAX];
+	uint8_t *buf = NULL;
+	size_t hlen;
+	uint32_t i;
+	int ret;
+
+	if (img->meta_fd < 0 || img->fd < 0)
+		return -EBADF;
+	fd_path(img->meta_fd, path, sizeof(path));
+
+	if (img->nr_blocks) {
+		entries = calloc(img->nr_blocks, sizeof(*entries));
+		eptrs = calloc(img->nr_blocks, sizeof(*eptrs));
+		if (!entries || !eptrs) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+
+	for (i = 0; i < img->nr_blocks; i++) {
+		struct fr_block *b = &img->blocks[i];
+		RamBlockEntry *e = &entries[i];
+		uint64_t w, nw = bitmap_words(b->nr_pages), present = 0;
+
+		if (!b->bitmap || !b->csums) {
+			pr_err("%s: block '%s' has no bitmap (fr_layout() not called?)\n", path, b->name);
+			ret = -EINVAL;
+			goto out;
+		}
+		if (b->bitmap[nw - 1] & tail_mask(b->nr_pages)) {
+			pr_warn("%s: block '%s': bits beyond page %" PRIu64 " set, clearing them\n", path,
+				b->name, b->nr_pages);
+			b->bitmap[nw - 1] &= ~tail_mask(b->nr_pages);
+		}
+		for (w = 0; w < nw; w++)
+			present += __builtin_popcountll(b->bitmap[w]);
+		b->nr_present = present;
+
+		ram_block_entry__init(e);
+		e->name = b->name;
+		e->host_addr = b->host_addr;
+		e->length = b->length;
+		e->page_size = b->page_size;
+		e->backing = (RamBacking)b->backing;
+		e->bitmap_offset = b->bitmap_offset;
+		e->csum_offset = b->csum_offset;
+		e->pages_offset = b->pages_offset;
+		e->chunk_pages = b->chunk_pages;
+		e->nr_present = b->nr_present;
+
+		ret = write_le64_array(img->meta_fd, b->bitmap, nw, b->bitmap_offset, &e->bitmap_csum);
+		if (!ret)
+			ret = write_le64_array(img->meta_fd, b->csums, b->nr_chunks, b->csum_offset,
+					       &e->csum_table_csum);
+		if (ret) {
+			pr_err("%s: block '%s': cannot write bitmap/checksum table: %s\n", path, b->name,
+			       strerror(-ret));
+			goto out;
+		}
+		eptrs[i] = e;
+	}
+
+	/* Page data (written via fd, possibly O_DIRECT) and metadata durable first. */
+	ret = fsync_retry(img->fd);
+	if (!ret)
+		ret = fsync_retry(img->meta_fd);
+	if (ret) {
+		pr_err("%s: fsync of page data failed: %s\n", path, strerror(-ret));
+		goto out;
+	}
+
+	if (!img->dump_time_ns) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		img->dump_time_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	}
+	hdr.pid = img->pid;
+	hdr.file_size = img->file_size;
+	hdr.n_blocks = img->nr_blocks;
+	hdr.blocks = eptrs;
+	hdr.has_dump_time_ns = true;
+	hdr.dump_time_ns = img->dump_time_ns;
+
+	hlen = ram_image_entry__get_packed_size(&hdr);
+	if (hlen == 0 || hlen > FR_HEADER_MAX) {
+		pr_err("%s: header is %zu bytes, does not fit in %llu (too many RAM blocks: %u)\n", path,
+		       hlen, (unsigned long long)FR_HEADER_MAX, img->nr_blocks);
+		ret = -E2BIG;
+		goto out;
+	}
+	buf = malloc(hlen);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ram_image_entry__pack(&hdr, buf);
+
+	memcpy(prefix.magic, FR_MAGIC, sizeof(prefix.magic));
+	prefix.version = htole32(FR_VERSION);
+	prefix.header_len = htole32((uint32_t)hlen);
+	prefix.header_csum = htole64(XXH3_64bits(buf, hlen));
+	prefix.reserved = 0;
+
+	/*
+	 * Header, then (after it is durable) the prefix that makes it valid. A
+	 * crash in between leaves a zero prefix; a torn prefix fails its
+	 * magic or the header checksum.
+	 */
+	ret = pwrite_full(img->meta_fd, buf, hlen, FR_PREFIX_SIZE);
+	if (!ret)
+		ret = fsync_retry(img->meta_fd);
+	if (!ret)
+		ret = pwrite_full(img->meta_fd, &prefix, sizeof(prefix), 0);
+	if (!ret)
+		ret = fsync_retry(img->meta_fd);
+	if (ret)
+		pr_err("%s: cannot write image header: %s\n", path, strerror(-ret));
+out:
+	free(buf);
+	free(eptrs);
+	free(entries);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open / validate                                                           */
+/* ------------------------------------------------------------------------ */
+
+struct region {
+	uint64_t start, end;
+	uint32_t block;
+	const char *what;
+};
+
+static int region_cmp(const void *a, const void *b)
+{
+	const struct region *x = a, *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return x->end < y->end ? -1 : x->end > y->end;
+}
+
+struct name_ref {
+	const char *name;
+	uint32_t block;
+};
+
+static int name_cmp(const void *a, const void *b)
+{
+	const struct name_ref *x = a, *y = b;
+	int r = strcmp(x->name, y->name);
+
+	return r ? r : (x->block > y->block) - (x->block < y->block);
+}
+
+struct open_ctx {
+	const char *path;
+	char *err;
+	size_t errlen;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct open_ctx *c, int ret, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->err && c->errlen)
+		snprintf(c->err, c->errlen, "%s: %s", c->path, msg);
+	pr_debug("fr_open: %s: %s\n", c->path, msg);
+	return ret;
+}
+
+/* Read a LE u64 array region, check its XXH3, convert to native. */
+static int read_le64_array(int fd, uint64_t off, uint64_t n, uint64_t want_csum, uint64_t **out,
+			   uint64_t *got_csum)
+{
+	uint64_t *a;
+	ssize_t r;
+
+	if (n > SIZE_MAX / 8)
+		return -ENOMEM;
+	a = malloc(n * 8);
+	if (!a)
+		return -ENOMEM;
+	r = pread_full(fd, a, n * 8, off);
+	if (r < 0 || (uint64_t)r != n * 8) {
+		free(a);
+		return r < 0 ? (int)r : -EIO;
+	}
+	*got_csum = XXH3_64bits(a, n * 8);
+	if (*got_csum != want_csum) {
+		free(a);
+		return -EBADMSG;
+	}
+	le64_array_from_disk(a, n);
+	*out = a;
+	return 0;
+}
+
+static int validate_block(struct open_ctx *c, const RamImageEntry *h, uint32_t i, struct fr_block *b,
+			  struct region *regs)
+{
+	const RamBlockEntry *e = h->blocks[i];
+	size_t nlen;
+
+	if (!e->name)
+		return fail(c, -EBADMSG, "block %u: no name", i);
+	nlen = strlen(e->name);
+	if (nlen == 0 || nlen >= FR_NAME_MAX)
+		return fail(c, -EBADMSG, "block %u: name is %zu bytes, must be 1..%d", i, nlen,
+			    FR_NAME_MAX - 1);
+	memcpy(b->name, e->name, nlen + 1);
+
+#define BFAIL(fmt, ...) fail(c, -EBADMSG, "block %u '%s': " fmt, i, b->name, ##__VA_ARGS__)
+	if (e->page_size < FR_MIN_PAGE_SIZE || !is_pow2(e->page_size))
+		return BFAIL("page size %u is not a power of two >= %u", e->page_size, FR_MIN_PAGE_SIZE);
+	if (e->length == 0 || e->length % e->page_size)
+		return BFAIL("length %" PRIu64 " is not a non-zero multiple of page size %u", e->length,
+			     e->page_size);
+	if ((unsigned)e->backing > FR_BACKING_HUGETLB)
+		return BFAIL("unknown backing type %d", (int)e->backing);
+	if (e->chunk_pages == 0 || e->chunk_pages % 64)
+		return BFAIL("chunk size %u pages is not a non-zero multiple of 64", e->chunk_pages);
+	if (e->host_addr > UINT64_MAX - e->length)
+		return BFAIL("host range 0x%" PRIx64 " + %" PRIu64 " wraps around", e->host_addr,
+			     e->length);
+
+	b->host_addr = e->host_addr;
+	b->length = e->length;
+	b->page_size = e->page_size;
+	b->backing = (enum fr_backing)e->backing;
+	b->nr_pages = e->length / e->page_size;
+	b->chunk_pages = e->chunk_pages;
+	b->nr_chunks = b->nr_pages / b->chunk_pages + (b->nr_pages % b->chunk_pages ? 1 : 0);
+	b->bitmap_offset = e->bitmap_offset;
+	b->csum_offset = e->csum_offset;
+	b->pages_offset = e->pages_offset;
+
+	if (e->nr_present > b->nr_pages)
+		return BFAIL("header says %" PRIu64 " pages present, block has only %" PRIu64,
+			     e->nr_present, b->nr_pages);
+	if (e->pages_offset % FR_ALIGN)
+		return BFAIL("page data offset 0x%" PRIx64 " is not aligned to %llu bytes",
+			     e->pages_offset, (unsigned long long)FR_ALIGN);
+
+	regs[0] = (struct region){ e->bitmap_offset, 0, i, "bitmap" };
+	regs[1] = (struct region){ e->csum_offset, 0, i, "checksum table" };
+	regs[2] = (struct region){ e->pages_offset, 0, i, "page data" };
+	{
+		const uint64_t lens[3] = { bitmap_bytes(b->nr_pages), b->nr_chunks * 8, e->length };
+
+		for (int k = 0; k < 3; k++) {
+			struct region *r = &regs[k];
+
+			if (r->start < FR_ALIGN)
+				return BFAIL("%s at offset 0x%" PRIx64 " overlaps the header area [0, 0x%llx)",
+					     r->what, r->start, (unsigned long long)FR_ALIGN);
+			if (r->start > h->file_size || lens[k] > h->file_size - r->start)
+				return BFAIL("%s [0x%" PRIx64 ", +%" PRIu64 ") lies beyond the end of the image "
+					     "(%" PRIu64 " bytes)",
+					     r->what, r->start, lens[k], h->file_size);
+			r->end = r->start + lens[k];
+		}
+	}
+#undef BFAIL
+	return 0;
+}
+
+static int load_block_tables(struct open_ctx *c, int fd, const RamBlockEntry *e, uint32_t i,
+			     struct fr_block *b)
+{
+	uint64_t got, present = 0, nw = bitmap_words(b->nr_pages), w;
+	int ret;
+
+	ret = read_le64_array(fd, b->bitmap_offset, nw, e->bitmap_csum, &b->bitmap, &got);
+	if (ret == -EBADMSG)
+		return fail(c, ret,
+			    "block %u '%s': bitmap checksum mismatch (stored 0x%016" PRIx64
+			    ", computed 0x%016" PRIx64 "): present-page bitmap at offset 0x%" PRIx64
+			    " is corrupt",
+			    i, b->name, e->bitmap_csum, got, b->bitmap_offset);
+	if (ret)
+		return fail(c, ret, "block %u '%s': cannot read bitmap (%" PRIu64 " bytes at 0x%" PRIx64 "): %s",
+			    i, b->name, nw * 8, b->bitmap_offset, strerror(-ret));
+
+	ret = read_le64_array(fd, b->csum_offset, b->nr_chunks, e->csum_table_csum, &b->csums, &got);
+	if (ret == -EBADMSG)
+		return fail(c, ret,
+			    "block %u '%s': checksum table checksum mismatch (stored 0x%016" PRIx64
+			    ", computed 0x%016" PRIx64 "): chunk checksum table at offset 0x%" PRIx64
+			    " is corrupt",
+			    i, b->name, e->csum_table_csum, got, b->csum_offset);
+	if (ret)
+		return fail(c, ret,
+			    "block %u '%s': cannot read checksum table (%" PRIu64 " bytes at 0x%" PRIx64 "): %s",
+			    i, b->name, b->nr_chunks * 8, b->csum_offset, strerror(-ret));
+
+	if (b->bitmap[nw - 1] & tail_mask(b->nr_pages))
+		return fail(c, -EBADMSG, "block %u '%s': bitmap has bits set beyond the last page %" PRIu64,
+			    i, b->name, b->nr_pages - 1);
+	for (w = 0; w < nw; w++)
+		present += __builtin_popcountll(b->bitmap[w]);
+	if (present != e->nr_present)
+		return fail(c, -EBADMSG, "block %u '%s': bitmap has %" PRIu64 " pages set, header says %" PRIu64,
+			    i, b->name, present, e->nr_present);
+	b->nr_present = present;
+	return 0;
+}
+
+static void free_blocks(struct fr_block *blocks, uint32_t n)
+{
+	if (!blocks)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		free_block_contents(&blocks[i]);
+	free(blocks);
+}
+
+int fr_open(struct fr_image *img, int dirfd, const char *name, char *err, size_t errlen)
+{
+	struct open_ctx c = { .path = name, .err = err, .errlen = errlen };
+	char path[PATH_MAX];
+	RamImageEntry *h = NULL;
+	struct fr_block *blocks = NULL;
+	struct region *regs = NULL;
+	struct name_ref *names = NULL;
+	struct fr_prefix p;
+	uint8_t *hbuf = NULL;
+	uint32_t version, hlen, i, nb = 0;
+	uint64_t hcsum, got;
+	struct stat st;
+	int fd = -1, meta_fd = -1, ret;
+	ssize_t r;
+
+	if (err && errlen)
+		err[0] = '\0';
+	fr_image_init(img, 0, 0);
+
+	/* O_NONBLOCK: a FIFO planted under the image name must not hang restore. */
+	meta_fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (meta_fd < 0) {
+		ret = -errno;
+		return fail(&c, ret, "cannot open RAM image: %s", strerror(-ret));
+	}
+	c.path = fd_path(meta_fd, path, sizeof(path));
+	if (fstat(meta_fd, &st)) {
+		ret = fail(&c, -errno, "cannot stat: %s", strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = fail(&c, -EINVAL, "not a regular file");
+		goto out;
+	}
+	fcntl(meta_fd, F_SETFL, fcntl(meta_fd, F_GETFL) & ~O_NONBLOCK);
+
+	/* Prefix */
+	if (st.st_size == 0) {
+		ret = fail(&c, -EINVAL, "empty file (0 bytes): not a criu-qemu RAM image");
+		goto out;
+	}
+	if (st.st_size < FR_PREFIX_SIZE) {
+		ret = fail(&c, -EINVAL, "truncated: file is %lld bytes, smaller than the %d-byte prefix",
+			   (long long)st.st_size, FR_PREFIX_SIZE);
+		goto out;
+	}
+	r = pread_full(meta_fd, &p, sizeof(p), 0);
+	if (r != sizeof(p)) {
+		ret = fail(&c, r < 0 ? (int)r : -EIO, "cannot read prefix: %s",
+			   r < 0 ? strerror((int)-r) : "short read");
+		goto out;
+	}
+	if (memcmp(p.magic, FR_MAGIC, sizeof(p.magic))) {
+		static const char zero[sizeof(p.magic)];
+
+		if (!memcmp(p.magic, zero, sizeof(zero)))
+			ret = fail(&c, -EINVAL,
+				   "not a criu-qemu RAM image: prefix is all zeros (the dump that wrote it "
+				   "did not finish; the header is written last)");
+		else
+			ret = fail(&c, -EINVAL, "not a criu-qemu RAM image (bad magic)");
+		goto out;
+	}
+	version = le32toh(p.version);
+	hlen = le32toh(p.header_len);
+	hcsum = le64toh(p.header_csum);
+	if (version != FR_VERSION) {
+		ret = fail(&c, -EPROTONOSUPPORT, "image version %u, this build reads %d", version,
+			   FR_VERSION);
+		goto out;
+	}
+	if (hlen == 0 || hlen > FR_HEADER_MAX) {
+		ret = fail(&c, -EBADMSG, "header length %u out of range (1..%llu): prefix is corrupt", hlen,
+			   (unsigned long long)FR_HEADER_MAX);
+		goto out;
+	}
+	if ((uint64_t)st.st_size < FR_PREFIX_SIZE + (uint64_t)hlen) {
+		ret = fail(&c, -EBADMSG, "truncated: file is %lld bytes, header ends at %llu",
+			   (long long)st.st_size, (unsigned long long)FR_PREFIX_SIZE + hlen);
+		goto out;
+	}
+
+	/* Header */
+	hbuf = malloc(hlen);
+	if (!hbuf) {
+		ret = fail(&c, -ENOMEM, "out of memory for %u-byte header", hlen);
+		goto out;
+	}
+	r = pread_full(meta_fd, hbuf, hlen, FR_PREFIX_SIZE);
+	if (r != (ssize_t)hlen) {
+		ret = fail(&c, r < 0 ? (int)r : -EIO, "cannot read header: %s",
+			   r < 0 ? strerror((int)-r) : "short read");
+		goto out;
+	}
+	got = XXH3_64bits(hbuf, hlen);
+	if (got != hcsum) {
+		ret = fail(&c, -EBADMSG,
+			   "header checksum mismatch (stored 0x%016" PRIx64 ", computed 0x%016" PRIx64
+			   "): header is corrupt",
+			   hcsum, got);
+		goto out;
+	}
+	h = ram_image_entry__unpack(NULL, hlen, hbuf);
+	if (!h) {
+		ret = fail(&c, -EBADMSG, "header is not a valid ram_image_entry protobuf");
+		goto out;
+	}
+	if (h->file_size != (uint64_t)st.st_size) {
+		if ((uint64_t)st.st_size < h->file_size)
+			ret = fail(&c, -EBADMSG, "truncated: file is %lld bytes, header says %" PRIu64,
+				   (long long)st.st_size, h->file_size);
+		else
+			ret = fail(&c, -EBADMSG,
+				   "size mismatch: file is %lld bytes, header says %" PRIu64
+				   " (trailing data)",
+				   (long long)st.st_size, h->file_size);
+		goto out;
+	}
+	if (h->n_blocks > UINT32_MAX / 3) {
+		ret = fail(&c, -EBADMSG, "too many blocks (%zu)", h->n_blocks);
+		goto out;
+	}
+
+	/* Blocks: fields and regions */
+	nb = h->n_blocks;
+	if (nb) {
+		blocks = calloc(nb, sizeof(*blocks));
+		regs = calloc((size_t)nb * 3, sizeof(*regs));
+		names = calloc(nb, sizeof(*names));
+		if (!blocks || !regs || !names) {
+			ret = fail(&c, -ENOMEM, "out of memory for %u blocks", nb);
+			goto out;
+		}
+	}
+	for (i = 0; i < nb; i++) {
+		ret = validate_block(&c, h, i, &blocks[i], &regs[3 * i]);
+		if (ret)
+			goto out;
+		names[i] = (struct name_ref){ blocks[i].name, i };
+	}
+	if (nb) {
+		qsort(names, nb, sizeof(*names), name_cmp);
+		for (i = 1; i < nb; i++) {
+			if (!strcmp(names[i - 1].name, names[i].name)) {
+				ret = fail(&c, -EBADMSG, "blocks %u and %u have the same name '%s'",
+					   names[i - 1].block, names[i].block, names[i].name);
+				goto out;
+			}
+		}
+		qsort(regs, (size_t)nb * 3, sizeof(*regs), region_cmp);
+		for (i = 1; i < nb * 3; i++) {
+			const struct region *a = &regs[i - 1], *b = &regs[i];
+
+			if (b->start < a->end) {
+				ret = fail(&c, -EBADMSG,
+					   "block %u '%s' %s [0x%" PRIx64 ", 0x%" PRIx64 ") overlaps block %u '%s' "
+					   "%s [0x%" PRIx64 ", 0x%" PRIx64 ")",
+					   b->block, blocks[b->block].name, b->what, b->start, b->end, a->block,
+					   blocks[a->block].name, a->what, a->start, a->end);
+				goto out;
+			}
+		}
+	}
+
+	/* Bitmaps and checksum tables: bounded by the (checked) file size. */
+	for (i = 0; i < nb; i++) {
+		ret = load_block_tables(&c, meta_fd, h->blocks[i], i, &blocks[i]);
+		if (ret)
+			goto out;
+	}
+
+	/* Own open file description for page data, so callers may e.g. set O_DIRECT on it. */
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		ret = fail(&c, -errno, "cannot reopen for page data: %s", strerror(errno));
+		goto out;
+	}
+	{
+		struct stat st2;
+
+		if (fstat(fd, &st2) || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
+			ret = fail(&c, -ESTALE, "file was replaced while being opened");
+			goto out;
+		}
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+
+	img->fd = fd;
+	img->meta_fd = meta_fd;
+	img->pid = h->pid;
+	img->nr_blocks = nb;
+	img->blocks = blocks;
+	img->file_size = h->file_size;
+	img->dump_time_ns = h->has_dump_time_ns ? h->dump_time_ns : 0;
+	fd = meta_fd = -1;
+	blocks = NULL;
+	ret = 0;
+out:
+	if (h)
+		ram_image_entry__free_unpacked(h, NULL);
+	free_blocks(blocks, nb);
+	free(names);
+	free(regs);
+	free(hbuf);
+	if (fd >= 0)
+		close(fd);
+	if (meta_fd >= 0)
+		close(meta_fd);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Chunk reads                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Read len bytes of page data at off into dst; log and fail on errors/EOF. */
+static int read_pages(const struct fr_image *img, const struct fr_block *b, uint64_t chunk, uint64_t off,
+		      uint64_t len, char *dst)
+{
+	bool aligned = !((uintptr_t)dst % FR_MIN_PAGE_SIZE) && !(len % FR_MIN_PAGE_SIZE);
+	int fd = (aligned && img->fd >= 0) ? img->fd : img->meta_fd;
+	uint64_t page = (off - b->pages_offset) / b->page_size;
+	uint64_t last = (off + len - 1 - b->pages_offset) / b->page_size;
+	char path[PATH_MAX];
+	ssize_t r;
+
+	if (fd < 0)
+		return -EBADF;
+	r = pread_full(fd, dst, len, off);
+	if (r == -EINVAL && fd == img->fd && img->meta_fd >= 0) {
+		/* O_DIRECT refused this buffer/offset: go through the page cache. */
+		fd = img->meta_fd;
+		r = pread_full(fd, dst, len, off);
+	}
+	if (r < 0) {
+		pr_err("%s: block '%s' chunk %" PRIu64 ": reading pages %" PRIu64 "..%" PRIu64
+		       " at offset 0x%" PRIx64 " failed: %s\n",
+		       fd_path(fd, path, sizeof(path)), b->name, chunk, page, last, off, strerror((int)-r));
+		return (int)r;
+	}
+	if ((uint64_t)r != len) {
+		pr_err("%s: block '%s' chunk %" PRIu64 ": truncated page data: got %zd of %" PRIu64
+		       " bytes at offset 0x%" PRIx64 " (pages %" PRIu64 "..%" PRIu64 ")\n",
+		       fd_path(fd, path, sizeof(path)), b->name, chunk, r, len, off, page, last);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int csum_mismatch(const struct fr_image *img, const struct fr_block *b, uint64_t chunk, uint64_t csum)
+{
+	uint64_t first = chunk * b->chunk_pages, n = fr_chunk_nr_pages(b, chunk);
+	char path[PATH_MAX];
+
+	pr_err("%s: block '%s' chunk %" PRIu64 " (pages %" PRIu64 "..%" PRIu64 ", file offset 0x%" PRIx64
+	       "): checksum mismatch (stored 0x%016" PRIx64 ", computed 0x%016" PRIx64
+	       "): page data is corrupt\n",
+	       fd_path(img->meta_fd >= 0 ? img->meta_fd : img->fd, path, sizeof(path)), b->name, chunk,
+	       first, first + n - 1, fr_page_offset(b, first), b->csums[chunk], csum);
+	return -EBADMSG;
+}
+
+int fr_read_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t chunk, void *buf)
+{
+	uint64_t n = fr_chunk_nr_pages(b, chunk), first = chunk * b->chunk_pages, i = 0, csum;
+	char *p = buf;
+	int ret;
+
+	if (chunk >= b->nr_chunks || !b->bitmap || !b->csums)
+		return -EINVAL;
+
+	/* Runs of present pages become one pread each; absent runs one memset. */
+	while (i < n) {
+		uint64_t run = 1;
+		bool present = fr_bit_test(b->bitmap, first + i);
+
+		while (i + run < n && fr_bit_test(b->bitmap, first + i + run) == present)
+			run++;
+		if (present) {
+			ret = read_pages(img, b, chunk, fr_page_offset(b, first + i), run * b->page_size,
+					 p + i * b->page_size);
+			if (ret)
+				return ret;
+		} else {
+			memset(p + i * b->page_size, 0, run * b->page_size);
+		}
+		i += run;
+	}
+
+	csum = fr_chunk_csum(b, chunk, buf);
+	if (csum != b->csums[chunk])
+		return csum_mismatch(img, b, chunk, csum);
+	return 0;
+}
+
+int fr_scan_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t chunk, void *buf,
+		  size_t buf_len, fr_scan_cb cb, void *arg)
+{
+	uint64_t n = fr_chunk_nr_pages(b, chunk), first = chunk * b->chunk_pages, i = 0, csum;
+	XXH3_state_t st;
+	int ret;
+
+	if (chunk >= b->nr_chunks || !b->bitmap || !b->csums || buf_len < FR_MIN_PAGE_SIZE ||
+	    buf_len % FR_MIN_PAGE_SIZE)
+		return -EINVAL;
+
+	XXH3_64bits_reset_withSeed(&st, chunk);
+	while (i < n) {
+		uint64_t run = 1, done = 0, bytes;
+
+		if (!fr_bit_test(b->bitmap, first + i)) {
+			i++;
+			continue;
+		}
+		while (i + run < n && fr_bit_test(b->bitmap, first + i + run))
+			run++;
+		bytes = run * b->page_size;
+		while (done < bytes) {
+			uint64_t len = bytes - done < buf_len ? bytes - done : buf_len;
+			uint64_t block_off = (first + i) * b->page_size + done;
+
+			ret = read_pages(img, b, chunk, b->pages_offset + block_off, len, buf);
+			if (ret)
+				return ret;
+			XXH3_64bits_update(&st, buf, len);
+			if (cb) {
+				ret = cb(arg, block_off, buf, len);
+				if (ret)
+					return ret;
+			}
+			done += len;
+		}
+		i += run;
+	}
+	csum = XXH3_64bits_digest(&st);
+	if (csum != b->csums[chunk])
+		return csum_mismatch(img, b, chunk, csum);
+	return 0;
+}
+
+void fr_close(struct fr_image *img)
+{
+	if (img->fd >= 0)
+		close(img->fd);
+	if (img->meta_fd >= 0)
+		close(img->meta_fd);
+	img->fd = img->meta_fd = -1;
+	free_blocks(img->blocks, img->nr_blocks);
+	img->blocks = NULL;
+	img->nr_blocks = 0;
+}

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Fixed-ram page image: every guest page of a RAM block lives at a fixed file
+ * offset (pages_offset + page * page_size); a bitmap says which pages hold
+ * data; pages whose bit is clear read as zero. Written out of order by
+ * parallel workers, read back in parallel or mmap'ed. See
+ * Documentation/image-format.md for the on-disk layout.
+ *
+ * File layout:
+ *   0            struct fr_prefix (32 bytes, little endian)
+ *   32           header: protobuf ram_image_entry, prefix.header_len bytes
+ *   FR_ALIGN..   per block, in order: bitmap (nr_pages bits as LE u64 words),
+ *                chunk checksum table (nr_chunks LE u64), then at the next
+ *                FR_ALIGN boundary the page region (nr_pages * page_size).
+ *
+ * The prefix and header are written last (fr_finish), after everything else
+ * is fsync'ed, so an interrupted dump leaves a file that fr_open() rejects.
+ *
+ * Chunk checksum: XXH3_64bits_withSeed over the present pages of the chunk
+ * concatenated in ascending page order, seed = chunk index.
+ */
+#ifndef CRIU_QEMU_FIXEDRAM_H
+#define CRIU_QEMU_FIXEDRAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FR_MAGIC	"CRQMRAM1"	/* 8 bytes, no NUL stored */
+#define FR_VERSION	1
+#define FR_ALIGN	(1ULL << 20)	/* page regions aligned like QEMU's mapped-ram */
+#define FR_CHUNK_PAGES	256		/* multiple of 64: a chunk owns whole bitmap words */
+#define FR_NAME_MAX	64
+#define FR_PREFIX_SIZE	32
+
+struct fr_prefix {
+	char magic[8];
+	uint32_t version;
+	uint32_t header_len;
+	uint64_t header_csum;	/* XXH3-64 of the header bytes */
+	uint64_t reserved;
+} __attribute__((packed));
+
+enum fr_backing {
+	FR_BACKING_ANON_PRIVATE = 0,
+	FR_BACKING_SHARED_FD = 1,
+	FR_BACKING_HUGETLB = 2,
+};
+
+struct fr_block {
+	/* Identity: filled by the caller before fr_layout(). */
+	char name[FR_NAME_MAX];
+	uint64_t host_addr;
+	uint64_t length;
+	uint32_t page_size;
+	enum fr_backing backing;
+
+	/* Layout: computed by fr_layout() or read by fr_open(). */
+	uint64_t nr_pages;
+	uint64_t nr_chunks;
+	uint32_t chunk_pages;
+	uint64_t bitmap_offset;
+	uint64_t csum_offset;
+	uint64_t pages_offset;
+
+	/* Contents, in memory while dumping / restoring. */
+	uint64_t *bitmap;	/* nr_pages bits, word i covers pages 64i..64i+63 */
+	uint64_t *csums;	/* nr_chunks entries */
+	uint64_t nr_present;	/* set by fr_finish() / fr_open() */
+};
+
+struct fr_image {
+	int fd;			/* data fd; O_DIRECT if asked for at create */
+	int meta_fd;		/* buffered fd for bitmap/csums/header */
+	uint32_t pid;
+	uint32_t nr_blocks;
+	struct fr_block *blocks;
+	uint64_t file_size;
+	uint64_t dump_time_ns;
+};
+
+/* "qemu-ram-<pid>.img" */
+int fr_image_name(char *buf, size_t len, pid_t pid);
+
+/* Allocate nr_blocks zeroed blocks; fds set to -1. */
+int fr_image_init(struct fr_image *img, uint32_t pid, uint32_t nr_blocks);
+
+/* Compute every block's layout and file_size; allocate bitmaps and csums. */
+int fr_layout(struct fr_image *img);
+
+/*
+ * Create (truncate) the image file in dirfd, size it to file_size (sparse),
+ * and keep it open. extra_flags may hold O_DIRECT for the data fd.
+ * Returns 0 or -errno.
+ */
+int fr_create(struct fr_image *img, int dirfd, const char *name, int extra_flags);
+
+static inline uint64_t fr_page_offset(const struct fr_block *b, uint64_t page)
+{
+	return b->pages_offset + page * b->page_size;
+}
+
+static inline void fr_bit_set(uint64_t *bm, uint64_t bit)
+{
+	bm[bit / 64] |= 1ULL << (bit % 64);
+}
+
+static inline bool fr_bit_test(const uint64_t *bm, uint64_t bit)
+{
+	return bm[bit / 64] & (1ULL << (bit % 64));
+}
+
+/* Pages in chunk (the last chunk of a block may be short). */
+uint64_t fr_chunk_nr_pages(const struct fr_block *b, uint64_t chunk);
+
+/*
+ * Checksum of one chunk. buf holds the chunk as in guest memory: the chunk's
+ * page i at buf + i * page_size. Only pages whose bitmap bit is set count.
+ */
+uint64_t fr_chunk_csum(const struct fr_block *b, uint64_t chunk, const void *buf);
+
+/*
+ * Write bitmaps and checksum tables, fsync, then the header and prefix,
+ * fsync again. After this returns 0 the image is complete and durable.
+ */
+int fr_finish(struct fr_image *img);
+
+/*
+ * Open and validate an image: magic, version, header checksum, protobuf,
+ * offsets (aligned, in bounds, not overlapping), file size (truncation),
+ * bitmap and checksum-table checksums, nr_present. Page data is checked
+ * chunk by chunk by fr_read_chunk(). On error returns -errno and writes a
+ * human-readable reason to err.
+ */
+int fr_open(struct fr_image *img, int dirfd, const char *name, char *err, size_t errlen);
+
+/*
+ * Read one chunk into buf (laid out as in guest memory): present pages from
+ * the file, absent pages zero-filled; verify the checksum.
+ * Returns 0, -EBADMSG on checksum mismatch, or -errno.
+ */
+int fr_read_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t chunk, void *buf);
+
+/*
+ * Like fr_read_chunk() without holding the whole chunk in memory (for tools:
+ * a hugetlb chunk can be 256 x 1 GiB). Reads the chunk's present pages in
+ * ascending order through buf (buf_len bytes, a non-zero multiple of 4096),
+ * calls cb (if not NULL) for every piece with its byte offset inside the
+ * block, and verifies the checksum at the end -- so cb sees data before it
+ * is known to be good. Returns 0, -EBADMSG, cb's non-zero return, or -errno.
+ */
+typedef int (*fr_scan_cb)(void *arg, uint64_t block_off, const void *data, size_t len);
+int fr_scan_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t chunk, void *buf,
+		  size_t buf_len, fr_scan_cb cb, void *arg);
+
+void fr_close(struct fr_image *img);
+
+const char *fr_backing_name(enum fr_backing backing);
+
+#endif

@@ -1,0 +1,26 @@
+#!/bin/bash
+# Install the Debian packages the project builds and tests with. Idempotent:
+# a second run only checks dpkg and exits.
+set -euo pipefail
+
+PKGS=(
+	build-essential pkg-config
+	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libprotobuf-dev python3-protobuf
+	liburing-dev libjansson-dev libxxhash-dev libcmocka-dev
+	libnl-3-dev libnl-route-3-dev libnet1-dev libcap-dev libaio-dev libbsd-dev
+	libgnutls28-dev uuid-dev
+	qemu-system-x86 busybox-static cpio xz-utils dpkg-dev
+	python3 python3-pytest iproute2 e2fsprogs
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
