@@ -1,0 +1,306 @@
+"""Test harness: real QEMU guests as our own children, real CRIU with the plugin.
+
+The harness process is a child subreaper, so QEMU processes restored by
+`criu restore -d` are reparented to us and reaped here. PID 1 on these
+machines reaps orphans slowly, and a zombie holding QEMU's PID makes the
+next `criu restore` fail with "Can't fork ... File exists".
+"""
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(TOP, "test", "guest"))
+import wlcheck  # noqa: E402
+
+BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
+GUEST_DIR = os.path.join(TOP, "build", "guest")
+PLUGIN_DIR = os.path.join(BUILD, "plugin")
+IMGTOOL = os.path.join(BUILD, "criu-qemu-img")
+QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
+PR_SET_CHILD_SUBREAPER = 36
+CRIU_FAULT = os.environ.get("CRIU_FAULT", "130")
+
+
+def criu_bin():
+    if os.environ.get("CRIU"):
+        return os.environ["CRIU"]
+    with open(os.path.join(TOP, "build", "criu.mk")) as f:
+        for line in f:
+            if line.startswith("CRIU :="):
+                return line.split(":=", 1)[1].strip()
+    raise RuntimeError("no CRIU: run 'make deps'")
+
+
+def become_subreaper():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def reap_zombies():
+    """Reap every exited child (restored QEMUs are ours too)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def pid_alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def wait_pid_gone(pid, timeout=30):
+    """Wait until pid is reaped and free for reuse by criu restore."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        reap_zombies()
+        if not os.path.exists("/proc/%d" % pid):
+            return
+        time.sleep(0.05)
+    raise TimeoutError("pid %d still exists" % pid)
+
+
+class CriuError(Exception):
+    pass
+
+
+class Guest:
+    """A TCG QEMU guest running the memory-verification workload."""
+
+    def __init__(self, workdir, mem="512M", wl_mb=64, rate_kbs=512, zero_every=16,
+                 seed=None, extra_args=(), memfd=False, name="guest", kernel_args=""):
+        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.console = os.path.join(workdir, name + "-console.log")
+        self.qmp_path = os.path.join(workdir, name + "-qmp.sock")
+        self.stderr_path = os.path.join(workdir, name + "-qemu.log")
+        self.seed = seed if seed is not None else int.from_bytes(os.urandom(3), "little") + 1
+        self.mem = mem
+        self.wl_mb = wl_mb
+        append = ("console=ttyS0 quiet panic=-1 wl.mb=%d wl.rate=%d wl.zero_every=%d wl.seed=%d"
+                  % (wl_mb, rate_kbs, zero_every, self.seed)) + (" " + kernel_args if kernel_args else "")
+        cmd = [QEMU, "-accel", "tcg", "-nodefaults", "-no-user-config", "-display", "none",
+               "-no-reboot", "-name", name,
+               "-kernel", os.path.join(GUEST_DIR, "vmlinuz"),
+               "-initrd", os.path.join(GUEST_DIR, "initramfs.cpio.gz"),
+               "-append", append,
+               "-chardev", "file,id=con0,path=%s" % self.console,
+               "-serial", "chardev:con0",
+               "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        if memfd:
+            cmd += ["-object", "memory-backend-memfd,id=ram0,size=%s,share=on" % mem,
+                    "-machine", "memory-backend=ram0", "-m", mem]
+        else:
+            cmd += ["-m", mem]
+        self.cmd = cmd + list(extra_args)
+        self.proc = None
+        self.pid = None
+
+    def start(self):
+        for p in (self.console, self.qmp_path):
+            if os.path.exists(p):
+                os.unlink(p)
+        err = open(self.stderr_path, "w")
+        # Own session and no tty: CRIU then needs no --shell-job.
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=err,
+                                     stderr=err, start_new_session=True)
+        err.close()
+        self.pid = self.proc.pid
+        return self
+
+    # --- console -----------------------------------------------------------
+    def lines(self):
+        try:
+            with open(self.console, errors="replace") as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def statuses(self, lines=None):
+        return [s for s in map(wlcheck.parse_status, lines if lines is not None else self.lines()) if s]
+
+    def last_status(self):
+        st = self.statuses()
+        return st[-1] if st else None
+
+    def wait_for(self, pred, timeout=60, what="condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            reap_zombies()
+            v = pred()
+            if v:
+                return v
+            if self.pid and not pid_alive(self.pid):
+                raise AssertionError("QEMU %d died while waiting for %s; console tail:\n%s\nqemu log:\n%s"
+                                     % (self.pid, what, "\n".join(self.lines()[-20:]), self.qemu_log()))
+            time.sleep(0.1)
+        raise TimeoutError("timed out after %ds waiting for %s; console tail:\n%s"
+                           % (timeout, what, "\n".join(self.lines()[-20:])))
+
+    def wait_ready(self, timeout=120):
+        self.wait_for(lambda: any("WL ready" in l for l in self.lines()), timeout, "WL ready")
+        return self.wait_passes(1, timeout)
+
+    def wait_passes(self, n, timeout=120, after=None):
+        """Wait for a status line showing >= n passes past `after` (a status)."""
+        base = after["pass"] if after else 0
+
+        def ok():
+            st = self.last_status()
+            return st if st and st["pass"] >= base + n else None
+        return self.wait_for(ok, timeout, "%d workload passes" % n)
+
+    def wait_progress(self, timeout=60, after=None):
+        """Wait until w has advanced past `after` (rewriting resumed)."""
+        def ok():
+            st = self.last_status()
+            return st if st and after and st["w"] > after["w"] and st["pass"] > after["pass"] else None
+        return self.wait_for(ok, timeout, "workload progress")
+
+    def check_console(self):
+        """Checksums continue, w never goes back, no CORRUPT anywhere."""
+        problems = wlcheck.check_log(self.lines())
+        assert not problems, "workload problems:\n" + "\n".join(problems[:20])
+        starts = [l for l in self.lines() if "WL start" in l]
+        assert len(starts) == 1, "guest restarted (%d WL start lines)" % len(starts)
+
+    def qemu_log(self):
+        try:
+            with open(self.stderr_path) as f:
+                return f.read()[-4000:]
+        except FileNotFoundError:
+            return ""
+
+    def console_size(self):
+        return os.path.getsize(self.console)
+
+    # --- QMP ---------------------------------------------------------------
+    def qmp(self, command, arguments=None, timeout=10):
+        """One-shot QMP: connect, negotiate, run one command, disconnect.
+
+        The connection is closed again before any dump: CRIU cannot dump a
+        unix socket connected to a process outside the dumped tree."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(self.qmp_path)
+        f = s.makefile("rw")
+        try:
+            json.loads(f.readline())  # greeting
+            for cmd in ({"execute": "qmp_capabilities"}, {"execute": command, "arguments": arguments or {}}):
+                f.write(json.dumps(cmd) + "\n")
+                f.flush()
+                while True:
+                    msg = json.loads(f.readline())
+                    if "return" in msg or "error" in msg:
+                        break
+            if "error" in msg:
+                raise RuntimeError("QMP %s: %s" % (command, msg["error"]))
+            return msg["return"]
+        finally:
+            f.close()
+            s.close()
+
+    # --- lifecycle ---------------------------------------------------------
+    def kill(self):
+        if self.pid and pid_alive(self.pid):
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.pid:
+            wait_pid_gone(self.pid)
+
+
+class Criu:
+    def __init__(self, workdir):
+        self.bin = criu_bin()
+        self.workdir = workdir
+
+    def run(self, args, log, expect_ok=True, timeout=300, env=None):
+        cmd = [self.bin] + args
+        e = dict(os.environ)
+        # Hardware breakpoints do not fire on this machine kind (PVM nested
+        # virtualisation has no usable debug registers): CRIU's parasite would
+        # run past its exit trap and CRIU waits forever. CRIU's own switch for
+        # such hosts is fault injection 130 (FI_NO_BREAKPOINTS): it then steps
+        # out of the parasite by syscall tracing instead.
+        e.setdefault("CRIU_FAULT", CRIU_FAULT)
+        if env:
+            e.update(env)
+        t0 = time.monotonic()
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout, env=e)
+        elapsed = time.monotonic() - t0
+        reap_zombies()
+        if expect_ok and r.returncode != 0:
+            tail = ""
+            if os.path.exists(log):
+                with open(log, errors="replace") as f:
+                    tail = "".join(f.readlines()[-40:])
+            raise CriuError("%s failed (rc %d): %s\n--- log tail ---\n%s"
+                            % (" ".join(cmd), r.returncode, r.stdout.decode(errors="replace"), tail))
+        return r.returncode, elapsed
+
+    def dump(self, pid, imgdir, plugin=True, leave_running=False, extra=(), expect_ok=True, env=None):
+        os.makedirs(imgdir, exist_ok=True)
+        log = os.path.join(imgdir, "dump.log")
+        args = ["dump", "-t", str(pid), "-D", imgdir, "-o", "dump.log", "-v4"]
+        if plugin:
+            args += ["--libdir", PLUGIN_DIR]
+        else:
+            args += ["--libdir", os.path.join(self.workdir, "no-plugins")]
+            os.makedirs(args[-1], exist_ok=True)
+        if leave_running:
+            args.append("--leave-running")
+        return self.run(args + list(extra), log, expect_ok, env=env)
+
+    def restore(self, imgdir, plugin=True, extra=(), expect_ok=True, env=None):
+        log = os.path.join(imgdir, "restore.log")
+        args = ["restore", "-D", imgdir, "-d", "-o", "restore.log", "-v4"]
+        if plugin:
+            args += ["--libdir", PLUGIN_DIR]
+        else:
+            args += ["--libdir", os.path.join(self.workdir, "no-plugins")]
+            os.makedirs(args[-1], exist_ok=True)
+        return self.run(args + list(extra), log, expect_ok, env=env)
+
+    def version(self):
+        r = subprocess.run([self.bin, "--version"], stdout=subprocess.PIPE, text=True)
+        return r.stdout.strip().replace("\n", " ")
+
+
+def plugin_lines(logpath):
+    with open(logpath, errors="replace") as f:
+        return [l.rstrip("\n") for l in f if "qemu_plugin" in l]
+
+
+def log_text(logpath):
+    with open(logpath, errors="replace") as f:
+        return f.read()
+
+
+def pages_img_bytes(imgdir):
+    """Bytes of CRIU's own page images (pages-*.img)."""
+    return sum(os.path.getsize(os.path.join(imgdir, f)) for f in os.listdir(imgdir)
+               if f.startswith("pages-") and f.endswith(".img"))
+
+
+def allocated_bytes(path):
+    return os.stat(path).st_blocks * 512
