@@ -19,7 +19,9 @@
 
 #include "config.h"
 #include "detect.h"
+#include "dump.h"
 #include "log.h"
+#include "restore.h"
 
 static struct qp_config config;
 static int plugin_stage = -1;
@@ -45,11 +47,17 @@ static int qemu_plugin_init(int stage)
 	pr_debug("loaded for %s (workers=%u odirect=%d min_block=%lluMiB enabled=%d)\n",
 		 stage_name(stage), config.workers, config.odirect, config.min_block_bytes >> 20,
 		 config.enabled);
+	if (stage == CR_PLUGIN_STAGE__RESTORE)
+		return qp_restore_init(&config);
 	return 0;
 }
 
 static void qemu_plugin_fini(int stage, int ret)
 {
+	if (stage == CR_PLUGIN_STAGE__DUMP)
+		qp_dump_finish(ret);
+	else if (stage == CR_PLUGIN_STAGE__RESTORE)
+		qp_restore_finish();
 	pr_debug("%s finished with %d\n", stage_name(stage), ret);
 }
 
@@ -73,27 +81,36 @@ static int detect(const char *hook, pid_t pid, struct qemu_proc *q)
 	return 1;
 }
 
+/*
+ * PAUSE_DEVICES and CHECKPOINT_DEVICES answer -ENOTSUP even when they did
+ * their work: CRIU stops calling further plugins at the first other value.
+ */
 static int qemu_pause_devices(int pid)
 {
 	struct qemu_proc q;
+	int ret;
 
-	detect("pause-devices", pid, &q);
-	return -ENOTSUP;
+	if (!detect("pause-devices", pid, &q))
+		return -ENOTSUP;
+	ret = qp_dump_pause(&config, &q);
+	return ret ? ret : -ENOTSUP;
 }
 CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__PAUSE_DEVICES, qemu_pause_devices)
 
 static int qemu_checkpoint_devices(int pid)
 {
 	struct qemu_proc q;
+	int ret;
 
-	detect("checkpoint-devices", pid, &q);
-	return -ENOTSUP;
+	if (!detect("checkpoint-devices", pid, &q))
+		return -ENOTSUP;
+	ret = qp_dump_checkpoint(&config, &q);
+	return ret ? ret : -ENOTSUP;
 }
 CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__CHECKPOINT_DEVICES, qemu_checkpoint_devices)
 
 static int qemu_resume_devices_late(int pid)
 {
-	pr_debug("resume-devices-late: pid %d: no RAM image, nothing to do\n", pid);
-	return -ENOTSUP;
+	return qp_restore_resume(&config, pid);
 }
 CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__RESUME_DEVICES_LATE, qemu_resume_devices_late)

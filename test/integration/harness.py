@@ -101,7 +101,10 @@ class Guest:
                "-kernel", os.path.join(GUEST_DIR, "vmlinuz"),
                "-initrd", os.path.join(GUEST_DIR, "initramfs.cpio.gz"),
                "-append", append,
-               "-chardev", "file,id=con0,path=%s" % self.console,
+               # append=on: O_WRONLY|O_APPEND files are exempt from CRIU's
+               # file-size check, so an image taken with --leave-running can
+               # be restored after the console log has grown.
+               "-chardev", "file,id=con0,path=%s,append=on" % self.console,
                "-serial", "chardev:con0",
                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
         if memfd:
@@ -114,10 +117,10 @@ class Guest:
         self.pid = None
 
     def start(self):
-        for p in (self.console, self.qmp_path):
+        for p in (self.console, self.qmp_path, self.stderr_path):
             if os.path.exists(p):
                 os.unlink(p)
-        err = open(self.stderr_path, "w")
+        err = open(self.stderr_path, "a")
         # Own session and no tty: CRIU then needs no --shell-job.
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=err,
                                      stderr=err, start_new_session=True)

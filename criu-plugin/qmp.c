@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "qmp.h"
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static int wait_fd(struct qmp *q, short events)
+{
+	struct pollfd p = { .fd = q->fd, .events = events };
+	long long left;
+	int ret;
+
+	for (;;) {
+		left = q->deadline_ms - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		ret = poll(&p, 1, left);
+		if (ret > 0)
+			return 0;
+		if (ret < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
+ * The socket path lives in QEMU's mount namespace and may be longer than
+ * sun_path once prefixed with /proc/PID/root: open it O_PATH and connect
+ * through /proc/self/fd/N instead.
+ */
+static int connect_path(struct qmp *q, pid_t pid, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char full[4200];
+	int pfd, ret;
+
+	snprintf(full, sizeof(full), "/proc/%d/root%s%s", pid, path[0] == '/' ? "" : "/", path);
+	pfd = open(full, O_PATH | O_CLOEXEC);
+	if (pfd < 0)
+		return -errno;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", pfd);
+	ret = connect(q->fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (ret < 0 && errno == EINPROGRESS)
+		ret = wait_fd(q, POLLOUT);
+	else if (ret < 0)
+		ret = -errno;
+	close(pfd);
+	return ret;
+}
+
+/* Read one JSON message (QMP sends one per line). */
+static int read_msg(struct qmp *q, json_t **msg)
+{
+	json_error_t jerr;
+	char *nl;
+	ssize_t n;
+	int ret;
+
+	while (!(nl = memchr(q->buf, '\n', q->len))) {
+		if (q->len == sizeof(q->buf))
+			return -E2BIG;
+		ret = wait_fd(q, POLLIN);
+		if (ret)
+			return ret;
+		n = read(q->fd, q->buf + q->len, sizeof(q->buf) - q->len);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			return -errno;
+		if (n > 0)
+			q->len += n;
+	}
+	*msg = json_loadb(q->buf, nl - q->buf, 0, &jerr);
+	q->len -= nl + 1 - q->buf;
+	memmove(q->buf, nl + 1, q->len);
+	if (!*msg) {
+		pr_warn("qmp: bad JSON from QEMU: %s\n", jerr.text);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int send_all(struct qmp *q, const char *s, size_t len)
+{
+	ssize_t n;
+	int ret;
+
+	while (len) {
+		ret = wait_fd(q, POLLOUT);
+		if (ret)
+			return ret;
+		n = send(q->fd, s, len, MSG_NOSIGNAL);
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			return -errno;
+		if (n > 0) {
+			s += n;
+			len -= n;
+		}
+	}
+	return 0;
+}
+
+int qmp_execute(struct qmp *q, const char *command, json_t *args, json_t **ret)
+{
+	json_t *req, *msg, *val;
+	char *text;
+	int err;
+
+	req = json_pack("{s:s}", "execute", command);
+	if (args)
+		json_object_set(req, "arguments", args);
+	text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (!text)
+		return -ENOMEM;
+	err = send_all(q, text, strlen(text));
+	if (!err)
+		err = send_all(q, "\n", 1);
+	free(text);
+
+	/* Skip asynchronous events until the reply arrives. */
+	while (!err && !(err = read_msg(q, &msg))) {
+		if ((val = json_object_get(msg, "return"))) {
+			if (ret)
+				*ret = json_incref(val);
+			json_decref(msg);
+			return 0;
+		}
+		if ((val = json_object_get(msg, "error"))) {
+			pr_info("qmp: %s failed: %s\n", command,
+				json_string_value(json_object_get(val, "desc")) ?: "?");
+			json_decref(msg);
+			return -EREMOTEIO;
+		}
+		json_decref(msg);
+	}
+	return err;
+}
+
+int qmp_open(struct qmp *q, pid_t pid, const char *path, unsigned timeout_ms)
+{
+	json_t *greeting;
+	int ret;
+
+	q->len = 0;
+	q->deadline_ms = now_ms() + timeout_ms;
+	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (q->fd < 0)
+		return -errno;
+	ret = connect_path(q, pid, path);
+	if (!ret)
+		ret = read_msg(q, &greeting);
+	if (!ret) {
+		if (!json_object_get(greeting, "QMP"))
+			ret = -EPROTO;
+		json_decref(greeting);
+	}
+	if (!ret)
+		ret = qmp_execute(q, "qmp_capabilities", NULL, NULL);
+	if (ret)
+		qmp_close(q);
+	return ret;
+}
+
+void qmp_close(struct qmp *q)
+{
+	if (q->fd >= 0)
+		close(q->fd);
+	q->fd = -1;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef CRIU_QEMU_RAMBLOCKS_H
+#define CRIU_QEMU_RAMBLOCKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "detect.h"
+#include "fixedram.h"
+
+#define RAM_MAX_BLOCKS 32
+
+/* A RAM block as QEMU names it (from the monitor or the command line). */
+struct ram_want {
+	char name[FR_NAME_MAX];
+	uint64_t size;
+	uint32_t page_size;
+	bool shared;		/* memory backend with share=on */
+	bool known_share;	/* false: unknown (no monitor), try both */
+};
+
+/* A RAM block found in the process: what the plugin saves. */
+struct ram_block {
+	char name[FR_NAME_MAX];
+	uint64_t host_addr;
+	uint64_t length;
+	uint32_t page_size;
+	enum fr_backing backing;
+	char path[256];		/* backing file for shared blocks ("" if anon) */
+};
+
+struct ram_layout {
+	struct ram_block blocks[RAM_MAX_BLOCKS];
+	int nr;
+	bool from_monitor;	/* names and sizes came from QMP */
+};
+
+/* Ask QEMU's monitor for its RAM blocks (x-query-ramblock + query-memdev). */
+int ram_query_monitor(const struct qemu_proc *q, unsigned timeout_ms, struct ram_want *want, int *nr);
+
+/* The same from the command line (-m), when there is no monitor. */
+int ram_want_from_cmdline(const struct qemu_proc *q, struct ram_want *want, int *nr);
+
+/*
+ * Find each wanted block of at least min_bytes in /proc/PID/maps: a run of
+ * contiguous VMAs of exactly the block's size, anonymous private for plain
+ * RAM, shared file/memfd for share=on backends. Smaller blocks (ROMs, VGA
+ * memory, ACPI tables) stay with CRIU: they are a few MiB at most.
+ */
+int ram_locate(pid_t pid, const struct ram_want *want, int nr_want, uint64_t min_bytes, struct ram_layout *out);
+
+/* Parse x-query-ramblock's text table; exposed for tests. */
+int ram_parse_ramblock_table(const char *text, struct ram_want *want, int *nr, int max);
+
+#endif

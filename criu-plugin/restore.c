@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Restore side. CRIU recreates the guest-RAM VMAs empty (the dump left no
+ * pages there); in RESUME_DEVICES_LATE, with the tasks still stopped in
+ * their final layout, we fill them from the image in parallel.
+ *
+ * CRIU ignores a failing RESUME_DEVICES_LATE and resumes the tasks anyway,
+ * so two rules keep a guest from ever running with wrong memory:
+ * every image is fully validated (header, bitmaps, checksum tables, size)
+ * in init, whose failure aborts the restore; and if page data turns out
+ * corrupt while filling, the task is killed before CRIU can resume it,
+ * which makes CRIU's final detach, and so the restore, fail.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "criu-plugin.h"
+
+#include "dump.h"
+#include "filler.h"
+#include "fixedram.h"
+#include "log.h"
+#include "restore.h"
+
+#define MAX_IMAGES 16
+
+static struct fr_image images[MAX_IMAGES];
+static int nr_images;
+
+static bool is_ram_image(const char *name)
+{
+	size_t n = strlen(name);
+
+	return !strncmp(name, "qemu-ram-", 9) && n > 13 && !strcmp(name + n - 4, ".img");
+}
+
+static int open_image(int dirfd, const char *name)
+{
+	struct fr_image *img = &images[nr_images];
+	char err[512] = "";
+	int ret;
+
+	if (nr_images == MAX_IMAGES) {
+		pr_err("more than %d QEMU RAM images\n", MAX_IMAGES);
+		return -E2BIG;
+	}
+	ret = fr_open(img, dirfd, name, err, sizeof(err));
+	if (ret) {
+		pr_err("RAM image %s is unusable: %s\n", name, err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	pr_info("RAM image %s: pid %u, %u blocks\n", name, img->pid, img->nr_blocks);
+	nr_images++;
+	return 0;
+}
+
+int qp_restore_init(const struct qp_config *c)
+{
+	struct dirent *de;
+	int dirfd, ret = 0;
+	DIR *d;
+
+	(void)c;
+	dirfd = fcntl(criu_get_image_dir(), F_DUPFD_CLOEXEC, 0);
+	if (dirfd < 0)
+		return -errno;
+	d = fdopendir(dirfd);
+	if (!d) {
+		close(dirfd);
+		return -errno;
+	}
+	rewinddir(d);
+	while (!ret && (de = readdir(d)))
+		if (is_ram_image(de->d_name))
+			ret = open_image(criu_get_image_dir(), de->d_name);
+	closedir(d);
+	if (ret)
+		qp_restore_finish();
+	return ret;
+}
+
+static struct fr_image *image_for(pid_t pid)
+{
+	pid_t ns_pid = qp_ns_pid(pid);
+	int i;
+
+	for (i = 0; i < nr_images; i++)
+		if (images[i].pid == (uint32_t)ns_pid)
+			return &images[i];
+	return NULL;
+}
+
+/* Kill the task and wait until it can no longer be resumed. */
+static void kill_task(pid_t pid)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	char path[64], buf[512];
+	int i;
+
+	kill(pid, SIGKILL);
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	for (i = 0; i < 500; i++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n;
+		char *p;
+
+		if (fd < 0)
+			return;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		p = strrchr(buf, ')');
+		if (!p || p[2] == 'Z' || p[2] == 'X')
+			return;
+		nanosleep(&ts, NULL);
+	}
+}
+
+int qp_restore_resume(const struct qp_config *c, pid_t pid)
+{
+	struct ram_io_opts o = { .workers = c->workers, .odirect = c->odirect };
+	struct fr_image *img = image_for(pid);
+	struct ram_io_stats st;
+	int ret;
+
+	if (!img) {
+		pr_debug("resume-devices-late: pid %d: no RAM image, nothing to do\n", pid);
+		return -ENOTSUP;
+	}
+	ret = ram_fill_from_image(pid, img, &o, &st);
+	if (ret) {
+		pr_err("pid %d: restoring guest RAM failed: %s; killing the task so that it never "
+		       "runs with wrong memory\n", pid, strerror(-ret));
+		kill_task(pid);
+		return ret;
+	}
+	pr_info("pid %d: RAM restored: %llu pages (%.1f MiB) in %.1f ms (%.0f MiB/s)\n", pid,
+		(unsigned long long)st.pages_written, st.bytes_written / 1048576.0, st.ms,
+		st.ms > 0 ? st.bytes_written / 1048576.0 * 1000 / st.ms : 0);
+	return 0;
+}
+
+void qp_restore_finish(void)
+{
+	int i;
+
+	for (i = 0; i < nr_images; i++)
+		fr_close(&images[i]);
+	nr_images = 0;
+}

@@ -1,0 +1,185 @@
+"""Guest RAM saved by the plugin as fixed-ram images, never by CRIU's pagemap;
+safe handoff; parallel restore. Real QEMU, real CRIU."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import harness
+
+
+def ram_image(imgdir):
+    imgs = [f for f in os.listdir(imgdir) if f.startswith("qemu-ram-") and f.endswith(".img")]
+    assert len(imgs) == 1, os.listdir(imgdir)
+    return os.path.join(imgdir, imgs[0])
+
+
+def img_tool(*args):
+    return subprocess.run([harness.IMGTOOL] + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def start_guest(workdir, guests, **kw):
+    g = harness.Guest(workdir, **kw).start()
+    guests.append(g)
+    g.wait_ready()
+    g.wait_passes(2)
+    return g
+
+
+def dump_and_check_handoff(criu, g, imgdir, **kw):
+    criu.dump(g.pid, imgdir, **kw)
+    log = harness.log_text(os.path.join(imgdir, "dump.log"))
+    assert "RAM saved" in log, "plugin did not save RAM"
+    return log
+
+
+def restore_and_verify(criu, g, imgdir, at_dump):
+    criu.restore(imgdir)
+    assert harness.pid_alive(g.pid)
+    g.wait_passes(2, after=at_dump)
+    g.wait_progress(after=at_dump)
+    g.check_console()
+    assert "RAM restored" in harness.log_text(os.path.join(imgdir, "restore.log"))
+
+
+def test_anon_ram_leaves_criu_pages_empty(workdir, criu, guests):
+    g = start_guest(workdir, guests, mem="1G", wl_mb=256)
+    imgdir = os.path.join(workdir, "img")
+    dump_and_check_handoff(criu, g, imgdir)
+    harness.wait_pid_gone(g.pid)
+    at_dump = g.last_status()
+
+    img = ram_image(imgdir)
+    assert img_tool("verify", img).returncode == 0
+    ours = harness.allocated_bytes(img)
+    theirs = harness.pages_img_bytes(imgdir)
+    # The workload alone owns 256 MiB of non-zero pages; CRIU keeps only
+    # QEMU's own heap, ROMs and small blocks.
+    assert ours >= 240 << 20, ours
+    assert theirs < 48 << 20, "CRIU's pages-*.img still hold %d MiB" % (theirs >> 20)
+    restore_and_verify(criu, g, imgdir, at_dump)
+
+
+def test_sparse_guest_stores_only_data_pages(workdir, criu, guests):
+    """2 GiB guest, 64 MiB touched: the image holds the data pages only."""
+    g = start_guest(workdir, guests, mem="2G", wl_mb=64, zero_every=4)
+    imgdir = os.path.join(workdir, "img")
+    dump_and_check_handoff(criu, g, imgdir)
+    harness.wait_pid_gone(g.pid)
+    at_dump = g.last_status()
+
+    img = ram_image(imgdir)
+    show = img_tool("show", "--json", img)
+    assert show.returncode == 0, show.stdout
+    allocated = harness.allocated_bytes(img)
+    apparent = os.path.getsize(img)
+    assert apparent >= 2 << 30
+    # 64 MiB of workload (a quarter of it explicit zero pages, never stored)
+    # plus the guest kernel's own pages; far below the 2 GiB of guest RAM.
+    assert allocated < 160 << 20, "image allocates %d MiB" % (allocated >> 20)
+    log = harness.log_text(os.path.join(imgdir, "dump.log"))
+    saved = [l for l in log.splitlines() if "RAM saved" in l][0]
+    zero = int(saved.split(" zero skipped")[0].rsplit(" ", 1)[1])
+    assert zero >= (64 << 20) // 4096 // 4 * 0.9, saved
+    restore_and_verify(criu, g, imgdir, at_dump)
+
+
+def test_leave_running_keeps_guest_and_image_restores(workdir, criu, guests):
+    g = start_guest(workdir, guests, mem="1G", wl_mb=128)
+    imgdir = os.path.join(workdir, "img")
+    dump_and_check_handoff(criu, g, imgdir, leave_running=True)
+    assert harness.pid_alive(g.pid)
+    at_dump = g.last_status()
+    # The original keeps running on its pages, given back by the guardian.
+    g.wait_passes(3, after=at_dump)
+    g.wait_progress(after=at_dump)
+    g.check_console()
+
+    g.kill()
+    console_before = len(g.lines())
+    restore_and_verify(criu, g, imgdir, at_dump)
+    assert len(g.lines()) > console_before
+
+
+def test_failed_post_dump_script_gives_pages_back(workdir, criu, guests):
+    g = start_guest(workdir, guests, mem="1G", wl_mb=128)
+    script = os.path.join(workdir, "fail-post-dump.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\n[ "$CRIU_SCRIPT_ACTION" = post-dump ] && exit 1\nexit 0\n')
+    os.chmod(script, 0o755)
+    imgdir = os.path.join(workdir, "img")
+    rc, _ = criu.dump(g.pid, imgdir, extra=["--action-script", script], expect_ok=False)
+    assert rc != 0
+    assert "RAM saved" in harness.log_text(os.path.join(imgdir, "dump.log"))
+    assert harness.pid_alive(g.pid), "CRIU killed the guest although post-dump failed"
+    at = g.last_status()
+    g.wait_passes(3, after=at)
+    g.wait_progress(after=at)
+    g.check_console()
+
+
+@pytest.mark.parametrize("when", ["after-handoff", "post-dump"])
+def test_criu_killed_guest_keeps_memory(workdir, criu, guests, when):
+    g = start_guest(workdir, guests, mem="1G", wl_mb=128)
+    imgdir = os.path.join(workdir, "img")
+    env, extra = {}, []
+    if when == "after-handoff":
+        # The plugin SIGKILLs CRIU right after the last range was handed over.
+        env["CRIU_QEMU_TEST_CRASH"] = "after-handoff"
+    else:
+        script = os.path.join(workdir, "kill-criu.sh")
+        with open(script, "w") as f:
+            f.write('#!/bin/sh\n[ "$CRIU_SCRIPT_ACTION" = post-dump ] && kill -9 $PPID\nexit 0\n')
+        os.chmod(script, 0o755)
+        extra = ["--action-script", script]
+    rc, _ = criu.dump(g.pid, imgdir, extra=extra, env=env, expect_ok=False)
+    assert rc == -9, "criu was expected to die by SIGKILL, rc %d" % rc
+    assert harness.pid_alive(g.pid)
+    at = g.last_status()
+    g.wait_passes(3, after=at)
+    g.wait_progress(after=at)
+    g.check_console()
+
+
+def corrupt_copy(src, dst, how):
+    shutil.copytree(src, dst)
+    img = ram_image(dst)
+    size = os.path.getsize(img)
+    with open(img, "r+b") as f:
+        if how == "truncate":
+            f.truncate(size - 4096)
+        elif how == "magic":
+            f.seek(0)
+            f.write(b"XXXXXXXX")
+        elif how == "page":
+            # Flip the first non-zero byte of block 0's page data.
+            blk = json.loads(img_tool("show", "--json", img).stdout)["blocks"][0]
+            data_off = int(blk["pages_offset"])
+            f.seek(data_off)
+            chunk = f.read(64 << 20)
+            pos = data_off + len(chunk) - len(chunk.lstrip(b"\0"))
+            f.seek(pos)
+            b = f.read(1)
+            f.seek(pos)
+            f.write(bytes([b[0] ^ 0xFF]))
+    return dst
+
+
+def test_bad_images_fail_restore_clearly(workdir, criu, guests):
+    g = start_guest(workdir, guests, mem="512M", wl_mb=64)
+    imgdir = os.path.join(workdir, "img")
+    dump_and_check_handoff(criu, g, imgdir)
+    harness.wait_pid_gone(g.pid)
+    expect = {"truncate": "truncated", "magic": "not a criu-qemu RAM image", "page": "checksum mismatch"}
+    for how, msg in expect.items():
+        bad = corrupt_copy(imgdir, os.path.join(workdir, "bad-" + how), how)
+        rc, _ = criu.restore(bad, expect_ok=False)
+        assert rc != 0, "restore from a %s image succeeded" % how
+        harness.wait_pid_gone(g.pid)
+        log = harness.log_text(os.path.join(bad, "restore.log"))
+        assert msg in log, "%s: no '%s' in restore.log" % (how, msg)
+    # The intact image still restores.
+    restore_and_verify(criu, g, imgdir, g.last_status())
