@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Placeholder main until the guardian lands (issue 3). */
-#include <stdio.h>
+/* criu-qemu-guardian: see guardian.h. */
+#include "guardian.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
-	fprintf(stderr, "criu-qemu-guardian: not implemented yet\n");
-	return 1;
+	return guardian_main(argc, argv);
 }

@@ -161,28 +161,46 @@ class Guest:
         self.wait_for(lambda: any("WL ready" in l for l in self.lines()), timeout, "WL ready")
         return self.wait_passes(1, timeout)
 
-    def wait_passes(self, n, timeout=120, after=None):
-        """Wait for a status line showing >= n passes past `after` (a status)."""
+    def mark(self):
+        """A point in the console log; later waits look only past it."""
+        return len(self.lines())
+
+    def _status_since(self, since):
+        st = self.statuses(self.lines()[since:])
+        return st[-1] if st else None
+
+    def wait_passes(self, n, timeout=120, after=None, since=0):
+        """Wait for a status line (past console line `since`) showing at
+        least n more completed passes than the status `after`."""
         base = after["pass"] if after else 0
 
         def ok():
-            st = self.last_status()
+            st = self._status_since(since)
             return st if st and st["pass"] >= base + n else None
         return self.wait_for(ok, timeout, "%d workload passes" % n)
 
-    def wait_progress(self, timeout=60, after=None):
-        """Wait until w has advanced past `after` (rewriting resumed)."""
+    def wait_progress(self, timeout=60, after=None, since=0):
+        """Wait until rewriting went on past the status `after`."""
         def ok():
-            st = self.last_status()
-            return st if st and after and st["w"] > after["w"] and st["pass"] > after["pass"] else None
+            st = self._status_since(since)
+            return st if st and st["w"] > after["w"] and st["pass"] > after["pass"] else None
         return self.wait_for(ok, timeout, "workload progress")
 
-    def check_console(self):
-        """Checksums continue, w never goes back, no CORRUPT anywhere."""
-        problems = wlcheck.check_log(self.lines())
-        assert not problems, "workload problems:\n" + "\n".join(problems[:20])
-        starts = [l for l in self.lines() if "WL start" in l]
+    def check_console(self, restarts_at=()):
+        """No CORRUPT line anywhere, every checksum matches its w, and w and
+        the pass count never go back -- except at the console lines in
+        `restarts_at`, where a restore from an older image resumes."""
+        lines = self.lines()
+        starts = [l for l in lines if "WL start" in l]
         assert len(starts) == 1, "guest restarted (%d WL start lines)" % len(starts)
+        problems = []
+        bounds = [0] + sorted(restarts_at) + [len(lines)]
+        for lo, hi in zip(bounds, bounds[1:]):
+            seg = lines[lo:hi]
+            if lo:
+                seg = [starts[0]] + seg
+            problems += wlcheck.check_log(seg)
+        assert not problems, "workload problems:\n" + "\n".join(problems[:20])
 
     def qemu_log(self):
         try:
@@ -307,3 +325,63 @@ def pages_img_bytes(imgdir):
 
 def allocated_bytes(path):
     return os.stat(path).st_blocks * 512
+
+
+def _varint(buf, i):
+    v = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return v, i
+
+
+def _pb_fields(msg):
+    """Top-level varint fields of a protobuf message: {field: value}."""
+    out, i = {}, 0
+    while i < len(msg):
+        key, i = _varint(msg, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            out[field], i = _varint(msg, i)
+        elif wire == 2:
+            n, i = _varint(msg, i)
+            i += n
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValueError("unexpected protobuf wire type %d" % wire)
+    return out
+
+
+def criu_pagemap(imgdir, pid):
+    """(vaddr, nr_pages) of every entry in CRIU's pagemap-PID.img: the pages
+    CRIU itself stored for that task."""
+    with open(os.path.join(imgdir, "pagemap-%d.img" % pid), "rb") as f:
+        data = f.read()
+    i, entries, first = 8, [], True  # two magics
+    while i < len(data):
+        n = int.from_bytes(data[i:i + 4], "little")
+        msg = data[i + 4:i + 4 + n]
+        i += 4 + n
+        if first:  # pagemap_head
+            first = False
+            continue
+        fields = _pb_fields(msg)
+        entries.append((fields[1], fields[2]))
+    return entries
+
+
+def plugin_ram_ranges(dumplog):
+    """Guest RAM ranges the plugin reports having saved: [(start, end)]."""
+    out = []
+    for line in plugin_lines(dumplog):
+        if ": RAM block " in line and " at 0x" in line:
+            addr = int(line.split(" at ")[1].split(",")[0], 16)
+            mib = int(line.split(", ")[1].split(" MiB")[0])
+            out.append((addr, addr + (mib << 20)))
+    return out

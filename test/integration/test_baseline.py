@@ -22,11 +22,12 @@ def test_tcg_guest_survives_dump_restore(workdir, criu, guests):
     lines = harness.plugin_lines(os.path.join(imgdir, "dump.log"))
     assert any("is QEMU" in l and str(g.pid) in l for l in lines), lines
 
+    mark = g.mark()
     criu.restore(imgdir)
     assert harness.pid_alive(g.pid), "restored QEMU is not running"
     # Two full verification passes after restore: every page was re-read.
-    g.wait_passes(2, after=at_dump)
-    g.wait_progress(after=at_dump)
+    g.wait_passes(2, after=at_dump, since=mark)
+    g.wait_progress(after=at_dump, since=mark)
     g.check_console()
 
 

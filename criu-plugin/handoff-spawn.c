@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Start the guardian outside CRIU's process tree.
+ *
+ * The middle child is created by a raw clone() with no exit signal: CRIU
+ * gets no SIGCHLD for it, and CRIU's handler (waitpid(-1) without __WALL)
+ * cannot reap it. The children run only raw system calls up to execve():
+ * CRIU may have other threads, and glibc's locks are not safe to use after
+ * a bare clone.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "guardian-proto.h"
+#include "handoff-spawn.h"
+#include "log.h"
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+#define GUARDIAN_NAME	"criu-qemu-guardian"
+#define SPAWN_FD_MIN	16	/* sources are moved here before dup3 onto 0..5 */
+
+extern char **environ;
+
+int handoff_guardian_path(char *buf, size_t len)
+{
+	const char *env = getenv("CRIU_QEMU_GUARDIAN");
+	const char *slash;
+	Dl_info info;
+
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+	} else if (dladdr((void *)handoff_guardian_path, &info) && info.dli_fname) {
+		slash = strrchr(info.dli_fname, '/');
+		if (slash)
+			snprintf(buf, len, "%.*s/" GUARDIAN_NAME, (int)(slash - info.dli_fname),
+				 info.dli_fname);
+		else
+			snprintf(buf, len, "./" GUARDIAN_NAME);
+	} else {
+		pr_err("handoff: cannot tell where the plugin was loaded from\n");
+		return -ENOENT;
+	}
+	if (access(buf, X_OK)) {
+		pr_perror("handoff: guardian %s", buf);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static long raw_clone(unsigned long flags)
+{
+	return syscall(SYS_clone, flags, 0, NULL, NULL, 0);
+}
+
+static void __attribute__((noreturn)) raw_exit(int code)
+{
+	for (;;)
+		syscall(SYS_exit_group, code);
+}
+
+/* What the grandchild needs, prepared before any clone. */
+struct plan {
+	const char *path;
+	char *argv[8];
+	int src[6];		/* fd that becomes 0..5 */
+	int moved[6];
+};
+
+static void __attribute__((noreturn)) exec_guardian(struct plan *p)
+{
+	int i;
+
+	/* Two steps, so that no source is overwritten before it is copied. */
+	for (i = 0; i < 6; i++) {
+		p->moved[i] = syscall(SYS_fcntl, p->src[i], F_DUPFD, SPAWN_FD_MIN);
+		if (p->moved[i] < 0)
+			raw_exit(126);
+	}
+	for (i = 0; i < 6; i++)
+		if (syscall(SYS_dup3, p->moved[i], i, 0) < 0)
+			raw_exit(126);
+	if (syscall(SYS_close_range, 6, ~0U, 0))
+		for (i = 6; i < 4096; i++)	/* kernel < 5.9 */
+			syscall(SYS_close, i);
+	syscall(SYS_execve, p->path, p->argv, environ);
+	raw_exit(127);
+}
+
+static void __attribute__((noreturn)) middle_child(struct plan *p)
+{
+	long pid;
+
+	syscall(SYS_setsid);
+	pid = raw_clone(SIGCHLD);
+	if (pid == 0)
+		exec_guardian(p);
+	raw_exit(pid < 0 ? 1 : 0);
+}
+
+static void make_plan(const struct handoff_spawn *s, int devnull, struct plan *p)
+{
+	static char ctl[] = "3", image[] = "4", pidfd[] = "5";
+
+	memset(p, 0, sizeof(*p));
+	p->path = s->path;
+	p->argv[0] = (char *)s->path;
+	p->argv[1] = "--ctl";
+	p->argv[2] = ctl;
+	p->argv[3] = "--image";
+	p->argv[4] = image;
+	p->argv[5] = "--pidfd";
+	p->argv[6] = pidfd;
+	p->src[0] = devnull;
+	p->src[1] = devnull;	/* never hold CRIU's stdout: a caller may wait for its EOF */
+	p->src[2] = s->log >= 0 ? s->log : STDERR_FILENO;
+	p->src[GP_FD_CTL] = s->ctl;
+	p->src[GP_FD_IMAGE] = s->image;
+	p->src[GP_FD_PIDFD] = s->pidfd;
+}
+
+static int reap(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, __WALL) < 0) {
+		if (errno != EINTR) {
+			pr_perror("handoff: waitpid(%d)", pid);
+			return -ECHILD;
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		pr_err("handoff: guardian launcher failed (status %#x)\n", status);
+		return -ECHILD;
+	}
+	return 0;
+}
+
+int handoff_spawn(const struct handoff_spawn *s)
+{
+	sigset_t all, old;
+	struct plan p;
+	int devnull, err;
+	long pid;
+
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0) {
+		pr_perror("handoff: open /dev/null");
+		return -errno;
+	}
+	make_plan(s, devnull, &p);
+
+	/* No handler of CRIU's may run in the children; the guardian unblocks. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid = raw_clone(0);
+	if (pid == 0)
+		middle_child(&p);
+	err = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(devnull);
+	if (pid < 0) {
+		pr_err("handoff: clone: %s\n", strerror(err));
+		return -err;
+	}
+	return reap(pid);
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The VMAs under a RAM block, as the handoff must rebuild them: one segment
+ * per VMA (mremap moves exactly one VMA), with its protection, accounting
+ * and the madvise() flags that a replacement VMA would otherwise lose.
+ */
+#ifndef CRIU_QEMU_HANDOFF_VMA_H
+#define CRIU_QEMU_HANDOFF_VMA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fixedram.h"
+
+/* VmFlags that madvise() can set again. */
+#define HO_MADV_HUGEPAGE	(1u << 0)	/* hg */
+#define HO_MADV_NOHUGEPAGE	(1u << 1)	/* nh */
+#define HO_MADV_DONTFORK	(1u << 2)	/* dc */
+#define HO_MADV_DONTDUMP	(1u << 3)	/* dd */
+#define HO_MADV_MERGEABLE	(1u << 4)	/* mg */
+#define HO_MADV_WIPEONFORK	(1u << 5)	/* wf */
+#define HO_MADV_NR		6
+
+struct handoff_seg {
+	uint32_t block;
+	uint64_t start, end;	/* intersection of the VMA with the block */
+	int prot;
+	bool noreserve;		/* "nr": not accounted */
+	unsigned madv;		/* HO_MADV_* */
+};
+
+/* madvise() advice for HO_MADV_* bit i. */
+int handoff_madv_advice(unsigned bit);
+
+/*
+ * Append the segments of block b (index block) of pid to *segs. Fails with
+ * -EINVAL (logged) when the block is not covered by private anonymous VMAs
+ * the handoff can move: holes, shared or file mappings, mlock()ed memory
+ * (a new VMA would be populated at once), a userfaultfd already registered
+ * (QEMU's postcopy), VM_IO/PFNMAP or hugetlb.
+ */
+int handoff_block_segments(pid_t pid, const struct fr_block *b, uint32_t block,
+			   struct handoff_seg **segs, size_t *nr);
+
+/* VmFlags of the VMA at addr in pid, as a string ("" if none); for tests and logs. */
+int handoff_vmflags(pid_t pid, uint64_t addr, char *buf, size_t len);
+
+/* 1 if [start, end) of pid is covered by VMAs, 0 if not, -errno on error. */
+int handoff_range_mapped(pid_t pid, uint64_t start, uint64_t end);
+
+/*
+ * 1 if [start, end) of pid has no page table entry at all (present, swapped
+ * or zero page), 0 if it has, -errno on error.
+ */
+int handoff_range_empty(pid_t pid, uint64_t start, uint64_t end);
+
+#endif

@@ -1,0 +1,628 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The handoff of guest RAM from a stopped QEMU task to the guardian.
+ *
+ * Order matters; at every instant each page is in the task or in the
+ * durable image with a live guardian holding the registration:
+ *
+ *  1. start the guardian (HELLO): it opens and checks the image;
+ *  2. create a userfaultfd inside the task (injected syscall), take it out
+ *     with pidfd_getfd, close the task's copy (CRIU refuses to dump one),
+ *     UFFDIO_API with REMAP/REMOVE/UNMAP events, hand it to the guardian
+ *     and wait for its ack: from now on the guardian holds it even if CRIU
+ *     dies;
+ *  3. per VMA of each block: an empty VMA is mapped elsewhere (tmp), gets
+ *     the original's madvise flags, is registered (missing mode), checked
+ *     empty, announced (PREPARE), and moved over the RAM with one
+ *     mremap(MREMAP_FIXED). The kernel drops the old pages and installs
+ *     the registered VMA in the same syscall under mmap_lock; with
+ *     UFFD_FEATURE_EVENT_REMAP the registration moves along, and the task
+ *     does not return from mremap until the guardian has read the REMAP
+ *     event. (mmap(MAP_FIXED) followed by UFFDIO_REGISTER would leave an
+ *     instant with an empty, unregistered range: if CRIU died then, the
+ *     task would resume and read zeros where guest RAM was.)
+ *  4. close our userfaultfd copy; the task is still stopped.
+ *
+ * handoff_finish() later sends the verdict; the guardian does the rest.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <linux/userfaultfd.h>
+
+#include "guardian-proto.h"
+#include "handoff.h"
+#include "handoff-spawn.h"
+#include "handoff-vma.h"
+#include "handoff-watch.h"
+#include "log.h"
+#include "rsys.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+#ifndef MREMAP_FIXED
+#define MREMAP_FIXED 2
+#endif
+
+#define HO_ACK_TIMEOUT_MS	10000
+#define HO_GIVE_BACK_TIMEOUT_MS	(10 * 60 * 1000)
+#define HO_UFFD_FEATURES	(UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
+				 UFFD_FEATURE_EVENT_UNMAP)
+
+/* Exported by the criu binary; NULL outside CRIU. */
+extern int criu_get_image_dir(void) __attribute__((weak));
+extern unsigned int log_get_loglevel(void) __attribute__((weak));
+
+struct handoff {
+	pid_t pid;
+	pid_t guardian;
+	int sock;		/* control channel; -1 once hung up */
+	int uffd;		/* our copy, only inside handoff_start */
+	const struct fr_image *img;
+	const struct handoff_opts *o;
+	const char *name;
+	struct handoff_seg *segs;
+	size_t nr_segs;
+	size_t nr_placed;	/* segs[0, nr_placed) are empty in the task */
+	double t_spawn, t_move;	/* ms: guardian start + uffd; the mremaps (they free the pages) */
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static bool is_err(long v)
+{
+	return (unsigned long)v >= (unsigned long)-4095;
+}
+
+static void hook(struct handoff *h, struct rsys *r, enum handoff_step step, unsigned seg)
+{
+	if (h->o->hook)
+		h->o->hook(h->o->hook_arg, r, step, seg);
+}
+
+/* ------------------------------------------------------------ segments */
+
+static int collect_segments(struct handoff *h)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < h->img->nr_blocks; i++) {
+		const struct fr_block *b = &h->img->blocks[i];
+
+		if (b->backing != FR_BACKING_ANON_PRIVATE || b->page_size != (uint32_t)ps) {
+			pr_info("handoff: pid %d: block '%s' (%s) stays with CRIU\n", h->pid, b->name,
+				fr_backing_name(b->backing));
+			continue;
+		}
+		ret = handoff_block_segments(h->pid, b, i, &h->segs, &h->nr_segs);
+		if (ret)
+			return ret;
+	}
+	for (i = 0; i < h->nr_segs; i++)
+		pr_debug("handoff: pid %d: range %u: block %u %#" PRIx64 "-%#" PRIx64 " prot %d madv %#x%s\n",
+			 h->pid, i, h->segs[i].block, h->segs[i].start, h->segs[i].end, h->segs[i].prot,
+			 h->segs[i].madv, h->segs[i].noreserve ? " noreserve" : "");
+	if (!h->nr_segs) {
+		pr_err("handoff: pid %d: no block can be handed over\n", h->pid);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ guardian */
+
+static int open_log(const struct handoff_opts *o, pid_t pid)
+{
+	char name[64];
+	int fd;
+
+	if (o->log_dirfd < 0)
+		return -1;
+	snprintf(name, sizeof(name), "guardian-%d.log", pid);
+	fd = openat(o->log_dirfd, name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		pr_perror("handoff: cannot create %s, the guardian logs to stderr", name);
+	return fd;
+}
+
+static unsigned guardian_log_level(const struct handoff_opts *o)
+{
+	if (o->log_level)
+		return o->log_level;
+	if (log_get_loglevel && log_get_loglevel() >= LOG_DEBUG)
+		return LOG_DEBUG;
+	return LOG_INFO;
+}
+
+static int hello(struct handoff *h)
+{
+	struct gp_msg m = {
+		.hello = {
+			.pid = h->pid,
+			.nr_blocks = h->img->nr_blocks,
+			.done_timeout_ms = h->o->done_timeout_ms,
+			.log_level = guardian_log_level(h->o),
+		},
+	};
+	int ret;
+
+	snprintf(m.hello.image, sizeof(m.hello.image), "%s", h->name);
+	ret = gp_send(h->sock, GP_HELLO, &m, -1);
+	if (!ret)
+		ret = gp_recv_type(h->sock, GP_HELLO_ACK, &m, NULL, HO_ACK_TIMEOUT_MS);
+	if (!ret)
+		ret = m.status;
+	if (ret) {
+		pr_err("handoff: pid %d: the guardian did not start: %s\n", h->pid, strerror(-ret));
+		return ret;
+	}
+	h->guardian = m.pid;
+	return 0;
+}
+
+static int start_guardian(struct handoff *h)
+{
+	char path[4096];
+	struct handoff_spawn s = { .path = path, .image = h->img->fd, .log = -1 };
+	int sv[2], ret;
+
+	if (h->o->guardian)
+		snprintf(path, sizeof(path), "%s", h->o->guardian);
+	else if (handoff_guardian_path(path, sizeof(path)))
+		return -ENOENT;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		pr_perror("handoff: socketpair");
+		return -errno;
+	}
+	s.ctl = sv[1];
+	s.pidfd = syscall(SYS_pidfd_open, h->pid, 0);
+	if (s.pidfd < 0) {
+		ret = -errno;
+		pr_perror("handoff: pidfd_open(%d)", h->pid);
+		goto out;
+	}
+	s.log = open_log(h->o, h->pid);
+	ret = handoff_spawn(&s);
+out:
+	close(sv[1]);
+	if (s.pidfd >= 0)
+		close(s.pidfd);
+	if (s.log >= 0)
+		close(s.log);
+	h->sock = sv[0];
+	if (!ret)
+		ret = hello(h);
+	return ret;
+}
+
+/* Is the guardian still there? A dead one cannot read the REMAP our mremap waits for. */
+static bool guardian_alive(struct handoff *h)
+{
+	struct pollfd p = { .fd = h->sock, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 0;
+}
+
+/* ------------------------------------------------------------ userfaultfd */
+
+/* QEMU without CAP_SYS_PTRACE may not create a kernel-fault uffd: use our /dev/userfaultfd. */
+static long uffd_from_dev(struct rsys *r)
+{
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	long rdev, rfd;
+
+	if (dev < 0) {
+		pr_perror("handoff: open /dev/userfaultfd");
+		return -EPERM;
+	}
+	rdev = rsys_put_fd(r, dev);
+	close(dev);
+	if (rdev < 0)
+		return rdev;
+	rfd = rsys_call(r, SYS_ioctl, rdev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK, 0, 0, 0);
+	rsys_call(r, SYS_close, rdev, 0, 0, 0, 0, 0);
+	return rfd;
+}
+
+static int uffd_api(int fd)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = HO_UFFD_FEATURES };
+
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		pr_perror("handoff: UFFDIO_API");
+		return -errno;
+	}
+	if ((api.features & HO_UFFD_FEATURES) != HO_UFFD_FEATURES) {
+		pr_err("handoff: userfaultfd lacks REMAP/REMOVE/UNMAP events (features %#llx)\n",
+		       (unsigned long long)api.features);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/* A userfaultfd for the task's mm, in our hands only. */
+static int take_uffd(struct handoff *h, struct rsys *r)
+{
+	long rfd, res;
+	int fd, ret;
+
+	rfd = rsys_call(r, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0);
+	if (rfd == -EPERM)
+		rfd = uffd_from_dev(r);
+	if (rfd < 0) {
+		pr_err("handoff: pid %d: userfaultfd: %s\n", h->pid, strerror((int)-rfd));
+		return (int)rfd;
+	}
+	fd = rsys_get_fd(r, rfd);
+	res = rsys_call(r, SYS_close, rfd, 0, 0, 0, 0, 0);
+	if (res < 0)
+		pr_warn("handoff: pid %d: close of its userfaultfd %ld: %ld\n", h->pid, rfd, res);
+	if (fd < 0)
+		return fd;
+	ret = res < 0 ? (int)res : uffd_api(fd);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static int hand_uffd(struct handoff *h)
+{
+	struct gp_msg m;
+	int ret;
+
+	ret = gp_send(h->sock, GP_UFFD, NULL, h->uffd);
+	if (!ret)
+		ret = gp_recv_type(h->sock, GP_UFFD_ACK, &m, NULL, HO_ACK_TIMEOUT_MS);
+	if (!ret)
+		ret = m.status;
+	if (ret)
+		pr_err("handoff: pid %d: the guardian did not take the userfaultfd: %s\n", h->pid,
+		       strerror(-ret));
+	return ret;
+}
+
+/* ------------------------------------------------------------ one segment */
+
+static long map_tmp(struct handoff *h, struct rsys *r, const struct handoff_seg *s)
+{
+	uint64_t len = s->end - s->start;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (s->noreserve ? MAP_NORESERVE : 0);
+	long tmp, res;
+	unsigned i;
+
+	/* Same accounting as the original: CRIU records MAP_NORESERVE from VmFlags. */
+	tmp = rsys_call(r, SYS_mmap, 0, len, s->prot, flags, -1, 0);
+	if (tmp == -ENOMEM && !s->noreserve) {
+		pr_warn("handoff: pid %d: no commit charge for a second %" PRIu64 " MiB, using MAP_NORESERVE\n",
+			h->pid, len >> 20);
+		tmp = rsys_call(r, SYS_mmap, 0, len, s->prot, flags | MAP_NORESERVE, -1, 0);
+	}
+	if (is_err(tmp)) {
+		pr_err("handoff: pid %d: mmap of %" PRIu64 " MiB: %s\n", h->pid, len >> 20, strerror((int)-tmp));
+		return tmp;
+	}
+	/* A new VMA has no madvise flags; CRIU would record (and restore) madv 0. */
+	for (i = 0; i < HO_MADV_NR; i++) {
+		if (!(s->madv & (1u << i)))
+			continue;
+		res = rsys_call(r, SYS_madvise, tmp, len, handoff_madv_advice(i), 0, 0, 0);
+		if (res < 0)
+			pr_warn("handoff: pid %d: madvise(%d) on the new VMA: %s\n", h->pid,
+				handoff_madv_advice(i), strerror((int)-res));
+	}
+	return tmp;
+}
+
+static int register_tmp(struct handoff *h, uint64_t tmp, uint64_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = tmp, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	const uint64_t need = (1ULL << _UFFDIO_COPY) | (1ULL << _UFFDIO_ZEROPAGE);
+
+	if (ioctl(h->uffd, UFFDIO_REGISTER, &reg)) {
+		pr_perror("handoff: pid %d: UFFDIO_REGISTER %#" PRIx64, h->pid, tmp);
+		return -errno;
+	}
+	if ((reg.ioctls & need) != need) {
+		pr_err("handoff: pid %d: registered range lacks UFFDIO_COPY/ZEROPAGE\n", h->pid);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/* Anything already mapped in tmp would shadow guest RAM with its contents. */
+static int check_empty(struct handoff *h, uint64_t tmp, uint64_t len)
+{
+	int ret = handoff_range_empty(h->pid, tmp, tmp + len);
+
+	if (ret == 1)
+		return 0;
+	pr_err("handoff: pid %d: the new VMA at %#" PRIx64 " is not empty (%d)\n", h->pid, tmp, ret);
+	return ret < 0 ? ret : -EEXIST;
+}
+
+/* Undo tmp; unregistered first, so that munmap waits for no UNMAP reader. */
+static void unmap_tmp(struct handoff *h, struct rsys *r, uint64_t tmp, uint64_t len)
+{
+	struct uffdio_range range = { .start = tmp, .len = len };
+	long res;
+
+	if (ioctl(h->uffd, UFFDIO_UNREGISTER, &range) && errno != EINVAL)
+		pr_perror("handoff: UFFDIO_UNREGISTER %#" PRIx64, tmp);
+	res = rsys_call(r, SYS_munmap, tmp, len, 0, 0, 0, 0);
+	if (res < 0)
+		pr_warn("handoff: pid %d: munmap of the new VMA %#" PRIx64 ": %ld\n", h->pid, tmp, res);
+}
+
+static void fill_range(const struct handoff *h, size_t i, uint64_t tmp, struct gp_msg *m)
+{
+	const struct handoff_seg *s = &h->segs[i];
+	const struct fr_block *b = &h->img->blocks[s->block];
+
+	memset(m, 0, sizeof(*m));
+	m->range.block = s->block;
+	m->range.flags = (s->madv & HO_MADV_HUGEPAGE) ? GP_RANGE_THP : 0;
+	m->range.offset = s->start - b->host_addr;
+	m->range.len = s->end - s->start;
+	m->range.tmp = tmp;
+	m->range.addr = s->start;
+}
+
+/*
+ * mremap failed. Before the destination is unmapped the kernel only fails
+ * its checks; after it, only on allocation failure, leaving a hole where
+ * guest RAM was: try once more, tmp is still there.
+ */
+static long mremap_failed(struct handoff *h, struct rsys *r, const struct handoff_seg *s,
+			  uint64_t tmp, long res)
+{
+	uint64_t len = s->end - s->start;
+
+	pr_err("handoff: pid %d: mremap %#" PRIx64 " -> %#" PRIx64 " (%" PRIu64 " MiB): %s\n", h->pid, tmp,
+	       s->start, len >> 20, strerror((int)-res));
+	if (handoff_range_mapped(h->pid, s->start, s->end) != 0)
+		return res;
+	pr_err("handoff: pid %d: guest RAM at %#" PRIx64 " is unmapped; retrying the move\n", h->pid, s->start);
+	res = rsys_call(r, SYS_mremap, tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, s->start, 0);
+	if (res != (long)s->start)
+		pr_err("handoff: pid %d: guest RAM at %#" PRIx64 " (%" PRIu64 " MiB) is lost from the task; "
+		       "its contents are in %s\n", h->pid, s->start, len >> 20, h->name);
+	return res;
+}
+
+static int place(struct handoff *h, struct rsys *r, size_t i)
+{
+	const struct handoff_seg *s = &h->segs[i];
+	uint64_t len = s->end - s->start;
+	struct handoff_watch w;
+	bool orphaned;
+	struct gp_msg m;
+	long tmp, res;
+	double t;
+	int ret;
+
+	tmp = map_tmp(h, r, s);
+	if (is_err(tmp))
+		return (int)tmp;
+	fill_range(h, i, tmp, &m);
+	ret = register_tmp(h, tmp, len);
+	if (!ret)
+		ret = check_empty(h, tmp, len);
+	if (!ret)
+		ret = gp_send(h->sock, GP_PREPARE, &m, -1);
+	if (!ret && !guardian_alive(h))
+		ret = -EPIPE;
+	if (ret) {
+		unmap_tmp(h, r, tmp, len);
+		return ret;
+	}
+	hook(h, r, HANDOFF_STEP_PREPARED, i);
+
+	handoff_watch_start(&w, h->sock, h->uffd);
+	t = now_ms();
+	res = rsys_call(r, SYS_mremap, tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, s->start, 0);
+	h->t_move += now_ms() - t;
+	if (res != (long)s->start)
+		res = mremap_failed(h, r, s, tmp, res);
+	orphaned = handoff_watch_stop(&w);
+	if (res != (long)s->start) {
+		gp_send(h->sock, GP_PLACE_FAILED, &m, -1);
+		unmap_tmp(h, r, tmp, len);
+		return is_err(res) ? (int)res : -EFAULT;
+	}
+	h->nr_placed = i + 1;
+	ret = orphaned ? -EPIPE : gp_send(h->sock, GP_PLACED, &m, -1);
+	if (ret)
+		pr_err("handoff: pid %d: the guardian went away: %s\n", h->pid, strerror(-ret));
+	hook(h, r, HANDOFF_STEP_PLACED, i);
+	return ret;
+}
+
+/* ------------------------------------------------------------ failure */
+
+static int wait_give_back(struct handoff *h)
+{
+	struct gp_msg m;
+	int ret;
+
+	ret = gp_send(h->sock, GP_VERDICT_GIVE_BACK, NULL, -1);
+	if (!ret)
+		ret = gp_recv_type(h->sock, GP_GAVE_BACK, &m, NULL, HO_GIVE_BACK_TIMEOUT_MS);
+	if (!ret)
+		pr_info("handoff: pid %d: the guardian gave %" PRIu64 " pages back in %" PRIu64 " ms\n",
+			h->pid, m.gave_back.pages_copied, m.gave_back.ms);
+	return ret;
+}
+
+/* The guardian died: we still hold the userfaultfd, so a new one can adopt the ranges. */
+static int adopt(struct handoff *h)
+{
+	struct gp_msg m;
+	size_t i;
+	int ret;
+
+	pr_err("handoff: pid %d: guardian %d is gone; starting another to give guest RAM back\n",
+	       h->pid, h->guardian);
+	close(h->sock);
+	h->sock = -1;
+	ret = start_guardian(h);
+	if (!ret)
+		ret = hand_uffd(h);
+	for (i = 0; !ret && i < h->nr_placed; i++) {
+		fill_range(h, i, 0, &m);
+		ret = gp_send(h->sock, GP_PLACED, &m, -1);
+	}
+	return ret;
+}
+
+/* The handoff failed with ranges placed: every page goes back before we return. */
+static int give_back_now(struct handoff *h)
+{
+	int ret = wait_give_back(h);
+
+	if (ret == -EPIPE || ret == -ECONNRESET || ret == -EPROTO) {
+		ret = adopt(h);
+		if (!ret)
+			ret = wait_give_back(h);
+	}
+	if (ret)
+		pr_err("handoff: pid %d: give-back not confirmed (%s); the guardian keeps the pages\n",
+		       h->pid, strerror(-ret));
+	return ret;
+}
+
+/* ------------------------------------------------------------ entry points */
+
+static void free_handoff(struct handoff *h)
+{
+	if (h->sock >= 0)
+		close(h->sock);
+	if (h->uffd >= 0)
+		close(h->uffd);
+	free(h->segs);
+	free(h);
+}
+
+static int hand_over(struct handoff *h, struct rsys *r)
+{
+	double t = now_ms();
+	size_t i;
+	int ret;
+
+	ret = start_guardian(h);
+	if (!ret) {
+		h->uffd = take_uffd(h, r);
+		ret = h->uffd < 0 ? h->uffd : hand_uffd(h);
+	}
+	if (ret)
+		return ret;
+	h->t_spawn = now_ms() - t;
+	hook(h, r, HANDOFF_STEP_UFFD_HELD, 0);
+	for (i = 0; i < h->nr_segs && !ret; i++) {
+		ret = place(h, r, i);
+		if (ret)
+			pr_err("handoff: pid %d: range %zu: %s\n", h->pid, i, strerror(-ret));
+	}
+	return ret;
+}
+
+static void log_done(const struct handoff *h, double ms)
+{
+	uint64_t bytes = 0;
+	size_t i;
+
+	for (i = 0; i < h->nr_segs; i++)
+		bytes += h->segs[i].end - h->segs[i].start;
+	pr_info("handoff: pid %d: %.1f MiB of guest RAM in %zu range(s) handed to guardian %d in %.1f ms "
+		"(guardian and userfaultfd %.1f ms, mremap %.1f ms)\n", h->pid, bytes / 1048576.0, h->nr_segs,
+		h->guardian, ms, h->t_spawn, h->t_move);
+}
+
+int handoff_start_opts(pid_t pid, const struct fr_image *img, const char *name,
+		       const struct handoff_opts *o, struct handoff **out)
+{
+	struct rsys r = { .pidfd = -1 };
+	struct handoff *h;
+	double t0 = now_ms();
+	int ret;
+
+	*out = NULL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	*h = (struct handoff){ .pid = pid, .sock = -1, .uffd = -1, .img = img, .o = o, .name = name };
+	ret = collect_segments(h);
+	if (!ret)
+		ret = rsys_attach_stopped(&r, pid);
+	if (!ret)
+		ret = hand_over(h, &r);
+	if (ret && h->nr_placed && give_back_now(h))
+		*out = h;	/* not confirmed: the guardian holds pages, keep image and channel */
+	rsys_detach(&r);
+	if (h->uffd >= 0)
+		close(h->uffd);
+	h->uffd = -1;
+	h->o = NULL;
+	if (!ret) {
+		log_done(h, now_ms() - t0);
+		*out = h;
+	} else if (!*out) {
+		free_handoff(h);
+	}
+	return ret;
+}
+
+int handoff_start(pid_t pid, const struct fr_image *img, const char *name, struct handoff **out)
+{
+	static struct handoff_opts o;
+
+	o.log_dirfd = criu_get_image_dir ? criu_get_image_dir() : -1;
+	return handoff_start_opts(pid, img, name, &o, out);
+}
+
+void handoff_finish(struct handoff *h, enum handoff_verdict v)
+{
+	int ret;
+
+	if (!h)
+		return;
+	ret = gp_send(h->sock, v == HANDOFF_DONE ? GP_VERDICT_DONE : GP_VERDICT_GIVE_BACK, NULL, -1);
+	if (ret)
+		pr_err("handoff: pid %d: cannot tell guardian %d the verdict: %s\n", h->pid, h->guardian,
+		       strerror(-ret));
+	else
+		pr_info("handoff: pid %d: guardian %d told: %s\n", h->pid, h->guardian,
+			v == HANDOFF_DONE ? "dump done, the task dies" : "give the pages back");
+	free_handoff(h);
+}
+
+pid_t handoff_guardian_pid(const struct handoff *h)
+{
+	return h ? h->guardian : 0;
+}

@@ -1,0 +1,1088 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The handoff and the guardian against a real child process ("QEMU"): it
+ * owns two RAM blocks (block 0 in two VMAs: MADV_HUGEPAGE, then
+ * MADV_HUGEPAGE + MADV_DONTFORK; block 1 MADV_DONTDUMP) with data pages,
+ * written zero pages, read-only-touched and untouched pages. The test is
+ * its tracer like CRIU (PTRACE_SEIZE + PTRACE_INTERRUPT), writes the image
+ * with the dump writer, hands the ranges over, and then plays each ending:
+ * give back, done + killed, done but alive (timeout, or faulting), CRIU
+ * killed at several points, the guardian killed during the handoff, a task
+ * without CAP_SYS_PTRACE, and the guest discarding memory meanwhile. The
+ * child checks its memory itself, byte for byte.
+ *
+ * The guardian is this very binary (main() runs guardian_main() when
+ * called with --ctl), unless $CRIU_QEMU_GUARDIAN names another one. The
+ * test is a child subreaper, so the guardian becomes its child and its
+ * exit status can be checked.
+ *
+ * TEST_HANDOFF_BENCH_MB=N runs a benchmark instead: one N MiB all-data block
+ * (THP with TEST_HANDOFF_BENCH_THP=1). TEST_HANDOFF_VERBOSE=1 shows debug
+ * logs and the guardian's log; TEST_HANDOFF_DIR: image directory (/dev/shm).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <linux/capability.h>
+#include <cmocka.h>
+
+#include "fixedram.h"
+#include "guardian.h"
+#include "guardian-map.h"
+#include "handoff.h"
+#include "handoff-vma.h"
+#include "log.h"
+#include "rsys.h"
+#include "writer.h"
+
+#define MIB		(1UL << 20)
+#define B0_LEN		(16 * MIB)
+#define B0_SPLIT	(12 * MIB)	/* MADV_DONTFORK from here on: a second VMA */
+#define B1_OFF		(18 * MIB)
+#define B1_LEN		(4 * MIB)
+#define RESERVE		(24 * MIB)
+#define DISCARD_OFF	(2 * MIB + 5 * 4096UL)	/* inside block 0, not THP aligned */
+#define DISCARD_LEN	(1 * MIB)
+#define REPLY_MS	20000
+
+enum kind { DATA, ZERO_WRITTEN, UNTOUCHED, READ };
+
+struct report {
+	char cmd;
+	uint64_t bad;
+	uint64_t first_bad;	/* address */
+	uint64_t pages;
+	double ms;
+	double touch_us_avg, touch_us_max;	/* 'v': first touch of each sampled page */
+};
+
+struct child {
+	pid_t pid;
+	int cmd, rep;
+};
+
+static uint64_t ps;
+static char *base;		/* RESERVE bytes, 2 MiB aligned, PROT_NONE in the parent */
+static char dir[256];
+static int dirfd_ = -1;
+static const char *img_name = "qemu-ram-test.img";
+static struct child ch;
+static struct fr_image img;
+static uint64_t bench_len;	/* bench mode: one block of this size, all data */
+
+/* ---------------------------------------------------------------- layout */
+
+static int nr_blocks(void)
+{
+	return bench_len ? 1 : 2;
+}
+
+static char *block_addr(int blk)
+{
+	return base + (blk ? B1_OFF : 0);
+}
+
+static uint64_t block_len(int blk)
+{
+	if (bench_len)
+		return bench_len;
+	return blk ? B1_LEN : B0_LEN;
+}
+
+static enum kind page_kind(int blk, uint64_t p)
+{
+	uint32_t h = (uint32_t)((blk * 1000003u + p) * 2654435761u) >> 24;
+
+	if (bench_len || h < 160)
+		return DATA;
+	if (h < 190)
+		return ZERO_WRITTEN;
+	if (h < 230)
+		return UNTOUCHED;
+	return READ;
+}
+
+static uint64_t word(int blk, uint64_t p, uint64_t i)
+{
+	return ((uint64_t)blk << 60) ^ (p << 24) ^ (i * 0x9e3779b97f4a7c15ULL) ^ 0x5a5a;
+}
+
+/* ---------------------------------------------------------------- child */
+
+static bool discarded;
+
+static bool in_discard(int blk, uint64_t p)
+{
+	uint64_t off = p * ps;
+
+	return discarded && blk == 0 && off + ps > DISCARD_OFF && off < DISCARD_OFF + DISCARD_LEN;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void child_map(void)
+{
+	int blk;
+
+	for (blk = 0; blk < nr_blocks(); blk++) {
+		if (mmap(block_addr(blk), block_len(blk), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+			_exit(10);
+	}
+	if (bench_len) {
+		if (getenv("TEST_HANDOFF_BENCH_THP") && madvise(base, bench_len, MADV_HUGEPAGE))
+			_exit(11);
+		return;
+	}
+	if (madvise(base, B0_LEN, MADV_HUGEPAGE) || madvise(base + B0_SPLIT, B0_LEN - B0_SPLIT, MADV_DONTFORK) ||
+	    madvise(block_addr(1), B1_LEN, MADV_DONTDUMP))
+		_exit(11);
+}
+
+static void child_fill(void)
+{
+	volatile char sink;
+	uint64_t p, i;
+	int blk;
+
+	for (blk = 0; blk < nr_blocks(); blk++) {
+		for (p = 0; p < block_len(blk) / ps; p++) {
+			uint64_t *w = (uint64_t *)(block_addr(blk) + p * ps);
+
+			switch (page_kind(blk, p)) {
+			case DATA:
+				for (i = 0; i < ps / 8; i++)
+					w[i] = word(blk, p, i);
+				break;
+			case ZERO_WRITTEN:
+				memset(w, 0, ps);
+				break;
+			case READ:
+				sink = *(volatile char *)w;
+				(void)sink;
+				break;
+			case UNTOUCHED:
+				break;
+			}
+		}
+	}
+}
+
+/* Pages wrong, first wrong address; sample: every stride-th page, timing its first touch. */
+static void child_verify(struct report *rp, uint64_t stride)
+{
+	double t0 = now_ms(), t, sum = 0;
+	uint64_t p, i, n;
+	int blk;
+
+	for (blk = nr_blocks() - 1; blk >= 0; blk--) {
+		n = block_len(blk) / ps;
+		for (p = n; p-- > 0;) {	/* backwards: against the give-back's direction */
+			volatile uint64_t *w = (uint64_t *)(block_addr(blk) + p * ps);
+			bool data = page_kind(blk, p) == DATA && !in_discard(blk, p);
+
+			if (p % stride)
+				continue;
+			t = now_ms();
+			(void)w[0];
+			t = now_ms() - t;
+			sum += t;
+			if (t * 1000 > rp->touch_us_max)
+				rp->touch_us_max = t * 1000;
+			for (i = 0; i < ps / 8; i++) {
+				if (w[i] != (data ? word(blk, p, i) : 0)) {
+					if (!rp->bad++)
+						rp->first_bad = (uintptr_t)&w[i];
+					break;
+				}
+			}
+			rp->pages++;
+		}
+	}
+	rp->ms = now_ms() - t0;
+	rp->touch_us_avg = rp->pages ? sum * 1000 / rp->pages : 0;
+}
+
+static void child_discard(void)
+{
+	volatile char sink;
+	uint64_t off;
+
+	/* Fault half of it in first: those pages must not come back either. */
+	for (off = DISCARD_OFF; off < DISCARD_OFF + DISCARD_LEN / 2; off += ps)
+		sink = base[off];
+	(void)sink;
+	if (madvise(base + DISCARD_OFF, DISCARD_LEN, MADV_DONTNEED))
+		_exit(12);
+	discarded = true;
+}
+
+static bool child_unprivileged;	/* child drops CAP_SYS_PTRACE: no userfaultfd() for it */
+
+static void drop_cap_sys_ptrace(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data))
+		_exit(15);
+	data[CAP_SYS_PTRACE / 32].effective &= ~(1u << (CAP_SYS_PTRACE % 32));
+	data[CAP_SYS_PTRACE / 32].permitted &= ~(1u << (CAP_SYS_PTRACE % 32));
+	if (syscall(SYS_capset, &hdr, data))
+		_exit(16);
+}
+
+static __attribute__((noreturn)) void child_main(int cmd, int rep)
+{
+	struct report rp;
+	char c;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (child_unprivileged)
+		drop_cap_sys_ptrace();
+	child_map();
+	child_fill();
+	memset(&rp, 0, sizeof(rp));
+	rp.cmd = 'R';
+	if (write(rep, &rp, sizeof(rp)) != sizeof(rp))
+		_exit(13);
+	for (;;) {
+		if (read(cmd, &c, 1) != 1)
+			_exit(0);
+		memset(&rp, 0, sizeof(rp));
+		rp.cmd = c;
+		if (c == 'V' || c == 'v' || c == 's')
+			child_verify(&rp, c == 'V' ? 1 : c == 'v' ? 8 : 64);
+		else if (c == 'D')
+			child_discard();
+		if (write(rep, &rp, sizeof(rp)) != sizeof(rp))
+			_exit(14);
+	}
+}
+
+/* ---------------------------------------------------------------- parent */
+
+static void reap(pid_t pid)
+{
+	int status;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR)
+		;
+}
+
+static int get_report(struct report *rp)
+{
+	struct pollfd p = { .fd = ch.rep, .events = POLLIN };
+
+	if (poll(&p, 1, REPLY_MS) != 1)
+		return -ETIMEDOUT;
+	return read(ch.rep, rp, sizeof(*rp)) == sizeof(*rp) ? 0 : -EIO;
+}
+
+static void command(char c, struct report *rp)
+{
+	assert_int_equal(write(ch.cmd, &c, 1), 1);
+	assert_int_equal(get_report(rp), 0);
+	assert_int_equal(rp->cmd, c);
+}
+
+static void verify_child(const char *when)
+{
+	struct report rp;
+
+	command('V', &rp);
+	if (rp.bad)
+		print_message("%s: %" PRIu64 " bad pages, first at %#" PRIx64 "\n", when, rp.bad, rp.first_bad);
+	assert_int_equal(rp.bad, 0);
+}
+
+static int setup_child(void **state)
+{
+	int cmd[2], rep[2];
+	struct report rp;
+
+	(void)state;
+	if (pipe2(cmd, O_CLOEXEC) || pipe2(rep, O_CLOEXEC))
+		return -1;
+	ch.pid = fork();
+	if (ch.pid < 0)
+		return -1;
+	if (ch.pid == 0) {
+		close(cmd[1]);
+		close(rep[0]);
+		child_main(cmd[0], rep[1]);
+	}
+	close(cmd[0]);
+	close(rep[1]);
+	ch.cmd = cmd[1];
+	ch.rep = rep[0];
+	if (get_report(&rp) || rp.cmd != 'R')
+		return -1;
+	return 0;
+}
+
+static int setup_child_unprivileged(void **state)
+{
+	int ret;
+
+	child_unprivileged = true;
+	ret = setup_child(state);
+	child_unprivileged = false;
+	return ret;
+}
+
+static int teardown_child(void **state)
+{
+	(void)state;
+	reap(ch.pid);
+	close(ch.cmd);
+	close(ch.rep);
+	memset(&ch, 0, sizeof(ch));
+	fr_close(&img);
+	unlinkat(dirfd_, img_name, 0);
+	return 0;
+}
+
+/* CRIU's way: seize, interrupt, wait for the PTRACE_EVENT_STOP. */
+static void seize(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(ptrace(PTRACE_SEIZE, pid, NULL, (void *)PTRACE_O_TRACESYSGOOD), 0);
+	assert_int_equal(ptrace(PTRACE_INTERRUPT, pid, NULL, NULL), 0);
+	for (;;) {
+		assert_int_equal(waitpid(pid, &status, __WALL), pid);
+		assert_true(WIFSTOPPED(status));
+		if (status >> 16 == PTRACE_EVENT_STOP)
+			return;
+		assert_int_equal(ptrace(PTRACE_CONT, pid, NULL, (void *)(long)WSTOPSIG(status)), 0);
+	}
+}
+
+static void release(pid_t pid)
+{
+	assert_int_equal(ptrace(PTRACE_DETACH, pid, NULL, NULL), 0);
+}
+
+static void write_image(pid_t pid)
+{
+	struct ram_io_stats st;
+	int blk;
+
+	memset(&img, 0, sizeof(img));
+	assert_int_equal(fr_image_init(&img, pid, nr_blocks()), 0);
+	for (blk = 0; blk < nr_blocks(); blk++) {
+		struct fr_block *b = &img.blocks[blk];
+
+		strcpy(b->name, blk ? "vga.vram" : "pc.ram");
+		b->host_addr = (uintptr_t)block_addr(blk);
+		b->length = block_len(blk);
+		b->page_size = ps;
+		b->backing = FR_BACKING_ANON_PRIVATE;
+	}
+	assert_int_equal(fr_layout(&img), 0);
+	assert_int_equal(fr_create(&img, dirfd_, img_name, 0), 0);
+	assert_int_equal(ram_write_image(pid, &img, NULL, &st), 0);
+	assert_int_equal(fr_finish(&img), 0);
+}
+
+static uint64_t present_pages(pid_t pid, uint64_t start, uint64_t len)
+{
+	char path[64];
+	uint64_t e, n = 0, off;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (off = 0; off < len; off += ps) {
+		assert_int_equal(pread(fd, &e, 8, (start + off) / ps * 8), 8);
+		if (e & (3ULL << 62))	/* present or swapped */
+			n++;
+	}
+	close(fd);
+	return n;
+}
+
+static bool vmflag(pid_t pid, const void *addr, const char *flag)
+{
+	char flags[256], tok[4];
+	int off = 0, n;
+
+	assert_int_equal(handoff_vmflags(pid, (uintptr_t)addr, flags, sizeof(flags)), 0);
+	while (sscanf(flags + off, "%3s%n", tok, &n) == 1) {
+		if (!strcmp(tok, flag))
+			return true;
+		off += n;
+	}
+	return false;
+}
+
+static void check_flags(pid_t pid, bool registered)
+{
+	assert_true(vmflag(pid, base, "hg"));
+	assert_false(vmflag(pid, base, "dc"));
+	assert_true(vmflag(pid, base + B0_SPLIT, "hg"));
+	assert_true(vmflag(pid, base + B0_SPLIT, "dc"));
+	assert_true(vmflag(pid, block_addr(1), "dd"));
+	assert_int_equal(vmflag(pid, base, "um"), registered);
+	assert_int_equal(vmflag(pid, base + B0_SPLIT, "um"), registered);
+	assert_int_equal(vmflag(pid, block_addr(1), "um"), registered);
+}
+
+static void check_empty(pid_t pid)
+{
+	int blk;
+
+	for (blk = 0; blk < nr_blocks(); blk++)
+		assert_int_equal(present_pages(pid, (uintptr_t)block_addr(blk), block_len(blk)), 0);
+}
+
+static struct handoff_opts default_opts(void)
+{
+	return (struct handoff_opts){ .log_dirfd = dirfd_ };
+}
+
+/* As CRIU's CHECKPOINT_DEVICES: seize, write the image, hand over. */
+static struct handoff *dump(const struct handoff_opts *o, double *ms)
+{
+	struct handoff *h = NULL;
+	double t;
+
+	seize(ch.pid);
+	write_image(ch.pid);
+	t = now_ms();
+	assert_int_equal(handoff_start_opts(ch.pid, &img, img_name, o, &h), 0);
+	if (ms)
+		*ms = now_ms() - t;
+	assert_non_null(h);
+	assert_true(handoff_guardian_pid(h) > 0);
+	check_empty(ch.pid);
+	return h;
+}
+
+/* Exit status of pid within timeout_ms, or -1; *ms: how long it took. */
+static int wait_exit(pid_t pid, int timeout_ms, double *ms)
+{
+	double t0 = now_ms();
+	int status;
+	pid_t ret;
+
+	for (;;) {
+		ret = waitpid(pid, &status, WNOHANG);
+		if (ret == pid)
+			break;
+		if (ret < 0 || now_ms() - t0 > timeout_ms)
+			return -1;
+		usleep(1000);
+	}
+	if (ms)
+		*ms = now_ms() - t0;
+	return status;
+}
+
+/* Lines of the guardian's log with numbers worth showing. */
+static void show_log(pid_t pid)
+{
+	char name[64], line[512];
+	FILE *f;
+	int fd;
+
+	if (!getenv("TEST_HANDOFF_VERBOSE") && !bench_len)
+		return;
+	snprintf(name, sizeof(name), "guardian-%d.log", pid);
+	fd = openat(dirfd_, name, O_RDONLY | O_CLOEXEC);
+	f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (getenv("TEST_HANDOFF_VERBOSE") || strstr(line, "gave back") || strstr(line, "served"))
+			print_message("    %s", line);
+	fclose(f);
+}
+
+/* Another child of ours than the QEMU child: the guardian of a dead "CRIU". */
+static pid_t find_guardian(void)
+{
+	char path[64], buf[256];
+	pid_t pid = 0, p;
+	FILE *f;
+	int off = 0, n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f))
+		while (sscanf(buf + off, "%d%n", &p, &n) == 1) {
+			off += n;
+			if (p != ch.pid)
+				pid = p;
+		}
+	fclose(f);
+	return pid;
+}
+
+/* The guardian holds no fd of ours but what the handoff passed; stdout is /dev/null. */
+static void check_guardian_fds(pid_t g, int leaked)
+{
+	char path[320], link[256], ours[256];
+	struct dirent *de;
+	DIR *d;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", leaked);
+	n = readlink(path, ours, sizeof(ours) - 1);
+	assert_true(n > 0);
+	ours[n] = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", g);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", g, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		assert_true(n > 0);
+		link[n] = 0;
+		assert_string_not_equal(link, ours);
+		if (!strcmp(de->d_name, "1"))
+			assert_string_equal(link, "/dev/null");
+	}
+	closedir(d);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_give_back(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct report rp;
+	struct handoff *h;
+	double ms, exit_ms;
+	pid_t g;
+
+	int leaked = dup(ch.cmd);	/* not O_CLOEXEC, as CRIU has plenty */
+
+	(void)state;
+	h = dump(&o, &ms);
+	g = handoff_guardian_pid(h);
+	check_guardian_fds(g, leaked);
+	close(leaked);
+	if (getenv("TEST_HANDOFF_VERBOSE")) {
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "grep -A25 ^%lx /proc/%d/smaps | grep -v kB", (unsigned long)base, ch.pid);
+		if (system(cmd))
+			print_message("no smaps\n");
+	}
+	check_flags(ch.pid, true);
+	release(ch.pid);
+
+	/* Held, no verdict yet: every first touch is a fault served from the image. */
+	command('v', &rp);
+	assert_int_equal(rp.bad, 0);
+	print_message("  handoff %.1f ms for %lu MiB; faults seen by the task: %.1f us avg, %.1f us max"
+		      " (%" PRIu64 " pages)\n", ms, (B0_LEN + B1_LEN) / MIB, rp.touch_us_avg, rp.touch_us_max,
+		      rp.pages);
+
+	/* Give back while the child reads everything backwards. */
+	handoff_finish(h, HANDOFF_GIVE_BACK);
+	verify_child("during give-back");
+	assert_int_equal(wait_exit(g, 5000, &exit_ms), 0);
+	verify_child("after give-back");
+	check_flags(ch.pid, false);
+	show_log(ch.pid);
+}
+
+/* QEMU without CAP_SYS_PTRACE: its uffd comes from our /dev/userfaultfd. */
+static void test_unprivileged_task(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h;
+	pid_t g;
+
+	(void)state;
+	if (access("/dev/userfaultfd", R_OK | W_OK))
+		skip();
+	h = dump(&o, NULL);
+	g = handoff_guardian_pid(h);
+	check_flags(ch.pid, true);
+	handoff_finish(h, HANDOFF_GIVE_BACK);
+	release(ch.pid);
+	verify_child("unprivileged task");
+	assert_int_equal(wait_exit(g, 5000, NULL), 0);
+	check_flags(ch.pid, false);
+}
+
+static void test_done_killed(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h;
+	double ms;
+	pid_t g;
+
+	(void)state;
+	h = dump(&o, NULL);
+	g = handoff_guardian_pid(h);
+	handoff_finish(h, HANDOFF_DONE);
+	reap(ch.pid);
+	ch.pid = 0;
+	assert_int_equal(wait_exit(g, 2000, &ms), 0);
+	print_message("  guardian exited %.1f ms after the task was killed\n", ms);
+}
+
+static void test_done_but_alive(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h;
+	double ms;
+	pid_t g;
+
+	(void)state;
+	o.done_timeout_ms = 300;
+	h = dump(&o, NULL);
+	g = handoff_guardian_pid(h);
+	handoff_finish(h, HANDOFF_DONE);
+	release(ch.pid);	/* "a post-dump script failed": CRIU resumed it */
+	assert_int_equal(wait_exit(g, 5000, &ms), 0);
+	assert_true(ms >= 290);
+	verify_child("after the done timeout");
+	check_flags(ch.pid, false);
+}
+
+static void test_done_then_fault(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h;
+	double ms;
+	pid_t g;
+
+	(void)state;
+	o.done_timeout_ms = 10000;
+	h = dump(&o, NULL);
+	g = handoff_guardian_pid(h);
+	handoff_finish(h, HANDOFF_DONE);
+	release(ch.pid);
+	verify_child("running after a done verdict");
+	assert_int_equal(wait_exit(g, 5000, &ms), 0);
+	verify_child("after give-back");
+}
+
+static void test_discard(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h;
+	struct report rp;
+	pid_t g;
+
+	(void)state;
+	h = dump(&o, NULL);
+	g = handoff_guardian_pid(h);
+	release(ch.pid);
+	command('D', &rp);	/* balloon: MADV_DONTNEED while held */
+	handoff_finish(h, HANDOFF_GIVE_BACK);
+	assert_int_equal(wait_exit(g, 5000, NULL), 0);
+	verify_child("discarded before give-back");
+}
+
+static void test_discard_during_give_back(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h;
+	struct report rp;
+	pid_t g;
+
+	(void)state;
+	h = dump(&o, NULL);
+	g = handoff_guardian_pid(h);
+	handoff_finish(h, HANDOFF_GIVE_BACK);
+	release(ch.pid);
+	command('D', &rp);
+	verify_child("discarded during give-back");
+	assert_int_equal(wait_exit(g, 5000, NULL), 0);
+	verify_child("discarded during give-back, after");
+}
+
+/* ---------------------------------------------------- CRIU killed */
+
+struct kill_at {
+	enum handoff_step step;
+	unsigned seg;
+};
+
+/* Leave the task with its own registers (as between two injections), then die. */
+static void die_hook(void *arg, struct rsys *r, enum handoff_step step, unsigned seg)
+{
+	struct kill_at *k = arg;
+
+	if (step != k->step || seg != k->seg)
+		return;
+	rsys_detach(r);
+	raise(SIGKILL);
+}
+
+/* A forked "CRIU" traces the child, hands over, and is SIGKILLed; returns the guardian. */
+static pid_t criu_dies(struct kill_at *k)
+{
+	pid_t criu, g;
+	int status;
+
+	criu = fork();
+	assert_true(criu >= 0);
+	if (criu == 0) {
+		struct handoff_opts o = default_opts();
+		struct handoff *h;
+
+		o.hook = k ? die_hook : NULL;
+		o.hook_arg = k;
+		seize(ch.pid);
+		write_image(ch.pid);
+		handoff_start_opts(ch.pid, &img, img_name, &o, &h);
+		raise(SIGKILL);
+	}
+	assert_int_equal(waitpid(criu, &status, 0), criu);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	g = find_guardian();
+	assert_true(g > 0);
+	return g;
+}
+
+static void test_criu_dies_after_handoff(void **state)
+{
+	pid_t g;
+
+	(void)state;
+	g = criu_dies(NULL);
+	verify_child("CRIU died after the handoff");
+	assert_int_equal(wait_exit(g, 5000, NULL), 0);
+	check_flags(ch.pid, false);
+	verify_child("CRIU died after the handoff, given back");
+}
+
+static void test_criu_dies_midway(void **state)
+{
+	struct kill_at k = { HANDOFF_STEP_PLACED, 0 };	/* 1 of 3 ranges placed */
+	pid_t g;
+
+	(void)state;
+	g = criu_dies(&k);
+	verify_child("CRIU died midway");
+	assert_int_equal(wait_exit(g, 5000, NULL), 0);
+	assert_false(vmflag(ch.pid, base, "um"));
+	verify_child("CRIU died midway, given back");
+	show_log(ch.pid);
+}
+
+static void test_criu_dies_holding_uffd(void **state)
+{
+	struct kill_at k = { HANDOFF_STEP_UFFD_HELD, 0 };	/* nothing placed yet */
+	pid_t g;
+
+	(void)state;
+	g = criu_dies(&k);
+	assert_int_equal(wait_exit(g, 5000, NULL), 0);
+	verify_child("CRIU died before any range");
+}
+
+static void test_criu_dies_before_mremap(void **state)
+{
+	struct kill_at k = { HANDOFF_STEP_PREPARED, 1 };	/* range 1 registered, announced */
+	pid_t g;
+
+	(void)state;
+	g = criu_dies(&k);
+	verify_child("CRIU died before an mremap");
+	/* The guardian cannot know the mremap will never come: it stays. */
+	assert_int_equal(wait_exit(g, 300, NULL), -1);
+	assert_false(vmflag(ch.pid, base, "um"));
+	show_log(ch.pid);
+	reap(ch.pid);
+	assert_int_equal(wait_exit(g, 2000, NULL), 0);
+	ch.pid = 0;
+}
+
+/* ---------------------------------------------------- guardian killed */
+
+struct kill_guardian {
+	enum handoff_step step;
+	unsigned seg;
+	pid_t killed;
+};
+
+static void kill_guardian_hook(void *arg, struct rsys *r, enum handoff_step step, unsigned seg)
+{
+	struct kill_guardian *k = arg;
+	pid_t g;
+
+	(void)r;
+	if (step != k->step || seg != k->seg)
+		return;
+	g = find_guardian();
+	if (g <= 0)
+		return;
+	reap(g);	/* gone before the next message or event */
+	k->killed = g;
+}
+
+/* The handoff notices, a second guardian adopts the placed ranges and gives them back. */
+static void guardian_dies(struct kill_guardian *k)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h = NULL;
+	pid_t g;
+
+	o.hook = kill_guardian_hook;
+	o.hook_arg = k;
+	seize(ch.pid);
+	write_image(ch.pid);
+	alarm(20);	/* a hang here is the failure this guards against */
+	assert_int_not_equal(handoff_start_opts(ch.pid, &img, img_name, &o, &h), 0);
+	alarm(0);
+	assert_null(h);
+	assert_true(k->killed > 0);
+	g = find_guardian();
+	assert_true(g > 0 && g != k->killed);
+	assert_int_equal(wait_exit(g, 5000, NULL), 0);
+	assert_false(vmflag(ch.pid, base, "um"));
+	assert_false(vmflag(ch.pid, base + B0_SPLIT, "um"));
+	release(ch.pid);
+	verify_child("guardian died");
+	show_log(ch.pid);
+}
+
+static void test_guardian_dies_midway(void **state)
+{
+	struct kill_guardian k = { HANDOFF_STEP_PLACED, 0, 0 };
+
+	(void)state;
+	guardian_dies(&k);
+}
+
+/* Killed after PREPARE: our mremap's REMAP event has no reader but the watcher. */
+static void test_guardian_dies_during_mremap(void **state)
+{
+	struct kill_guardian k = { HANDOFF_STEP_PREPARED, 1, 0 };
+
+	(void)state;
+	guardian_dies(&k);
+}
+
+/* ---------------------------------------------------- bookkeeping only */
+
+static void test_map_bookkeeping(void **state)
+{
+	struct fr_image mi = { .fd = -1, .meta_fd = -1 };
+	struct gp_range r = { .block = 0, .offset = 0, .len = 64 * 4096, .tmp = 0x7000000, .addr = 0x100000 };
+	struct gd_map m;
+	struct gd_run run;
+	uint64_t page;
+
+	(void)state;
+	assert_int_equal(fr_image_init(&mi, 1, 1), 0);
+	strcpy(mi.blocks[0].name, "ram");
+	mi.blocks[0].host_addr = 0x100000;
+	mi.blocks[0].length = 64 * 4096;
+	mi.blocks[0].page_size = 4096;
+	assert_int_equal(fr_layout(&mi), 0);
+	memset(mi.blocks[0].bitmap, 0xff, 8);	/* all 64 pages present */
+	assert_int_equal(gd_map_init(&m, &mi), 0);
+
+	assert_int_equal(gd_map_prepare(&m, &r), 0);
+	assert_int_equal(gd_map_remap(&m, 0x7000000, 0x100000, 64 * 4096), 0);	/* placement */
+	assert_int_equal(m.nr_pending, 0);
+	assert_int_equal(gd_map_lookup(&m, 0x100000 + 5 * 4096, &page), 0);
+	assert_int_equal(page, 5);
+
+	/* The task moves pages 16..31 away, discards 8..9 and unmaps 40..47. */
+	assert_int_equal(gd_map_remap(&m, 0x100000 + 16 * 4096, 0x900000, 16 * 4096), 0);
+	assert_true(gd_map_lookup(&m, 0x900000 + 4096, &page) >= 0);
+	assert_int_equal(page, 17);
+	assert_true(gd_map_lookup(&m, 0x100000 + 17 * 4096, &page) < 0);
+	assert_int_equal(gd_map_discard(&m, 0x100000 + 8 * 4096, 0x100000 + 10 * 4096, false), 2);
+	assert_int_equal(gd_map_discard(&m, 0x100000 + 40 * 4096, 0x100000 + 44 * 4096, false), 4);
+	assert_int_equal(gd_map_discard(&m, 0x100000 + 40 * 4096, 0x100000 + 48 * 4096, true), 4);
+	assert_true(gd_map_lookup(&m, 0x100000 + 40 * 4096, &page) < 0);
+	assert_true(gd_map_lookup(&m, 0x100000 + 47 * 4096, &page) < 0);
+	assert_true(gd_map_lookup(&m, 0x100000 + 48 * 4096, &page) >= 0);
+
+	/* Give-back runs skip discarded and unmapped pages and follow the move. */
+	assert_true(gd_map_next_run(&m, 512, &run));
+	assert_int_equal(run.page, 0);
+	assert_int_equal(run.n, 8);
+	for (page = 0; page < 8; page++)
+		fr_bit_set(m.blocks[0].filled, page);
+	assert_true(gd_map_next_run(&m, 512, &run));
+	assert_int_equal(run.page, 10);
+	assert_int_equal(run.n, 6);
+	assert_int_equal(run.addr, 0x100000 + 10 * 4096);
+	for (page = 10; page < 16; page++)
+		fr_bit_set(m.blocks[0].filled, page);
+	assert_true(gd_map_next_run(&m, 512, &run));
+	assert_int_equal(run.page, 16);
+	assert_int_equal(run.addr, 0x900000);
+	assert_int_equal(run.n, 16);
+	for (page = 16; page < 40; page++)
+		fr_bit_set(m.blocks[0].filled, page);
+	assert_true(gd_map_next_run(&m, 512, &run));
+	assert_int_equal(run.page, 48);
+	assert_int_equal(run.n, 16);
+	for (page = 48; page < 64; page++)
+		fr_bit_set(m.blocks[0].filled, page);
+	assert_false(gd_map_next_run(&m, 512, &run));
+
+	gd_map_free(&m);
+	fr_close(&mi);
+}
+
+/* ---------------------------------------------------- benchmark */
+
+static void test_bench(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h;
+	struct report rp;
+	double ms, gb_ms;
+	pid_t g;
+
+	(void)state;
+	h = dump(&o, &ms);
+	g = handoff_guardian_pid(h);
+	release(ch.pid);
+	command('s', &rp);	/* 1/64 of the pages, faults only */
+	print_message("  bench %" PRIu64 " MiB: handoff %.1f ms (%.1f ms/GiB); faults seen by the task"
+		      " %.1f us avg, %.1f us max over %" PRIu64 " pages\n", bench_len / MIB, ms,
+		      ms * 1024 / (bench_len / MIB), rp.touch_us_avg, rp.touch_us_max, rp.pages);
+	handoff_finish(h, HANDOFF_GIVE_BACK);
+	assert_int_equal(wait_exit(g, 60000, &gb_ms), 0);
+	print_message("  bench: guardian done %.1f ms after the verdict (%.0f MiB/s incl. exit)\n", gb_ms,
+		      bench_len * 63 / 64 / MIB * 1000.0 / gb_ms);
+	verify_child("bench");
+	show_log(ch.pid);
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int setup_all(void)
+{
+	char exe[4096];
+	ssize_t n;
+
+	ps = sysconf(_SC_PAGESIZE);
+	if (!getenv("CRIU_QEMU_GUARDIAN")) {
+		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0)
+			return -1;
+		exe[n] = 0;
+		setenv("CRIU_QEMU_GUARDIAN", exe, 1);
+	}
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1))
+		return -1;
+	base = mmap(NULL, RESERVE + 2 * MIB + bench_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED)
+		return -1;
+	base = (char *)(((uintptr_t)base + 2 * MIB - 1) & ~(2 * MIB - 1));
+	/* tmpfs: unlinking a big sparse image on ext4 with discard takes ~0.7 s. */
+	snprintf(dir, sizeof(dir), "%s/test_handoff.XXXXXX",
+		 getenv("TEST_HANDOFF_DIR") ? getenv("TEST_HANDOFF_DIR") : "/dev/shm");
+	if (!mkdtemp(dir)) {
+		strcpy(dir, "/var/tmp/test_handoff.XXXXXX");
+		if (!mkdtemp(dir))
+			return -1;
+	}
+	dirfd_ = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return dirfd_ < 0 ? -1 : 0;
+}
+
+static void cleanup_all(void)
+{
+	struct dirent *de;
+	DIR *d = fdopendir(dup(dirfd_));
+
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			unlinkat(dirfd_, de->d_name, 0);
+	if (d)
+		closedir(d);
+	close(dirfd_);
+	rmdir(dir);
+}
+
+static bool guardian_mode(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--ctl"))
+			return true;
+	return false;
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup_child, teardown_child)
+#define T_UNPRIV(fn) cmocka_unit_test_setup_teardown(fn, setup_child_unprivileged, teardown_child)
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_map_bookkeeping),
+		T(test_give_back),
+		T_UNPRIV(test_unprivileged_task),
+		T(test_done_killed),
+		T(test_done_but_alive),
+		T(test_done_then_fault),
+		T(test_discard),
+		T(test_discard_during_give_back),
+		T(test_criu_dies_after_handoff),
+		T(test_criu_dies_midway),
+		T(test_criu_dies_holding_uffd),
+		T(test_criu_dies_before_mremap),
+		T(test_guardian_dies_midway),
+		T(test_guardian_dies_during_mremap),
+	};
+	const struct CMUnitTest bench[] = { T(test_bench) };
+	const char *mb = getenv("TEST_HANDOFF_BENCH_MB");
+	int ret;
+
+	if (guardian_mode(argc, argv))
+		return guardian_main(argc, argv);
+	if (geteuid()) {
+		printf("test_handoff: skipped, needs root (ptrace, userfaultfd for another task)\n");
+		return 0;
+	}
+	if (mb)
+		bench_len = strtoull(mb, NULL, 0) * MIB;
+	if (setup_all())
+		return 1;
+	if (getenv("TEST_HANDOFF_VERBOSE"))
+		qp_log_set_level(LOG_DEBUG);
+	ret = bench_len ? cmocka_run_group_tests(bench, NULL, NULL) : cmocka_run_group_tests(tests, NULL, NULL);
+	cleanup_all();
+	return ret;
+}
