@@ -14,6 +14,10 @@ static const struct qp_config defaults = {
 	.odirect = false,
 	.min_block_bytes = 64ULL << 20,
 	.qmp_timeout_ms = 1000,
+	.live = true,
+	.downtime_ms = 100,
+	.live_max_passes = 8,
+	.live_max_ms = 30000,
 };
 
 static int parse_bool(const char *v, bool *out)
@@ -60,6 +64,14 @@ int qp_config_set(struct qp_config *c, const char *key, const char *value)
 		return parse_bool(value, &c->odirect);
 	if (!strcmp(key, "qmp_timeout_ms"))
 		return parse_uint(value, &c->qmp_timeout_ms);
+	if (!strcmp(key, "live"))
+		return parse_bool(value, &c->live);
+	if (!strcmp(key, "downtime_ms"))
+		return parse_uint(value, &c->downtime_ms);
+	if (!strcmp(key, "live_max_passes"))
+		return parse_uint(value, &c->live_max_passes);
+	if (!strcmp(key, "live_max_ms"))
+		return parse_uint(value, &c->live_max_ms);
 	if (!strcmp(key, "min_block_mb")) {
 		if (parse_ull(value, &mb))
 			return -EINVAL;
@@ -119,6 +131,10 @@ static const char *const env_keys[][2] = {
 	{ "CRIU_QEMU_ODIRECT", "odirect" },
 	{ "CRIU_QEMU_MIN_BLOCK_MB", "min_block_mb" },
 	{ "CRIU_QEMU_QMP_TIMEOUT_MS", "qmp_timeout_ms" },
+	{ "CRIU_QEMU_LIVE", "live" },
+	{ "CRIU_QEMU_DOWNTIME_MS", "downtime_ms" },
+	{ "CRIU_QEMU_LIVE_MAX_PASSES", "live_max_passes" },
+	{ "CRIU_QEMU_LIVE_MAX_MS", "live_max_ms" },
 };
 
 static int load_env(struct qp_config *c)

@@ -12,6 +12,10 @@ struct qp_config {
 	bool odirect;		/* O_DIRECT for page data */
 	unsigned long long min_block_bytes; /* smaller RAM blocks are left to CRIU */
 	unsigned qmp_timeout_ms;/* give up on a busy or dead monitor after this */
+	bool live;		/* copy RAM while the VM runs, before CRIU freezes it */
+	unsigned downtime_ms;	/* live phase ends when the rest fits in this */
+	unsigned live_max_passes;
+	unsigned live_max_ms;	/* cap on the whole live phase */
 };
 
 /*

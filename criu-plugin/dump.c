@@ -19,6 +19,7 @@
 #include "dump.h"
 #include "fixedram.h"
 #include "handoff.h"
+#include "live.h"
 #include "log.h"
 #include "ramblocks.h"
 #include "writer.h"
@@ -29,6 +30,9 @@ struct qemu_dump {
 	pid_t pid;
 	struct ram_want want[RAM_MAX_BLOCKS];
 	int nr_want;		/* 0: no monitor answer, use the command line */
+	struct fr_image img;	/* open from creation until the handoff */
+	char name[64];		/* the image's file name */
+	struct live_ctx *live;	/* write tracking of the live phase, if any */
 	struct handoff *handoff;
 };
 
@@ -46,6 +50,7 @@ static struct qemu_dump *find_qemu(pid_t pid, bool create)
 		return NULL;
 	memset(&qemus[nr_qemus], 0, sizeof(qemus[0]));
 	qemus[nr_qemus].pid = pid;
+	qemus[nr_qemus].img.fd = qemus[nr_qemus].img.meta_fd = -1;
 	return &qemus[nr_qemus++];
 }
 
@@ -85,38 +90,27 @@ pid_t qp_ns_pid(pid_t pid)
 	return ns_pid > 0 ? ns_pid : pid;
 }
 
-int qp_dump_pause(const struct qp_config *c, const struct qemu_proc *q)
-{
-	struct qemu_dump *d;
-
-	if (!c->enabled)
-		return 0;
-	d = find_qemu(q->pid, true);
-	if (!d)
-		return -ENOSPC;
-	if (ram_query_monitor(q, c->qmp_timeout_ms, d->want, &d->nr_want))
-		d->nr_want = 0;
-	else
-		pr_info("pid %d: monitor reports %d RAM blocks\n", q->pid, d->nr_want);
-	return 0;
-}
-
 /*
- * The handoff replaces a range by a private anonymous mapping; doing that to
- * a shared (memfd, file) or hugetlb block would change what QEMU shares with
- * other processes, so those blocks stay with CRIU's own dump for now.
+ * Private anonymous blocks are handed over by replacing their VMAs. Shared
+ * blocks keep their VMAs and are punched instead, which is safe only for a
+ * memfd or shared anonymous memory that no other process maps
+ * (handoff_shared_prepare() checks, and maps the file pages QEMU has not,
+ * so that the writer sees them). Named files and hugetlb stay with CRIU.
  */
 static void drop_unsupported(pid_t pid, struct ram_layout *l)
 {
+	const struct ram_block *b;
 	int i, n = 0;
 
 	for (i = 0; i < l->nr; i++) {
-		if (l->blocks[i].backing == FR_BACKING_ANON_PRIVATE) {
-			l->blocks[n++] = l->blocks[i];
+		b = &l->blocks[i];
+		if (b->backing == FR_BACKING_ANON_PRIVATE ||
+		    (b->backing == FR_BACKING_SHARED_FD &&
+		     !handoff_shared_prepare(pid, b->name, b->host_addr, b->length, b->page_size))) {
+			l->blocks[n++] = *b;
 			continue;
 		}
-		pr_warn("pid %d: RAM block %s is %s: left to CRIU\n", pid, l->blocks[i].name,
-			fr_backing_name(l->blocks[i].backing));
+		pr_warn("pid %d: RAM block %s is %s: left to CRIU\n", pid, b->name, fr_backing_name(b->backing));
 	}
 	l->nr = n;
 }
@@ -163,75 +157,160 @@ static int image_from_layout(struct fr_image *img, pid_t ns_pid, const struct ra
 	return fr_layout(img);
 }
 
-static void log_write_stats(pid_t pid, const struct ram_io_stats *st, double finish_ms)
+static void log_write_stats(pid_t pid, const struct ram_io_stats *st)
 {
 	double mb = st->bytes_written / 1048576.0;
 
 	pr_info("pid %d: RAM saved: %llu pages, %llu populated, %llu zero skipped, %llu written "
-		"(%.1f MiB) in %.1f ms (%.0f MiB/s), fsync+header %.1f ms\n",
+		"(%.1f MiB) in %.1f ms (%.0f MiB/s)\n",
 		pid, (unsigned long long)st->pages_total, (unsigned long long)st->pages_scanned_present,
 		(unsigned long long)st->pages_zero, (unsigned long long)st->pages_written, mb, st->ms,
-		st->ms > 0 ? mb * 1000 / st->ms : 0, finish_ms);
+		st->ms > 0 ? mb * 1000 / st->ms : 0);
 }
 
-/* Write and fsync the image; the task is not touched. */
-static int save_ram(const struct qp_config *c, pid_t pid, struct fr_image *img, const char *name)
+static struct ram_io_opts io_opts(const struct qp_config *c)
 {
-	struct ram_io_opts o = { .workers = c->workers, .odirect = c->odirect };
-	struct ram_io_stats st;
-	double t0;
+	return (struct ram_io_opts){ .workers = c->workers, .odirect = c->odirect };
+}
+
+/* Discover guest RAM and create the (still incomplete) image for it. */
+static int create_image(const struct qp_config *c, const struct qemu_proc *q, struct qemu_dump *d)
+{
+	pid_t ns_pid = qp_ns_pid(q->pid);
+	struct ram_layout layout;
 	int ret;
 
-	ret = fr_create(img, criu_get_image_dir(), name, c->odirect ? O_DIRECT : 0);
+	ret = discover(c, q, d, &layout);
+	if (ret)
+		return ret;
+	if (!layout.nr) {
+		pr_warn("pid %d: no guest RAM found; CRIU dumps all memory itself\n", q->pid);
+		return -ENOENT;
+	}
+	fr_image_name(d->name, sizeof(d->name), ns_pid);
+	ret = image_from_layout(&d->img, ns_pid, &layout);
+	if (!ret)
+		ret = fr_create(&d->img, criu_get_image_dir(), d->name, c->odirect ? O_DIRECT : 0);
+	if (ret)
+		pr_err("pid %d: cannot create %s: %s\n", q->pid, d->name, strerror(-ret));
+	return ret;
+}
+
+static void drop_image(struct qemu_dump *d)
+{
+	live_stop(d->live);
+	d->live = NULL;
+	if (d->img.fd >= 0)
+		unlinkat(criu_get_image_dir(), d->name, 0);
+	fr_close(&d->img);
+}
+
+/*
+ * CRIU arms alarm(opts.timeout) before PAUSE_DEVICES, and its SIGALRM
+ * handler fails the dump: the live phase may take longer than that, so
+ * the remaining time is put aside and restored afterwards.
+ */
+static int live_phase(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
+{
+	struct live_opts lo = { .downtime_ms = c->downtime_ms, .max_passes = c->live_max_passes,
+				.max_ms = c->live_max_ms };
+	struct ram_io_opts io = io_opts(c);
+	unsigned alarm_left = alarm(0);
+	double t0 = ram_io_now_ms();
+	int ret;
+
+	ret = live_start(pid, &d->img, &io, &d->live);
+	if (!ret)
+		ret = live_converge(d->live, &lo);
+	if (alarm_left)
+		alarm(alarm_left);
 	if (ret) {
-		pr_err("pid %d: cannot create %s: %s\n", pid, name, strerror(-ret));
+		pr_warn("pid %d: live pre-dump failed (%s); RAM is copied after the freeze\n", pid,
+			strerror(-ret));
 		return ret;
 	}
-	ret = ram_write_image(pid, img, &o, &st);
+	pr_info("pid %d: live phase done in %.1f ms\n", pid, ram_io_now_ms() - t0);
+	test_crash_point("live");
+	return 0;
+}
+
+int qp_dump_pause(const struct qp_config *c, const struct qemu_proc *q)
+{
+	struct qemu_dump *d;
+
+	if (!c->enabled)
+		return 0;
+	d = find_qemu(q->pid, true);
+	if (!d)
+		return -ENOSPC;
+	if (ram_query_monitor(q, c->qmp_timeout_ms, d->want, &d->nr_want))
+		d->nr_want = 0;
+	else
+		pr_info("pid %d: monitor reports %d RAM blocks\n", q->pid, d->nr_want);
+	/* Without a live phase nothing is written before the freeze. */
+	if (!c->live || create_image(c, q, d))
+		return 0;
+	if (live_phase(c, q->pid, d))
+		drop_image(d);	/* CHECKPOINT_DEVICES starts afresh */
+	return 0;
+}
+
+/* Frozen: copy what the live phase has not, or everything. */
+static int copy_frozen(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
+{
+	struct ram_io_opts io = io_opts(c);
+	struct live_pass_stat ls;
+	struct ram_io_stats st;
+	int ret;
+
+	if (d->live) {
+		ret = live_final(d->live, &ls);
+		test_crash_point("final-pass");
+		live_stop(d->live);
+		d->live = NULL;
+		if (!ret)
+			return 0;
+		pr_warn("pid %d: live final pass failed (%s); copying all RAM\n", pid, strerror(-ret));
+	}
+	ret = ram_write_image(pid, &d->img, &io, &st);
 	if (ret) {
 		pr_err("pid %d: writing guest RAM failed: %s\n", pid, strerror(-ret));
 		return ret;
 	}
-	t0 = ram_io_now_ms();
-	ret = fr_finish(img);
-	if (ret) {
-		pr_err("pid %d: completing %s failed: %s\n", pid, name, strerror(-ret));
-		return ret;
-	}
-	log_write_stats(pid, &st, ram_io_now_ms() - t0);
+	log_write_stats(pid, &st);
 	return 0;
 }
 
 int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 {
-	struct fr_image img = { .fd = -1, .meta_fd = -1 };
-	pid_t pid = q->pid, ns_pid = qp_ns_pid(q->pid);
-	struct ram_layout layout;
 	struct qemu_dump *d;
-	char name[64];
+	double t0;
 	int ret;
 
 	if (!c->enabled)
 		return 0;
-	d = find_qemu(pid, true);
+	d = find_qemu(q->pid, true);
 	if (!d)
 		return -ENOSPC;
-	ret = discover(c, q, d, &layout);
-	if (ret || !layout.nr) {
-		pr_warn("pid %d: no guest RAM found; CRIU dumps all memory itself\n", pid);
+	if (d->img.fd < 0 && create_image(c, q, d))
+		return 0;	/* nothing of ours: CRIU dumps RAM itself */
+	ret = copy_frozen(c, q->pid, d);
+	t0 = ram_io_now_ms();
+	if (!ret)
+		ret = fr_finish(&d->img);
+	if (ret) {
+		pr_err("pid %d: saving guest RAM into %s failed: %s\n", q->pid, d->name, strerror(-ret));
+		drop_image(d);
 		return ret;
 	}
-	fr_image_name(name, sizeof(name), ns_pid);
-	ret = image_from_layout(&img, ns_pid, &layout);
-	if (!ret)
-		ret = save_ram(c, pid, &img, name);
-	if (!ret)
-		ret = handoff_start(pid, &img, name, &d->handoff);
-	fr_close(&img);
+	pr_info("pid %d: %s complete and durable (fsync + header %.1f ms)\n", q->pid, d->name,
+		ram_io_now_ms() - t0);
+	ret = handoff_start(q->pid, &d->img, d->name, &d->handoff);
+	if (ret && !d->handoff)
+		drop_image(d);
+	fr_close(&d->img);
 	if (!ret)
 		test_crash_point("after-handoff");
-	if (ret && !d->handoff)
-		unlinkat(criu_get_image_dir(), name, 0);
 	return ret;
 }
 
@@ -269,6 +348,11 @@ void qp_dump_finish(int ret)
 	if (ret == 0 && !leave_running())
 		v = HANDOFF_DONE;
 	for (i = 0; i < nr_qemus; i++) {
+		if (qemus[i].live || qemus[i].img.fd >= 0) {
+			pr_info("pid %d: dump ended before the freeze copy; dropping the image\n",
+				qemus[i].pid);
+			drop_image(&qemus[i]);
+		}
 		if (!qemus[i].handoff)
 			continue;
 		pr_info("pid %d: dump %s: guardian %s\n", qemus[i].pid, ret ? "failed" : "done",

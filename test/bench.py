@@ -59,9 +59,18 @@ def plugin_phases(log):
     """Per-phase times the plugin logs (ms)."""
     text = harness.log_text(log)
     out = {}
-    m = re.search(r"RAM saved: .* in ([\d.]+) ms .*fsync\+header ([\d.]+) ms", text)
+    m = re.search(r"RAM saved: .* in ([\d.]+) ms", text)
     if m:
-        out["write_ms"], out["fsync_ms"] = float(m.group(1)), float(m.group(2))
+        out["frozen_copy_ms"] = float(m.group(1))
+    m = re.search(r"live phase done in ([\d.]+) ms", text)
+    if m:
+        out["live_ms"] = float(m.group(1))
+    m = re.search(r"live final \d+: .*copied, ([\d.]+) ms", text)
+    if m:
+        out["frozen_copy_ms"] = float(m.group(1))
+    m = re.search(r"fsync \+ header ([\d.]+) ms", text)
+    if m:
+        out["fsync_ms"] = float(m.group(1))
     m = re.search(r"handed to guardian \d+ in ([\d.]+) ms", text)
     if m:
         out["handoff_ms"] = float(m.group(1))
@@ -87,13 +96,13 @@ def timed_criu(args, env=None):
     return dt, rss
 
 
-def cycle(g, work, name, plugin):
+def cycle(g, work, name, plugin, env=None):
     imgdir = os.path.join(work, name)
     os.makedirs(imgdir)
     libdir = harness.PLUGIN_DIR if plugin else os.path.join(work, "no-plugins")
     os.makedirs(libdir, exist_ok=True)
     dump_s, dump_rss = timed_criu(["dump", "-t", str(g.pid), "-D", imgdir, "-o", "dump.log",
-                                   "-v4", "--libdir", libdir])
+                                   "-v4", "--libdir", libdir], env=env)
     harness.wait_pid_gone(g.pid)
     at_dump = g.last_status()
     # CRIU leaves its images in the page cache; we fsync ours before the
@@ -135,21 +144,26 @@ def median(runs, key):
 
 def summarize(native, ours, disk, cfg):
     keys = ["frozen_ms", "dump_s", "dump_durable_s", "image_bytes", "restore_s", "dump_rss_kib", "restore_rss_kib",
-            "write_ms", "fsync_ms", "handoff_ms", "fill_ms"]
-    table = {k: {"criu": median(native, k), "criu-qemu": median(ours, k)} for k in keys}
+            "live_ms", "frozen_copy_ms", "fsync_ms", "handoff_ms", "fill_ms"]
+    modes = [("criu", native)] + [(m, r) for m, r in ours.items()]
+    table = {k: {m: median(r, k) for m, r in modes} for k in keys}
     print("\n%s guest, %d MiB touched by the workload, %d KiB/s dirtied, %d reps (medians)"
           % (cfg["mem"], cfg["wl_mb"], cfg["rate_kbs"], cfg["reps"]))
-    print("%-18s %14s %14s %10s" % ("", "CRIU native", "criu-qemu", "ours/CRIU"))
+    print("%-16s" % "" + "".join("%16s" % m for m, _ in modes)
+          + "".join("%14s" % (m + "/criu") for m, _ in modes[1:]))
+
+    def fmt(k, v):
+        if v is None:
+            return "-"
+        return "%.1f MiB" % (v / 2**20) if k == "image_bytes" else "%.3f" % v
     for k in keys:
-        a, b = table[k]["criu"], table[k]["criu-qemu"]
-        if b is None and a is None:
+        vals = [table[k][m] for m, _ in modes]
+        if all(v is None for v in vals):
             continue
-        ratio = "%.2f" % (b / a) if a and b else "-"
-        fa = "-" if a is None else ("%.1f MiB" % (a / 2**20) if k == "image_bytes" else "%.3f" % a)
-        fb = "-" if b is None else ("%.1f MiB" % (b / 2**20) if k == "image_bytes" else "%.3f" % b)
-        print("%-18s %14s %14s %10s" % (k, fa, fb, ratio))
+        ratios = ["%.2f" % (v / vals[0]) if v and vals[0] else "-" for v in vals[1:]]
+        print("%-16s" % k + "".join("%16s" % fmt(k, v) for v in vals) + "".join("%14s" % r for r in ratios))
     touched = cfg["wl_mb"] * 2**20
-    for who, runs in (("CRIU native", native), ("criu-qemu", ours)):
+    for who, runs in modes:
         d = median(runs, "dump_s")
         print("%-12s dump throughput %.0f MiB/s of touched RAM = %.2f of the disk's O_DIRECT write limit"
               % (who, touched / 2**20 / d, touched / 2**20 / d / disk["disk_write_mbs"]))
@@ -169,7 +183,8 @@ def main():
     work = tempfile.mkdtemp(prefix="criu-qemu-bench-", dir="/var/tmp")
     print("criu: %s; work dir %s" % (harness.Criu(work).version(), work), flush=True)
     g = harness.Guest(work, mem=cfg["mem"], wl_mb=cfg["wl_mb"], rate_kbs=cfg["rate_kbs"]).start()
-    native, ours = [], []
+    native = []
+    ours = {"plain": [], "live": []}
     try:
         g.wait_ready(timeout=600)
         g.wait_passes(2, timeout=600)
@@ -177,10 +192,12 @@ def main():
         for i in range(cfg["reps"]):
             native.append(cycle(g, work, "native-%d" % i, plugin=False))
             print("native %d: %s" % (i, native[-1]), flush=True)
-            ours.append(cycle(g, work, "plugin-%d" % i, plugin=True))
-            print("plugin %d: %s" % (i, ours[-1]), flush=True)
+            for mode in ours:
+                env = {"CRIU_QEMU_LIVE": "1" if mode == "live" else "0"}
+                ours[mode].append(cycle(g, work, "%s-%d" % (mode, i), plugin=True, env=env))
+                print("%s %d: %s" % (mode, i, ours[mode][-1]), flush=True)
         g.check_console()
-        print("guest memory verified after %d restores: no corruption" % (2 * cfg["reps"]))
+        print("guest memory verified after %d restores: no corruption" % (3 * cfg["reps"]))
     finally:
         g.kill()
     table = summarize(native, ours, disk, cfg)
