@@ -26,7 +26,8 @@ def fmt_status(st):
 
 
 def plugin_figures(log):
-    keep = ("RAM block", "RAM saved", "RAM restored", "handed", "guardian")
+    keep = ("RAM block", "RAM saved", "RAM restored", "handed", "live pass", "live final",
+            "live phase", "complete and durable")
     return [l.split("qemu_plugin: ", 1)[1] for l in harness.plugin_lines(log)
             if any(k in l for k in keep)]
 
@@ -50,7 +51,9 @@ def main():
         _, t_dump = criu.dump(g.pid, imgdir)
         harness.wait_pid_gone(g.pid)
         at_dump = g.last_status()
-        say("   dump took %.2fs; last status before the freeze: %s" % (t_dump, fmt_status(at_dump)))
+        stats = harness.criu_dump_stats(imgdir)
+        say("   dump took %.2fs, of which the VM was frozen %.0f ms; last status: %s"
+            % (t_dump, stats["frozen_ms"], fmt_status(at_dump)))
         for line in plugin_figures(os.path.join(imgdir, "dump.log")):
             say("   plugin: " + line)
         ram = [f for f in os.listdir(imgdir) if f.startswith("qemu-ram-")]
@@ -71,7 +74,8 @@ def main():
         g.check_console()
         say("== OK: the restored guest re-verified all %d MiB twice, its rewrite counter went on "
             "from %d and its checksum matches the expected sequence" % (WL_MB, at_dump["w"]))
-        say("   timings: dump %.2fs, restore %.2fs" % (t_dump, t_restore))
+        say("   timings: dump %.2fs (VM frozen %.0f ms), restore %.2fs"
+            % (t_dump, stats["frozen_ms"], t_restore))
     finally:
         g.kill()
         harness.reap_zombies()

@@ -338,26 +338,6 @@ def _varint(buf, i):
             return v, i
 
 
-def _pb_fields(msg):
-    """Top-level varint fields of a protobuf message: {field: value}."""
-    out, i = {}, 0
-    while i < len(msg):
-        key, i = _varint(msg, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            out[field], i = _varint(msg, i)
-        elif wire == 2:
-            n, i = _varint(msg, i)
-            i += n
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
-        else:
-            raise ValueError("unexpected protobuf wire type %d" % wire)
-    return out
-
-
 def criu_pagemap(imgdir, pid):
     """(vaddr, nr_pages) of every entry in CRIU's pagemap-PID.img: the pages
     CRIU itself stored for that task."""
@@ -371,7 +351,7 @@ def criu_pagemap(imgdir, pid):
         if first:  # pagemap_head
             first = False
             continue
-        fields = _pb_fields(msg)
+        fields = pb_message_fields(msg)
         entries.append((fields[1], fields[2]))
     return entries
 
@@ -385,3 +365,36 @@ def plugin_ram_ranges(dumplog):
             mib = int(line.split(", ")[1].split(" MiB")[0])
             out.append((addr, addr + (mib << 20)))
     return out
+
+
+def pb_message_fields(msg):
+    """Top-level fields of a protobuf message; length-delimited ones as bytes."""
+    out, i = {}, 0
+    while i < len(msg):
+        key, i = _varint(msg, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            out[field], i = _varint(msg, i)
+        elif wire == 2:
+            n, i = _varint(msg, i)
+            out[field] = msg[i:i + n]
+            i += n
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+        else:
+            raise ValueError("unexpected protobuf wire type %d" % wire)
+    return out
+
+
+def criu_dump_stats(imgdir):
+    """Times (ms) from CRIU's stats-dump image: two magics, then one
+    length-prefixed stats_entry whose field 1 is dump_stats_entry."""
+    with open(os.path.join(imgdir, "stats-dump"), "rb") as f:
+        data = f.read()
+    n = int.from_bytes(data[8:12], "little")
+    dump = pb_message_fields(pb_message_fields(data[12:12 + n])[1])
+    return {"frozen_ms": dump[2] / 1000.0, "freezing_ms": dump[1] / 1000.0,
+            "memdump_ms": dump[3] / 1000.0, "pages_written": dump[7]}
+
+
+_pb_fields = pb_message_fields  # transitional name, used by test_memfd.py
