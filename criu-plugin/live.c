@@ -64,56 +64,7 @@
 #include "log.h"
 #include "rsys.h"
 
-/* uapi of Linux 6.7, missing from older installed headers. */
-#ifndef UFFD_FEATURE_WP_UNPOPULATED
-#define UFFD_FEATURE_WP_UNPOPULATED	(1 << 13)
-#endif
-#ifndef UFFD_FEATURE_WP_ASYNC
-#define UFFD_FEATURE_WP_ASYNC		(1 << 15)
-#endif
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY		1
-#endif
-
-#ifndef PAGEMAP_SCAN
-struct page_region {
-	uint64_t start;
-	uint64_t end;
-	uint64_t categories;
-};
-
-struct pm_scan_arg {
-	uint64_t size;
-	uint64_t flags;
-	uint64_t start;
-	uint64_t end;
-	uint64_t walk_end;
-	uint64_t vec;
-	uint64_t vec_len;
-	uint64_t max_pages;
-	uint64_t category_inverted;
-	uint64_t category_mask;
-	uint64_t category_anyof_mask;
-	uint64_t return_mask;
-};
-
-#define PAGEMAP_SCAN	_IOWR('f', 16, struct pm_scan_arg)
-#endif
-#ifndef PAGE_IS_WRITTEN
-#define PAGE_IS_WRITTEN	(1 << 1)
-#endif
-#ifndef PAGE_IS_PRESENT
-#define PAGE_IS_PRESENT	(1 << 3)
-#endif
-#ifndef PAGE_IS_SWAPPED
-#define PAGE_IS_SWAPPED	(1 << 4)
-#endif
-#ifndef PM_SCAN_WP_MATCHING
-#define PM_SCAN_WP_MATCHING	(1 << 0)
-#endif
-#ifndef PM_SCAN_CHECK_WPASYNC
-#define PM_SCAN_CHECK_WPASYNC	(1 << 1)
-#endif
+#include "uapi-compat.h"
 
 #define LIVE_VEC_LEN	1024	/* regions per PAGEMAP_SCAN */
 #define LIVE_RETRIES	1000	/* EINTR / EAGAIN from an idempotent ioctl */

@@ -16,40 +16,7 @@
 #include "log.h"
 #include "sparse.h"
 
-/* uapi of Linux 6.7, missing from older installed headers. */
-#ifndef PAGEMAP_SCAN
-struct page_region {
-	uint64_t start;
-	uint64_t end;
-	uint64_t categories;
-};
-
-struct pm_scan_arg {
-	uint64_t size;
-	uint64_t flags;
-	uint64_t start;
-	uint64_t end;
-	uint64_t walk_end;
-	uint64_t vec;
-	uint64_t vec_len;
-	uint64_t max_pages;
-	uint64_t category_inverted;
-	uint64_t category_mask;
-	uint64_t category_anyof_mask;
-	uint64_t return_mask;
-};
-
-#define PAGEMAP_SCAN	_IOWR('f', 16, struct pm_scan_arg)
-#endif
-#ifndef PAGE_IS_PRESENT
-#define PAGE_IS_PRESENT	(1 << 3)
-#endif
-#ifndef PAGE_IS_SWAPPED
-#define PAGE_IS_SWAPPED	(1 << 4)
-#endif
-#ifndef PAGE_IS_PFNZERO
-#define PAGE_IS_PFNZERO	(1 << 5)
-#endif
+#include "uapi-compat.h"
 
 #define PM_PRESENT	(1ULL << 63)
 #define PM_SWAPPED	(1ULL << 62)
