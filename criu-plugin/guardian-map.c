@@ -218,8 +218,8 @@ int gd_map_resolve(struct gd_map *m, const struct gp_range *r, bool placed)
 		m->ranges[i].flags |= r->flags;
 		return 0;
 	}
-	pr_warn("guardian: block %u +%#" PRIx64 " placed at %#" PRIx64 " without a REMAP event seen; adopting it\n",
-		r->block, r->offset, r->addr);
+	pr_warn("guardian: block %u +%#" PRIx64 " placed at %#" PRIx64 " without its %s event seen; adopting it\n",
+		r->block, r->offset, r->addr, r->flags & GP_RANGE_SHARED ? "REMOVE" : "REMAP");
 	if (any_overlap(m, r->addr, r->addr + r->len))
 		return -EEXIST;
 	return place(m, r, r->addr);
@@ -233,8 +233,8 @@ static int remap_placement(struct gd_map *m, uint64_t from, uint64_t to, uint64_
 	long b;
 
 	for (i = 0; i < m->nr_pending; i++) {
-		if (m->pending[i].tmp == from && m->pending[i].len == len &&
-		    m->pending[i].addr == to) {
+		if (!(m->pending[i].flags & GP_RANGE_SHARED) && m->pending[i].tmp == from &&
+		    m->pending[i].len == len && m->pending[i].addr == to) {
 			r = m->pending[i];
 			drop_pending(m, i);
 			return place(m, &r, to);
@@ -266,7 +266,8 @@ long gd_map_fault_placement(struct gd_map *m, uint64_t addr)
 	size_t i;
 
 	for (i = 0; i < m->nr_pending; i++) {
-		if (addr < m->pending[i].addr || addr >= m->pending[i].addr + m->pending[i].len)
+		if (addr < m->pending[i].addr || addr >= m->pending[i].addr + m->pending[i].len ||
+		    (m->pending[i].flags & GP_RANGE_SHARED))
 			continue;
 		r = m->pending[i];
 		drop_pending(m, i);
@@ -275,6 +276,40 @@ long gd_map_fault_placement(struct gd_map *m, uint64_t addr)
 		if (place(m, &r, r.addr))
 			return -1;
 		return m->nr_ranges - 1;
+	}
+	return -1;
+}
+
+long gd_map_punch(struct gd_map *m, uint64_t start, uint64_t end)
+{
+	struct gp_range r;
+	size_t i;
+
+	for (i = 0; i < m->nr_pending; i++) {
+		r = m->pending[i];
+		if (!(r.flags & GP_RANGE_SHARED) || r.addr != start || r.addr + r.len != end)
+			continue;
+		/* Still pending if it cannot be tracked: its faults are then served unplaced. */
+		if (place(m, &r, r.addr))
+			return -ENOMEM;
+		drop_pending(m, i);
+		return m->nr_ranges - 1;
+	}
+	return -ENOENT;
+}
+
+int gd_map_lookup_pending(const struct gd_map *m, uint64_t addr, uint32_t *block, uint64_t *page)
+{
+	const struct gp_range *r;
+	size_t i;
+
+	for (i = 0; i < m->nr_pending; i++) {
+		r = &m->pending[i];
+		if (!(r->flags & GP_RANGE_SHARED) || addr < r->addr || addr >= r->addr + r->len)
+			continue;
+		*block = r->block;
+		*page = (r->offset + (addr - r->addr)) / m->img->blocks[r->block].page_size;
+		return 0;
 	}
 	return -1;
 }

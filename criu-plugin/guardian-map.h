@@ -52,15 +52,33 @@ struct gd_run {
 int gd_map_init(struct gd_map *m, const struct fr_image *img);
 void gd_map_free(struct gd_map *m);
 
-/* PREPARE: a registered empty VMA at r->tmp is about to replace the range. */
+/*
+ * PREPARE: a registered empty VMA at r->tmp is about to replace the range,
+ * or (GP_RANGE_SHARED) the registered range is about to be punched.
+ */
 int gd_map_prepare(struct gd_map *m, const struct gp_range *r);
 
 /*
  * PLACED / PLACE_FAILED from the plugin. PLACED normally finds the range
- * already tracked (the REMAP event came first); if not, it is added (a
- * new guardian adopting ranges after the first one died).
+ * already tracked (the REMAP or punch event came first); if not, it is
+ * added (a new guardian adopting ranges after the first one died, or a
+ * punch whose madvise failed before its REMOVE event).
  */
 int gd_map_resolve(struct gd_map *m, const struct gp_range *r, bool placed);
+
+/*
+ * UFFD_EVENT_REMOVE [start, end): if it is exactly a PREPAREd shared range,
+ * it is that range's punch, about to happen: place it and return the new
+ * range. -ENOENT: an ordinary discard. -ENOMEM: the punch, but it stays
+ * pending (untracked).
+ */
+long gd_map_punch(struct gd_map *m, uint64_t start, uint64_t end);
+
+/*
+ * A fault at addr in a PREPAREd shared range whose punch has not been seen:
+ * the page was a hole before any punch. 0 and *block, *page, or -1.
+ */
+int gd_map_lookup_pending(const struct gd_map *m, uint64_t addr, uint32_t *block, uint64_t *page);
 
 /* UFFD_EVENT_REMAP: tracked pieces move; an untracked source is a placement. */
 int gd_map_remap(struct gd_map *m, uint64_t from, uint64_t to, uint64_t len);
@@ -69,7 +87,9 @@ int gd_map_remap(struct gd_map *m, uint64_t from, uint64_t to, uint64_t len);
  * A fault at addr outside every range. If addr lies in a PREPAREd range's
  * destination, its mremap has happened (only our VMA there is registered)
  * and other threads fault before we read the REMAP (faults are read before
- * events): place it now. Returns the new range or -1.
+ * events): place it now. Returns the new range or -1. Never for shared
+ * ranges: they are registered before their punch, so a fault there proves
+ * nothing (see gd_map_lookup_pending).
  */
 long gd_map_fault_placement(struct gd_map *m, uint64_t addr);
 

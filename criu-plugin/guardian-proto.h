@@ -14,6 +14,12 @@
  *   PREPARE (block, off, len, tmp) ->   a registered empty VMA at tmp is
  *                                       about to be mremap'ed over the range
  *   [mremap in the task: the guardian reads UFFD_EVENT_REMAP tmp -> addr]
+ *   or, for a shared range (GP_RANGE_SHARED, tmp 0):
+ *   PREPARE (block, off, len, addr) ->  the range itself is registered and
+ *                                       about to be punched
+ *   [madvise(MADV_REMOVE) in the task: the guardian reads UFFD_EVENT_REMOVE
+ *    addr..addr+len, which is the placement, not a discard; the hole is
+ *    punched only after that read]
  *   PLACED (block, off, len, addr)  ->  or PLACE_FAILED
  *   VERDICT_DONE / VERDICT_GIVE_BACK ->
  *                               <-  GAVE_BACK (if still connected)
@@ -27,7 +33,7 @@
 #include <stdint.h>
 
 #define GP_MAGIC	0x51475231u	/* "1RGQ" */
-#define GP_VERSION	1
+#define GP_VERSION	2	/* 2: GP_RANGE_SHARED */
 #define GP_NAME_MAX	64
 
 /* Fds the guardian finds at exec time (stderr is its log). */
@@ -49,6 +55,7 @@ enum gp_type {
 };
 
 #define GP_RANGE_THP	(1u << 0)	/* VMA had MADV_HUGEPAGE: collapse after give-back */
+#define GP_RANGE_SHARED	(1u << 1)	/* MAP_SHARED shmem: placed by a punch, not an mremap */
 
 struct gp_hello {
 	uint32_t pid;			/* target, as the guardian's pidfd sees it */
@@ -63,7 +70,7 @@ struct gp_range {
 	uint32_t flags;		/* GP_RANGE_* */
 	uint64_t offset;	/* bytes into the block */
 	uint64_t len;
-	uint64_t tmp;		/* PREPARE: where the registered empty VMA is now */
+	uint64_t tmp;		/* PREPARE: where the registered empty VMA is now (0: shared) */
 	uint64_t addr;		/* host_addr + offset */
 };
 

@@ -4,8 +4,9 @@
  * and keeps its guest RAM safe. One thread, one poll loop over the task's
  * pidfd, the control socket and the userfaultfd:
  *
- *   HOLD       serve faults from the image, follow REMAP/REMOVE/UNMAP;
- *              wait for the verdict
+ *   HOLD       serve faults from the image, follow REMAP/REMOVE/UNMAP
+ *              (a REMOVE of an announced shared range is its punch, not
+ *              a discard); wait for the verdict
  *   WAIT_EXIT  "done": the task is about to be killed; if it is still alive
  *              after the timeout, or faults (CRIU resumed it after a failed
  *              post-dump script), give back
@@ -63,7 +64,7 @@ struct gd_stats {
 	uint64_t faults, fault_copy, fault_zero, fault_exist;
 	double fault_ms_sum, fault_ms_max;
 	uint64_t gb_pages, gb_skipped, gb_calls;
-	uint64_t remaps, removed_pages, unmapped_pages;
+	uint64_t remaps, punches, removed_pages, unmapped_pages;
 };
 
 struct guardian {
@@ -127,10 +128,9 @@ static void mark_filled(struct guardian *g, uint32_t block, uint64_t page, uint6
 }
 
 /* What a fault at a known page gets: the image page or zeros. */
-static long fill_page(struct guardian *g, long ri, uint64_t page, uint64_t dst, uint64_t ps)
+static long fill_page(struct guardian *g, uint32_t block, uint64_t page, uint64_t dst, uint64_t ps)
 {
-	const struct gd_range *r = &g->map.ranges[ri];
-	const struct gd_block *b = &g->map.blocks[r->block];
+	const struct gd_block *b = &g->map.blocks[block];
 	const void *src;
 
 	/* Discarded by the guest, or never written: zero, as without us. */
@@ -138,7 +138,7 @@ static long fill_page(struct guardian *g, long ri, uint64_t page, uint64_t dst, 
 		g->st.fault_zero++;
 		return gd_uffd_zero(g->uffd, dst, ps);
 	}
-	src = gd_pages_one(&g->pages, r->block, page);
+	src = gd_pages_one(&g->pages, block, page);
 	if (!src)
 		return -EIO;
 	g->st.fault_copy++;
@@ -150,15 +150,21 @@ static int serve_fault(struct guardian *g, uint64_t addr)
 	double t = now_ms();
 	uint64_t page = 0, ps = 4096, dst;
 	long ri = gd_map_lookup(&g->map, addr, &page);
+	uint32_t block = 0;
+	bool known;
 	long ret;
 
 	if (ri < 0 && gd_map_fault_placement(&g->map, addr) >= 0)
 		ri = gd_map_lookup(&g->map, addr, &page);
 	if (ri >= 0)
-		ps = gd_page_size(&g->map, g->map.ranges[ri].block);
+		block = g->map.ranges[ri].block;
+	/* A shared range before its punch: filled, but never marked so (the punch may follow). */
+	known = ri >= 0 || !gd_map_lookup_pending(&g->map, addr, &block, &page);
+	if (known)
+		ps = gd_page_size(&g->map, block);
 	dst = addr & ~(ps - 1);
-	if (ri >= 0) {
-		ret = fill_page(g, ri, page, dst, ps);
+	if (known) {
+		ret = fill_page(g, block, page, dst, ps);
 	} else {
 		/* Registered but not guest RAM we know: never leave a thread hanging. */
 		pr_warn("guardian: fault at %#" PRIx64 " outside every range, zero page\n", addr);
@@ -179,7 +185,7 @@ static int serve_fault(struct guardian *g, uint64_t addr)
 		gd_uffd_wake(g->uffd, dst, ps);
 	}
 	if (ri >= 0 && (ret > 0 || ret == -EEXIST))
-		mark_filled(g, g->map.ranges[ri].block, page, 1);
+		mark_filled(g, block, page, 1);
 	t = now_ms() - t;
 	g->st.faults++;
 	g->st.fault_ms_sum += t;
@@ -247,6 +253,37 @@ static void on_discard(struct guardian *g, uint64_t start, uint64_t end, bool un
 		 unmapped ? "UNMAP" : "REMOVE", start, end, n);
 }
 
+static void drain_ctl(struct guardian *g);
+
+/*
+ * A REMOVE that is exactly an announced shared range is the handoff's
+ * punch: from the moment we read it, the kernel frees the pages and only
+ * the image holds them. Any other REMOVE is the guest discarding memory.
+ * The PREPARE is sent before the punch starts; read the control socket
+ * once more before taking a REMOVE for a discard.
+ */
+static void on_remove(struct guardian *g, uint64_t start, uint64_t end)
+{
+	long ri = gd_map_punch(&g->map, start, end);
+
+	if (ri == -ENOENT && g->ctl >= 0) {
+		drain_ctl(g);
+		ri = gd_map_punch(&g->map, start, end);
+	}
+	if (ri == -ENOENT) {
+		on_discard(g, start, end, false);
+		return;
+	}
+	if (ri < 0) {
+		pr_err("guardian: cannot track the punch of %#" PRIx64 "-%#" PRIx64 ": %s; serving it unplaced\n",
+		       start, end, strerror((int)-ri));
+		return;
+	}
+	g->st.punches++;
+	pr_debug("guardian: REMOVE %#" PRIx64 "-%#" PRIx64 ": the punch of block %u, placed\n", start, end,
+		 g->map.ranges[ri].block);
+}
+
 static void on_uffd_msg(struct guardian *g, const struct uffd_msg *m)
 {
 	switch (m->event) {
@@ -257,7 +294,7 @@ static void on_uffd_msg(struct guardian *g, const struct uffd_msg *m)
 		on_remap(g, m);
 		break;
 	case UFFD_EVENT_REMOVE:
-		on_discard(g, m->arg.remove.start, m->arg.remove.end, false);
+		on_remove(g, m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_UNMAP:
 		on_discard(g, m->arg.remove.start, m->arg.remove.end, true);
@@ -334,8 +371,9 @@ static void on_range(struct guardian *g, const struct gp_msg *m)
 		ret = gd_map_resolve(&g->map, r, m->type == GP_PLACED);
 	if (m->type == GP_PLACED)
 		pr_info("guardian: block %u '%s' +%#" PRIx64 " (%.0f MiB) is empty in the task at %#" PRIx64
-			", backed by the image\n", r->block, r->block < g->img.nr_blocks ?
-			g->img.blocks[r->block].name : "?", r->offset, mib(r->len), r->addr);
+			"%s, backed by the image\n", r->block, r->block < g->img.nr_blocks ?
+			g->img.blocks[r->block].name : "?", r->offset, mib(r->len), r->addr,
+			r->flags & GP_RANGE_SHARED ? " (shared, punched)" : "");
 	else if (m->type == GP_PLACE_FAILED)
 		pr_warn("guardian: block %u +%#" PRIx64 " was not placed; nothing held for it\n",
 			r->block, r->offset);
@@ -597,9 +635,10 @@ static void log_faults(const struct guardian *g)
 	const struct gd_stats *s = &g->st;
 
 	pr_info("guardian: served %" PRIu64 " faults (%" PRIu64 " from the image, %" PRIu64 " zero, %" PRIu64
-		" already present), %.1f us average, %.1f us max; %" PRIu64 " REMAP events\n",
+		" already present), %.1f us average, %.1f us max; %" PRIu64 " REMAP events, %" PRIu64 " punches\n",
 		s->faults, s->fault_copy, s->fault_zero, s->fault_exist,
-		s->faults ? s->fault_ms_sum * 1000 / s->faults : 0, s->fault_ms_max * 1000, s->remaps);
+		s->faults ? s->fault_ms_sum * 1000 / s->faults : 0, s->fault_ms_max * 1000, s->remaps,
+		s->punches);
 }
 
 static void loop(struct guardian *g)

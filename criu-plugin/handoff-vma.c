@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * VMAs under a RAM block, read from /proc/PID/smaps (the only place with
- * VmFlags), and an emptiness check of a range via PAGEMAP_SCAN.
+ * VmFlags and ShmemPmdMapped), and an emptiness check of a range via
+ * PAGEMAP_SCAN.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,38 +17,8 @@
 
 #include "handoff-vma.h"
 #include "log.h"
+#include "uapi-compat.h"
 
-/* uapi of Linux 6.7, missing from older installed headers. */
-#ifndef PAGEMAP_SCAN
-struct page_region {
-	uint64_t start;
-	uint64_t end;
-	uint64_t categories;
-};
-
-struct pm_scan_arg {
-	uint64_t size;
-	uint64_t flags;
-	uint64_t start;
-	uint64_t end;
-	uint64_t walk_end;
-	uint64_t vec;
-	uint64_t vec_len;
-	uint64_t max_pages;
-	uint64_t category_inverted;
-	uint64_t category_mask;
-	uint64_t category_anyof_mask;
-	uint64_t return_mask;
-};
-
-#define PAGEMAP_SCAN	_IOWR('f', 16, struct pm_scan_arg)
-#endif
-#ifndef PAGE_IS_PRESENT
-#define PAGE_IS_PRESENT	(1 << 3)
-#endif
-#ifndef PAGE_IS_SWAPPED
-#define PAGE_IS_SWAPPED	(1 << 4)
-#endif
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18
 #endif
@@ -87,11 +58,13 @@ int handoff_madv_advice(unsigned bit)
 }
 
 struct vma {
-	uint64_t start, end;
+	uint64_t start, end, offset;
 	char perms[5];
+	unsigned dev_major, dev_minor;
 	unsigned long inode;
 	char name[64];
 	char flags[256];
+	uint64_t pmd_kb;	/* ShmemPmdMapped */
 };
 
 /* Next VMA of an smaps file: header line, then scan to its VmFlags line. */
@@ -105,14 +78,17 @@ static int next_vma(FILE *f, struct vma *v, char **line, size_t *cap)
 			snprintf(v->flags, sizeof(v->flags), "%s", *line + 8);
 			return 1;
 		}
+		if (sscanf(*line, "ShmemPmdMapped: %" SCNu64, &v->pmd_kb) == 1)
+			continue;
 		/* Into a copy: "AnonHugePages:" half-matches as hex. */
 		name_off = 0;
-		if (sscanf(*line, "%" SCNx64 "-%" SCNx64 " %4s %*s %*s %lu %n", &h.start, &h.end,
-			   h.perms, &h.inode, &name_off) < 4)
+		if (sscanf(*line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %x:%x %lu %n", &h.start, &h.end,
+			   h.perms, &h.offset, &h.dev_major, &h.dev_minor, &h.inode, &name_off) < 7)
 			continue;
 		snprintf(h.name, sizeof(h.name), "%s", name_off ? *line + name_off : "");
 		h.name[strcspn(h.name, "\n")] = 0;
 		h.flags[0] = 0;
+		h.pmd_kb = 0;
 		*v = h;
 	}
 	return 0;
@@ -131,15 +107,20 @@ static bool has_flag(const char *flags, const char *flag)
 	return false;
 }
 
-static const char *check_vma(const struct vma *v)
+/* Shared blocks: a read-write shared mapping of a file (memfd, shmem); which kind is handoff-shmem's call. */
+static const char *check_vma(const struct vma *v, bool shared)
 {
 	char tok[4];
 	int off = 0, n;
 	const char *why;
 
-	if (v->perms[3] != 'p')
+	if (shared && (v->perms[3] != 's' || v->perms[0] != 'r' || v->perms[1] != 'w'))
+		return "not a read-write shared mapping";
+	if (shared && !v->inode)
+		return "not a file mapping";
+	if (!shared && v->perms[3] != 'p')
 		return "shared mapping";
-	if (v->inode || (v->name[0] && strncmp(v->name, "[anon:", 6)))
+	if (!shared && (v->inode || (v->name[0] && strncmp(v->name, "[anon:", 6))))
 		return "not anonymous memory";
 	while (sscanf(v->flags + off, "%3s%n", tok, &n) == 1) {
 		why = refused_flag(tok);
@@ -165,6 +146,15 @@ static void vma_to_seg(const struct vma *v, const struct fr_block *b, uint32_t b
 	for (i = 0; i < HO_MADV_NR; i++)
 		if (has_flag(v->flags, madv_flags[i].flag))
 			s->madv |= 1u << i;
+	s->shared = v->perms[3] == 's';
+	s->pmd_mapped = v->pmd_kb > 0;
+	s->vm_start = v->start;
+	s->vm_end = v->end;
+	s->pgoff = v->offset + (s->start - v->start);
+	s->dev_major = v->dev_major;
+	s->dev_minor = v->dev_minor;
+	s->ino = v->inode;
+	s->fd = -1;
 }
 
 static int add_seg(struct handoff_seg **segs, size_t *nr, const struct handoff_seg *s)
@@ -207,7 +197,8 @@ int handoff_block_segments(pid_t pid, const struct fr_block *b, uint32_t block,
 	while (!ret && covered < end && next_vma(f, &v, &line, &cap)) {
 		if (v.end <= covered || v.start >= end)
 			continue;
-		why = v.start > covered ? "a hole in the block" : check_vma(&v);
+		why = v.start > covered ? "a hole in the block" :
+		      check_vma(&v, b->backing == FR_BACKING_SHARED_FD);
 		if (why) {
 			ret = -EINVAL;
 			break;
@@ -220,11 +211,14 @@ int handoff_block_segments(pid_t pid, const struct fr_block *b, uint32_t block,
 	fclose(f);
 	if (!ret && covered < end)
 		why = "not mapped to the end";
-	if (why) {
+	if (why && b->backing == FR_BACKING_SHARED_FD)
+		pr_warn("handoff: pid %d: shared block '%s' at %#" PRIx64 ": %s (at %#" PRIx64 "): it stays with CRIU\n",
+			pid, b->name, b->host_addr, why, covered);
+	else if (why)
 		pr_err("handoff: pid %d: block '%s' at %#" PRIx64 " cannot be handed over: %s (at %#" PRIx64 ")\n",
 		       pid, b->name, b->host_addr, why, covered);
+	if (why)
 		ret = -EINVAL;
-	}
 	if (ret)
 		*nr = first;
 	return ret;

@@ -3,6 +3,8 @@
  * The VMAs under a RAM block, as the handoff must rebuild them: one segment
  * per VMA (mremap moves exactly one VMA), with its protection, accounting
  * and the madvise() flags that a replacement VMA would otherwise lose.
+ * Shared (shmem) blocks keep their VMAs; their segments say which file
+ * range each one maps.
  */
 #ifndef CRIU_QEMU_HANDOFF_VMA_H
 #define CRIU_QEMU_HANDOFF_VMA_H
@@ -29,6 +31,14 @@ struct handoff_seg {
 	int prot;
 	bool noreserve;		/* "nr": not accounted */
 	unsigned madv;		/* HO_MADV_* */
+	/* Shared blocks only: */
+	bool shared;		/* MAP_SHARED file mapping: punched, not replaced */
+	bool pmd_mapped;	/* ShmemPmdMapped: it had huge pages */
+	uint64_t vm_start, vm_end;	/* the whole VMA (its map_files name) */
+	uint64_t pgoff;		/* file offset of start */
+	unsigned dev_major, dev_minor;
+	uint64_t ino;
+	int fd;			/* the file, opened by the handoff; -1 if not */
 };
 
 /* madvise() advice for HO_MADV_* bit i. */
@@ -36,10 +46,11 @@ int handoff_madv_advice(unsigned bit);
 
 /*
  * Append the segments of block b (index block) of pid to *segs. Fails with
- * -EINVAL (logged) when the block is not covered by private anonymous VMAs
- * the handoff can move: holes, shared or file mappings, mlock()ed memory
- * (a new VMA would be populated at once), a userfaultfd already registered
- * (QEMU's postcopy), VM_IO/PFNMAP or hugetlb.
+ * -EINVAL (logged) when the block is not covered by VMAs the handoff can
+ * take: for FR_BACKING_ANON_PRIVATE private anonymous ones, for
+ * FR_BACKING_SHARED_FD read-write shared file ones; never holes, mlock()ed
+ * memory (a new VMA would be populated at once), a userfaultfd already
+ * registered (QEMU's postcopy), VM_IO/PFNMAP or hugetlb.
  */
 int handoff_block_segments(pid_t pid, const struct fr_block *b, uint32_t block,
 			   struct handoff_seg **segs, size_t *nr);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Read userfaultfd events for a guardian that died during an mremap. */
+/* Read userfaultfd events for a guardian that died during an mremap or punch. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -91,7 +91,7 @@ bool handoff_watch_stop(struct handoff_watch *w)
 	close(w->stop);
 	w->running = false;
 	if (w->events)
-		pr_err("handoff: the guardian died during an mremap; %llu events read in its place\n",
+		pr_err("handoff: the guardian died during an mremap or punch; %llu events read in its place\n",
 		       (unsigned long long)w->events);
 	return w->events > 0;
 }

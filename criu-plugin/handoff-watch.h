@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * While the handoff's injected mremap runs, the task does not return until
- * someone reads the UFFD_EVENT_REMAP it queues. That is the guardian; if it
+ * While the handoff's injected mremap (or punch) runs, the task does not
+ * return until someone reads the UFFD_EVENT_REMAP (REMOVE) it queues. That is the guardian; if it
  * dies meanwhile, the task and CRIU (waiting for the task) would hang, and
  * killing CRIU then would drop the registration over guest RAM. This
  * watcher thread reads the events itself once the guardian is gone.

@@ -21,6 +21,17 @@
  *     event. (mmap(MAP_FIXED) followed by UFFDIO_REGISTER would leave an
  *     instant with an empty, unregistered range: if CRIU died then, the
  *     task would resume and read zeros where guest RAM was.)
+ *  3'. a shared block (memfd, shared anonymous memory) keeps its VMAs:
+ *     others may map the same object, and CRIU must see the same shared
+ *     mapping. Each VMA is registered where it is (missing mode works for
+ *     shmem: a fault comes only for a page absent from the file), announced
+ *     (PREPARE, GP_RANGE_SHARED), and punched with madvise(MADV_REMOVE) in
+ *     the task. The kernel queues UFFD_EVENT_REMOVE for the range and waits
+ *     until the guardian has read it before it punches the file, so the
+ *     guardian takes that REMOVE as the placement, and the pages vanish
+ *     from the file and every mapping at once. CRIU then finds holes and
+ *     stores nothing for them. Faults are filled with UFFDIO_COPY, which
+ *     puts the page back into the file.
  *  4. close our userfaultfd copy; the task is still stopped.
  *
  * handoff_finish() later sends the verdict; the guardian does the rest.
@@ -42,6 +53,7 @@
 
 #include "guardian-proto.h"
 #include "handoff.h"
+#include "handoff-shmem.h"
 #include "handoff-spawn.h"
 #include "handoff-vma.h"
 #include "handoff-watch.h"
@@ -79,6 +91,7 @@ struct handoff {
 	size_t nr_segs;
 	size_t nr_placed;	/* segs[0, nr_placed) are empty in the task */
 	double t_spawn, t_move;	/* ms: guardian start + uffd; the mremaps (they free the pages) */
+	double t_punch;		/* ms: the MADV_REMOVEs of shared blocks */
 };
 
 static double now_ms(void)
@@ -102,6 +115,42 @@ static void hook(struct handoff *h, struct rsys *r, enum handoff_step step, unsi
 
 /* ------------------------------------------------------------ segments */
 
+/*
+ * A shared block is handed over only if its shmem object may be punched
+ * and the image holds every page of it: pagemap (the writer) misses file
+ * pages QEMU has not mapped, and handoff_shared_prepare() may not have run.
+ * Otherwise it stays with CRIU, which then stores it as well: the image's
+ * copy is the same data, so a restore is right either way.
+ */
+static int shared_segments(struct handoff *h, const struct fr_block *b, uint32_t i)
+{
+	size_t first = h->nr_segs, n;
+	long missing;
+	int ret;
+
+	ret = handoff_block_segments(h->pid, b, i, &h->segs, &h->nr_segs);
+	n = h->nr_segs - first;
+	if (!ret)
+		ret = handoff_shmem_check(h->pid, b->name, h->segs + first, n);
+	if (!ret) {
+		missing = handoff_shmem_missing(h->pid, b, h->segs + first, n);
+		if (missing > 0)
+			pr_warn("handoff: pid %d: shared block '%s': %ld pages with data in its file are not in the "
+				"image: it stays with CRIU\n", h->pid, b->name, missing);
+		else if (missing < 0)
+			pr_warn("handoff: pid %d: shared block '%s': cannot check its file against the image: %s: "
+				"it stays with CRIU\n", h->pid, b->name, strerror((int)-missing));
+		if (missing)
+			handoff_shmem_close(h->segs + first, n);
+		ret = missing ? -EBUSY : 0;
+	}
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret)
+		h->nr_segs = first;
+	return 0;
+}
+
 static int collect_segments(struct handoff *h)
 {
 	long ps = sysconf(_SC_PAGESIZE);
@@ -111,19 +160,23 @@ static int collect_segments(struct handoff *h)
 	for (i = 0; i < h->img->nr_blocks; i++) {
 		const struct fr_block *b = &h->img->blocks[i];
 
-		if (b->backing != FR_BACKING_ANON_PRIVATE || b->page_size != (uint32_t)ps) {
+		if (b->page_size == (uint32_t)ps && b->backing == FR_BACKING_ANON_PRIVATE)
+			ret = handoff_block_segments(h->pid, b, i, &h->segs, &h->nr_segs);
+		else if (b->page_size == (uint32_t)ps && b->backing == FR_BACKING_SHARED_FD)
+			ret = shared_segments(h, b, i);
+		else
+			ret = 1;
+		if (ret == 1)
 			pr_info("handoff: pid %d: block '%s' (%s) stays with CRIU\n", h->pid, b->name,
 				fr_backing_name(b->backing));
-			continue;
-		}
-		ret = handoff_block_segments(h->pid, b, i, &h->segs, &h->nr_segs);
-		if (ret)
+		else if (ret)
 			return ret;
 	}
 	for (i = 0; i < h->nr_segs; i++)
-		pr_debug("handoff: pid %d: range %u: block %u %#" PRIx64 "-%#" PRIx64 " prot %d madv %#x%s\n",
+		pr_debug("handoff: pid %d: range %u: block %u %#" PRIx64 "-%#" PRIx64 " prot %d madv %#x%s%s\n",
 			 h->pid, i, h->segs[i].block, h->segs[i].start, h->segs[i].end, h->segs[i].prot,
-			 h->segs[i].madv, h->segs[i].noreserve ? " noreserve" : "");
+			 h->segs[i].madv, h->segs[i].noreserve ? " noreserve" : "",
+			 h->segs[i].shared ? " shared" : "");
 	if (!h->nr_segs) {
 		pr_err("handoff: pid %d: no block can be handed over\n", h->pid);
 		return -ENOENT;
@@ -337,16 +390,16 @@ static long map_tmp(struct handoff *h, struct rsys *r, const struct handoff_seg 
 	return tmp;
 }
 
-static int register_tmp(struct handoff *h, uint64_t tmp, uint64_t len)
+static int register_range(struct handoff *h, uint64_t start, uint64_t len)
 {
 	struct uffdio_register reg = {
-		.range = { .start = tmp, .len = len },
+		.range = { .start = start, .len = len },
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
 	const uint64_t need = (1ULL << _UFFDIO_COPY) | (1ULL << _UFFDIO_ZEROPAGE);
 
 	if (ioctl(h->uffd, UFFDIO_REGISTER, &reg)) {
-		pr_perror("handoff: pid %d: UFFDIO_REGISTER %#" PRIx64, h->pid, tmp);
+		pr_perror("handoff: pid %d: UFFDIO_REGISTER %#" PRIx64, h->pid, start);
 		return -errno;
 	}
 	if ((reg.ioctls & need) != need) {
@@ -367,14 +420,20 @@ static int check_empty(struct handoff *h, uint64_t tmp, uint64_t len)
 	return ret < 0 ? ret : -EEXIST;
 }
 
+static void unregister_range(struct handoff *h, uint64_t start, uint64_t len)
+{
+	struct uffdio_range range = { .start = start, .len = len };
+
+	if (ioctl(h->uffd, UFFDIO_UNREGISTER, &range) && errno != EINVAL)
+		pr_perror("handoff: UFFDIO_UNREGISTER %#" PRIx64, start);
+}
+
 /* Undo tmp; unregistered first, so that munmap waits for no UNMAP reader. */
 static void unmap_tmp(struct handoff *h, struct rsys *r, uint64_t tmp, uint64_t len)
 {
-	struct uffdio_range range = { .start = tmp, .len = len };
 	long res;
 
-	if (ioctl(h->uffd, UFFDIO_UNREGISTER, &range) && errno != EINVAL)
-		pr_perror("handoff: UFFDIO_UNREGISTER %#" PRIx64, tmp);
+	unregister_range(h, tmp, len);
 	res = rsys_call(r, SYS_munmap, tmp, len, 0, 0, 0, 0);
 	if (res < 0)
 		pr_warn("handoff: pid %d: munmap of the new VMA %#" PRIx64 ": %ld\n", h->pid, tmp, res);
@@ -387,7 +446,11 @@ static void fill_range(const struct handoff *h, size_t i, uint64_t tmp, struct g
 
 	memset(m, 0, sizeof(*m));
 	m->range.block = s->block;
-	m->range.flags = (s->madv & HO_MADV_HUGEPAGE) ? GP_RANGE_THP : 0;
+	/* Collapse after give-back only where huge pages were: shmem THP is often off. */
+	if (s->shared ? s->pmd_mapped : (s->madv & HO_MADV_HUGEPAGE) != 0)
+		m->range.flags |= GP_RANGE_THP;
+	if (s->shared)
+		m->range.flags |= GP_RANGE_SHARED;
 	m->range.offset = s->start - b->host_addr;
 	m->range.len = s->end - s->start;
 	m->range.tmp = tmp;
@@ -416,7 +479,7 @@ static long mremap_failed(struct handoff *h, struct rsys *r, const struct handof
 	return res;
 }
 
-static int place(struct handoff *h, struct rsys *r, size_t i)
+static int place_moved(struct handoff *h, struct rsys *r, size_t i)
 {
 	const struct handoff_seg *s = &h->segs[i];
 	uint64_t len = s->end - s->start;
@@ -431,7 +494,7 @@ static int place(struct handoff *h, struct rsys *r, size_t i)
 	if (is_err(tmp))
 		return (int)tmp;
 	fill_range(h, i, tmp, &m);
-	ret = register_tmp(h, tmp, len);
+	ret = register_range(h, tmp, len);
 	if (!ret)
 		ret = check_empty(h, tmp, len);
 	if (!ret)
@@ -462,6 +525,64 @@ static int place(struct handoff *h, struct rsys *r, size_t i)
 		pr_err("handoff: pid %d: the guardian went away: %s\n", h->pid, strerror(-ret));
 	hook(h, r, HANDOFF_STEP_PLACED, i);
 	return ret;
+}
+
+static int place_shared(struct handoff *h, struct rsys *r, size_t i)
+{
+	const struct handoff_seg *s = &h->segs[i];
+	uint64_t len = s->end - s->start;
+	struct handoff_watch w;
+	bool orphaned;
+	struct gp_msg m;
+	long res;
+	double t;
+	int ret;
+
+	fill_range(h, i, 0, &m);
+	ret = register_range(h, s->start, len);
+	if (ret)
+		return ret;
+	ret = gp_send(h->sock, GP_PREPARE, &m, -1);
+	if (!ret && !guardian_alive(h))
+		ret = -EPIPE;
+	if (ret) {
+		unregister_range(h, s->start, len);
+		return ret;
+	}
+	hook(h, r, HANDOFF_STEP_PREPARED, i);
+
+	/* Blocks until the guardian (or the watcher) has read the REMOVE event. */
+	handoff_watch_start(&w, h->sock, h->uffd);
+	t = now_ms();
+	res = rsys_call(r, SYS_madvise, s->start, len, MADV_REMOVE, 0, 0, 0);
+	h->t_punch += now_ms() - t;
+	orphaned = handoff_watch_stop(&w);
+	/*
+	 * Placed, whatever madvise says: it may fail after its REMOVE event,
+	 * our ptrace call may fail after it ran. Unregistering a punched range
+	 * would leave zeros; a range still in the file costs the give-back
+	 * only an -EEXIST per page. A failure then fails the handoff, and
+	 * everything is given back.
+	 */
+	h->nr_placed = i + 1;
+	ret = orphaned ? -EPIPE : gp_send(h->sock, GP_PLACED, &m, -1);
+	if (ret)
+		pr_err("handoff: pid %d: the guardian went away: %s\n", h->pid, strerror(-ret));
+	if (res < 0) {
+		pr_err("handoff: pid %d: madvise(MADV_REMOVE) %#" PRIx64 " (%" PRIu64 " MiB): %s\n", h->pid,
+		       s->start, len >> 20, strerror((int)-res));
+		ret = (int)res;
+	} else if (handoff_shmem_has_data(s)) {
+		pr_warn("handoff: pid %d: pages remain in the file at %#" PRIx64 " after the punch\n", h->pid,
+			s->start);
+	}
+	hook(h, r, HANDOFF_STEP_PLACED, i);
+	return ret;
+}
+
+static int place(struct handoff *h, struct rsys *r, size_t i)
+{
+	return h->segs[i].shared ? place_shared(h, r, i) : place_moved(h, r, i);
 }
 
 /* ------------------------------------------------------------ failure */
@@ -525,6 +646,7 @@ static void free_handoff(struct handoff *h)
 		close(h->sock);
 	if (h->uffd >= 0)
 		close(h->uffd);
+	handoff_shmem_close(h->segs, h->nr_segs);
 	free(h->segs);
 	free(h);
 }
@@ -560,8 +682,8 @@ static void log_done(const struct handoff *h, double ms)
 	for (i = 0; i < h->nr_segs; i++)
 		bytes += h->segs[i].end - h->segs[i].start;
 	pr_info("handoff: pid %d: %.1f MiB of guest RAM in %zu range(s) handed to guardian %d in %.1f ms "
-		"(guardian and userfaultfd %.1f ms, mremap %.1f ms)\n", h->pid, bytes / 1048576.0, h->nr_segs,
-		h->guardian, ms, h->t_spawn, h->t_move);
+		"(guardian and userfaultfd %.1f ms, mremap %.1f ms, punch %.1f ms)\n", h->pid, bytes / 1048576.0,
+		h->nr_segs, h->guardian, ms, h->t_spawn, h->t_move, h->t_punch);
 }
 
 int handoff_start_opts(pid_t pid, const struct fr_image *img, const char *name,
@@ -589,12 +711,44 @@ int handoff_start_opts(pid_t pid, const struct fr_image *img, const char *name,
 		close(h->uffd);
 	h->uffd = -1;
 	h->o = NULL;
+	handoff_shmem_close(h->segs, h->nr_segs);
 	if (!ret) {
 		log_done(h, now_ms() - t0);
 		*out = h;
 	} else if (!*out) {
 		free_handoff(h);
 	}
+	return ret;
+}
+
+int handoff_shared_prepare(pid_t pid, const char *name, uint64_t addr, uint64_t len, uint32_t page_size)
+{
+	struct fr_block b = {
+		.host_addr = addr,
+		.length = len,
+		.page_size = page_size,
+		.backing = FR_BACKING_SHARED_FD,
+	};
+	struct handoff_seg *segs = NULL;
+	size_t n = 0;
+	long mapped;
+	int ret;
+
+	if (page_size != (uint32_t)sysconf(_SC_PAGESIZE))
+		return -EOPNOTSUPP;
+	snprintf(b.name, sizeof(b.name), "%s", name);
+	ret = handoff_block_segments(pid, &b, 0, &segs, &n);
+	if (!ret)
+		ret = handoff_shmem_check(pid, name, segs, n);
+	if (!ret) {
+		mapped = handoff_shmem_map_unseen(pid, segs, n);
+		if (mapped > 0)
+			pr_info("handoff: pid %d: shared block '%s': %ld pages of its file were not mapped in QEMU; "
+				"mapped now, for the writer to see\n", pid, name, mapped);
+		ret = mapped < 0 ? (int)mapped : 0;
+		handoff_shmem_close(segs, n);
+	}
+	free(segs);
 	return ret;
 }
 

@@ -6,10 +6,12 @@
  * userfaultfd so that no page is ever lost: it serves faults from the image
  * and gives everything back unless the task dies after a successful dump.
  *
- * Per VMA of a block: an empty VMA is mapped elsewhere in the task, gets
- * the original madvise flags, is registered with the userfaultfd, and is
- * moved over the RAM range with one mremap(MREMAP_FIXED). See handoff.c
- * and Documentation/design.md.
+ * Per VMA of a private block: an empty VMA is mapped elsewhere in the
+ * task, gets the original madvise flags, is registered with the
+ * userfaultfd, and is moved over the RAM range with one mremap(MREMAP_FIXED).
+ * Per VMA of a shared (memfd, shared anonymous) block: the VMA itself is
+ * registered, and the shmem object is punched with madvise(MADV_REMOVE).
+ * See handoff.c and Documentation/design.md.
  */
 #ifndef CRIU_QEMU_HANDOFF_H
 #define CRIU_QEMU_HANDOFF_H
@@ -31,7 +33,8 @@ enum handoff_verdict {
 /* Test hooks: where handoff_start() is. */
 enum handoff_step {
 	HANDOFF_STEP_UFFD_HELD,	/* the guardian holds the userfaultfd; nothing touched yet */
-	HANDOFF_STEP_PREPARED,	/* segment's empty VMA registered and announced; mremap next */
+	HANDOFF_STEP_PREPARED,	/* segment registered (its empty VMA, or itself if shared) and
+				   announced; mremap or punch next */
 	HANDOFF_STEP_PLACED,	/* segment's range is empty in the task */
 };
 
@@ -45,7 +48,18 @@ struct handoff_opts {
 };
 
 /*
- * Hand the anonymous private blocks of img over. The caller is pid's tracer
+ * Before the image is written (the task frozen, nothing touched): may the
+ * shared block at addr be handed over (a memfd or shared anonymous shmem
+ * object, used by nobody else)? If so, every page of its file that QEMU
+ * has not mapped is mapped now, so that the pagemap-driven writer sees it.
+ * 0, or -errno with the reason logged: the block then stays with CRIU.
+ */
+int handoff_shared_prepare(pid_t pid, const char *name, uint64_t addr, uint64_t len, uint32_t page_size);
+
+/*
+ * Hand the 4 KiB-page private anonymous and shared blocks of img over (a
+ * shared block that handoff_shared_prepare() would refuse, or whose file
+ * holds data the image lacks, stays with CRIU). The caller is pid's tracer
  * and pid is in a ptrace-stop (CRIU's CHECKPOINT_DEVICES); it stays stopped.
  * img is complete (fr_finish) and img->fd open; name is the image's file
  * name, for the logs. On success *out is the handoff for handoff_finish().

@@ -396,5 +396,3 @@ def criu_dump_stats(imgdir):
     return {"frozen_ms": dump[2] / 1000.0, "freezing_ms": dump[1] / 1000.0,
             "memdump_ms": dump[3] / 1000.0, "pages_written": dump[7]}
 
-
-_pb_fields = pb_message_fields  # transitional name, used by test_memfd.py

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The handoff and the guardian against a real child process ("QEMU"): it
- * owns two RAM blocks (block 0 in two VMAs: MADV_HUGEPAGE, then
- * MADV_HUGEPAGE + MADV_DONTFORK; block 1 MADV_DONTDUMP) with data pages,
- * written zero pages, read-only-touched and untouched pages. The test is
+ * owns three RAM blocks (block 0 in two VMAs: MADV_HUGEPAGE, then
+ * MADV_HUGEPAGE + MADV_DONTFORK; block 1 MADV_DONTDUMP; block 2 a sealed
+ * memfd mapped MAP_SHARED, as memory-backend-memfd share=on) with data
+ * pages, written zero pages, read-only-touched and untouched pages, and in
+ * block 2 pages written through the memfd only (in the file, not mapped:
+ * pagemap cannot see them). The test keeps its own fd of the memfd to look
+ * at the file itself. The test is
  * its tracer like CRIU (PTRACE_SEIZE + PTRACE_INTERRUPT), writes the image
  * with the dump writer, hands the ranges over, and then plays each ending:
  * give back, done + killed, done but alive (timeout, or faulting), CRIU
@@ -17,7 +21,8 @@
  * exit status can be checked.
  *
  * TEST_HANDOFF_BENCH_MB=N runs a benchmark instead: one N MiB all-data block
- * (THP with TEST_HANDOFF_BENCH_THP=1). TEST_HANDOFF_VERBOSE=1 shows debug
+ * (THP with TEST_HANDOFF_BENCH_THP=1, a shared memfd with
+ * TEST_HANDOFF_BENCH_SHARED=1). TEST_HANDOFF_VERBOSE=1 shows debug
  * logs and the guardian's log; TEST_HANDOFF_DIR: image directory (/dev/shm).
  */
 #include <errno.h>
@@ -58,12 +63,17 @@
 #define B0_SPLIT	(12 * MIB)	/* MADV_DONTFORK from here on: a second VMA */
 #define B1_OFF		(18 * MIB)
 #define B1_LEN		(4 * MIB)
-#define RESERVE		(24 * MIB)
+#define B2_OFF		(24 * MIB)	/* the shared block */
+#define B2_LEN		(4 * MIB)
+#define RESERVE		(30 * MIB)
 #define DISCARD_OFF	(2 * MIB + 5 * 4096UL)	/* inside block 0, not THP aligned */
 #define DISCARD_LEN	(1 * MIB)
+#define DISCARD2_OFF	(1 * MIB + 3 * 4096UL)	/* inside block 2 */
+#define DISCARD2_LEN	(512 * 1024UL)
+#define SEG_SHARED	3		/* block 0: segments 0 and 1, block 1: 2, block 2: 3 */
 #define REPLY_MS	20000
 
-enum kind { DATA, ZERO_WRITTEN, UNTOUCHED, READ };
+enum kind { DATA, ZERO_WRITTEN, UNTOUCHED, READ, FD_WRITTEN };
 
 struct report {
 	char cmd;
@@ -87,32 +97,52 @@ static const char *img_name = "qemu-ram-test.img";
 static struct child ch;
 static struct fr_image img;
 static uint64_t bench_len;	/* bench mode: one block of this size, all data */
+static bool bench_shared;	/* bench mode: that block is a shared memfd */
+static int mfd = -1;		/* the shared block's memfd: the child maps it, we look at it */
+static bool no_prepare;		/* write the image without handoff_shared_prepare() */
+static bool memfd_unsealed;	/* no F_SEAL_SEAL: a test may seal it later */
 
 /* ---------------------------------------------------------------- layout */
 
 static int nr_blocks(void)
 {
-	return bench_len ? 1 : 2;
+	return bench_len ? 1 : 3;
+}
+
+static bool block_shared(int blk)
+{
+	return bench_len ? bench_shared : blk == 2;
+}
+
+static int shared_block(void)
+{
+	return bench_len ? (bench_shared ? 0 : -1) : 2;
 }
 
 static char *block_addr(int blk)
 {
-	return base + (blk ? B1_OFF : 0);
+	static const uint64_t off[] = { 0, B1_OFF, B2_OFF };
+
+	return base + off[blk];
 }
 
 static uint64_t block_len(int blk)
 {
+	static const uint64_t len[] = { B0_LEN, B1_LEN, B2_LEN };
+
 	if (bench_len)
 		return bench_len;
-	return blk ? B1_LEN : B0_LEN;
+	return len[blk];
 }
 
 static enum kind page_kind(int blk, uint64_t p)
 {
 	uint32_t h = (uint32_t)((blk * 1000003u + p) * 2654435761u) >> 24;
 
-	if (bench_len || h < 160)
+	if (bench_len || h < 130)
 		return DATA;
+	if (h < 160)
+		return block_shared(blk) ? FD_WRITTEN : DATA;
 	if (h < 190)
 		return ZERO_WRITTEN;
 	if (h < 230)
@@ -133,7 +163,19 @@ static bool in_discard(int blk, uint64_t p)
 {
 	uint64_t off = p * ps;
 
-	return discarded && blk == 0 && off + ps > DISCARD_OFF && off < DISCARD_OFF + DISCARD_LEN;
+	if (!discarded || bench_len)
+		return false;
+	if (blk == 0)
+		return off + ps > DISCARD_OFF && off < DISCARD_OFF + DISCARD_LEN;
+	return blk == 2 && off + ps > DISCARD2_OFF && off < DISCARD2_OFF + DISCARD2_LEN;
+}
+
+/* What page p of block blk must hold. */
+static bool page_has_data(int blk, uint64_t p)
+{
+	enum kind k = page_kind(blk, p);
+
+	return (k == DATA || k == FD_WRITTEN) && !in_discard(blk, p);
 }
 
 static double now_ms(void)
@@ -149,9 +191,19 @@ static void child_map(void)
 	int blk;
 
 	for (blk = 0; blk < nr_blocks(); blk++) {
-		if (mmap(block_addr(blk), block_len(blk), PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		void *want = block_addr(blk), *got;
+
+		if (block_shared(blk))
+			got = mmap(want, block_len(blk), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mfd, 0);
+		else
+			got = mmap(want, block_len(blk), PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (got == MAP_FAILED)
 			_exit(10);
+		/* As QEMU does for all guest RAM. */
+		if (block_shared(blk) && (madvise(want, block_len(blk), MADV_HUGEPAGE) ||
+					  madvise(want, block_len(blk), MADV_DONTFORK)))
+			_exit(11);
 	}
 	if (bench_len) {
 		if (getenv("TEST_HANDOFF_BENCH_THP") && madvise(base, bench_len, MADV_HUGEPAGE))
@@ -161,6 +213,17 @@ static void child_map(void)
 	if (madvise(base, B0_LEN, MADV_HUGEPAGE) || madvise(base + B0_SPLIT, B0_LEN - B0_SPLIT, MADV_DONTFORK) ||
 	    madvise(block_addr(1), B1_LEN, MADV_DONTDUMP))
 		_exit(11);
+}
+
+/* A page written through the memfd only: in the file, not in our page tables. */
+static void fill_through_fd(int blk, uint64_t p)
+{
+	uint64_t buf[512], i;
+
+	for (i = 0; i < ps / 8; i++)
+		buf[i] = word(blk, p, i);
+	if (pwrite(mfd, buf, ps, p * ps) != (ssize_t)ps)
+		_exit(17);
 }
 
 static void child_fill(void)
@@ -177,6 +240,9 @@ static void child_fill(void)
 			case DATA:
 				for (i = 0; i < ps / 8; i++)
 					w[i] = word(blk, p, i);
+				break;
+			case FD_WRITTEN:
+				fill_through_fd(blk, p);
 				break;
 			case ZERO_WRITTEN:
 				memset(w, 0, ps);
@@ -203,7 +269,7 @@ static void child_verify(struct report *rp, uint64_t stride)
 		n = block_len(blk) / ps;
 		for (p = n; p-- > 0;) {	/* backwards: against the give-back's direction */
 			volatile uint64_t *w = (uint64_t *)(block_addr(blk) + p * ps);
-			bool data = page_kind(blk, p) == DATA && !in_discard(blk, p);
+			bool data = page_has_data(blk, p);
 
 			if (p % stride)
 				continue;
@@ -237,6 +303,12 @@ static void child_discard(void)
 		sink = base[off];
 	(void)sink;
 	if (madvise(base + DISCARD_OFF, DISCARD_LEN, MADV_DONTNEED))
+		_exit(12);
+	/* QEMU's discard of a shared block: punch the file, then drop the mapping. */
+	for (off = DISCARD2_OFF; off < DISCARD2_OFF + DISCARD2_LEN / 2; off += ps)
+		sink = block_addr(2)[off];
+	if (fallocate(mfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, DISCARD2_OFF, DISCARD2_LEN) ||
+	    madvise(block_addr(2) + DISCARD2_OFF, DISCARD2_LEN, MADV_DONTNEED))
 		_exit(12);
 	discarded = true;
 }
@@ -311,6 +383,8 @@ static void command(char c, struct report *rp)
 	assert_int_equal(write(ch.cmd, &c, 1), 1);
 	assert_int_equal(get_report(rp), 0);
 	assert_int_equal(rp->cmd, c);
+	if (c == 'D')
+		discarded = true;	/* our copy of the flag, for verify_memfd() */
 }
 
 static void verify_child(const char *when)
@@ -323,13 +397,29 @@ static void verify_child(const char *when)
 	assert_int_equal(rp.bad, 0);
 }
 
+/* Like QEMU's memory-backend-memfd (seal=on): grow/shrink sealed, writable. */
+static int make_memfd(void)
+{
+	int blk = shared_block();
+
+	if (blk < 0)
+		return 0;
+	mfd = memfd_create("memory-backend-memfd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0 || ftruncate(mfd, block_len(blk)) ||
+	    fcntl(mfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | (memfd_unsealed ? 0 : F_SEAL_SEAL)))
+		return -1;
+	return 0;
+}
+
 static int setup_child(void **state)
 {
 	int cmd[2], rep[2];
 	struct report rp;
 
 	(void)state;
-	if (pipe2(cmd, O_CLOEXEC) || pipe2(rep, O_CLOEXEC))
+	discarded = false;
+	no_prepare = false;
+	if (make_memfd() || pipe2(cmd, O_CLOEXEC) || pipe2(rep, O_CLOEXEC))
 		return -1;
 	ch.pid = fork();
 	if (ch.pid < 0)
@@ -358,6 +448,16 @@ static int setup_child_unprivileged(void **state)
 	return ret;
 }
 
+static int setup_child_unsealed(void **state)
+{
+	int ret;
+
+	memfd_unsealed = true;
+	ret = setup_child(state);
+	memfd_unsealed = false;
+	return ret;
+}
+
 static int teardown_child(void **state)
 {
 	(void)state;
@@ -365,6 +465,9 @@ static int teardown_child(void **state)
 	close(ch.cmd);
 	close(ch.rep);
 	memset(&ch, 0, sizeof(ch));
+	if (mfd >= 0)
+		close(mfd);
+	mfd = -1;
 	fr_close(&img);
 	unlinkat(dirfd_, img_name, 0);
 	return 0;
@@ -391,8 +494,10 @@ static void release(pid_t pid)
 	assert_int_equal(ptrace(PTRACE_DETACH, pid, NULL, NULL), 0);
 }
 
+/* As CRIU's CHECKPOINT_DEVICES: drop_unsupported() (prepare shared blocks), then the writer. */
 static void write_image(pid_t pid)
 {
+	static const char *const names[] = { "pc.ram", "vga.vram", "ram0" };
 	struct ram_io_stats st;
 	int blk;
 
@@ -401,11 +506,13 @@ static void write_image(pid_t pid)
 	for (blk = 0; blk < nr_blocks(); blk++) {
 		struct fr_block *b = &img.blocks[blk];
 
-		strcpy(b->name, blk ? "vga.vram" : "pc.ram");
+		strcpy(b->name, names[blk]);
 		b->host_addr = (uintptr_t)block_addr(blk);
 		b->length = block_len(blk);
 		b->page_size = ps;
-		b->backing = FR_BACKING_ANON_PRIVATE;
+		b->backing = block_shared(blk) ? FR_BACKING_SHARED_FD : FR_BACKING_ANON_PRIVATE;
+		if (block_shared(blk) && !no_prepare)
+			assert_int_equal(handoff_shared_prepare(pid, b->name, b->host_addr, b->length, ps), 0);
 	}
 	assert_int_equal(fr_layout(&img), 0);
 	assert_int_equal(fr_create(&img, dirfd_, img_name, 0), 0);
@@ -452,9 +559,69 @@ static void check_flags(pid_t pid, bool registered)
 	assert_true(vmflag(pid, base + B0_SPLIT, "hg"));
 	assert_true(vmflag(pid, base + B0_SPLIT, "dc"));
 	assert_true(vmflag(pid, block_addr(1), "dd"));
+	/* The shared block keeps its very VMA: still shared, flags untouched. */
+	assert_true(vmflag(pid, block_addr(2), "sh"));
+	assert_true(vmflag(pid, block_addr(2), "hg"));
+	assert_true(vmflag(pid, block_addr(2), "dc"));
 	assert_int_equal(vmflag(pid, base, "um"), registered);
 	assert_int_equal(vmflag(pid, base + B0_SPLIT, "um"), registered);
 	assert_int_equal(vmflag(pid, block_addr(1), "um"), registered);
+	assert_int_equal(vmflag(pid, block_addr(2), "um"), registered);
+}
+
+/* Pages of the memfd that hold data (resident or swapped), by SEEK_DATA/SEEK_HOLE. */
+static uint64_t memfd_data_pages(void)
+{
+	off_t off = 0, d, h;
+	uint64_t n = 0;
+
+	for (;;) {
+		d = lseek(mfd, off, SEEK_DATA);
+		if (d < 0) {
+			assert_int_equal(errno, ENXIO);
+			return n;
+		}
+		h = lseek(mfd, d, SEEK_HOLE);
+		assert_true(h > d);
+		n += (h - d) / ps;
+		off = h;
+	}
+}
+
+/* The punch emptied the file itself, not only our mapping of it. */
+static void check_memfd_empty(void)
+{
+	struct stat st;
+
+	if (mfd < 0)
+		return;
+	assert_int_equal(fstat(mfd, &st), 0);
+	assert_int_equal(memfd_data_pages(), 0);
+	assert_int_equal(st.st_blocks, 0);
+}
+
+/* After give-back: the file, read through our fd, holds exactly what it must. */
+static void verify_memfd(const char *when)
+{
+	int blk = shared_block();
+	uint64_t buf[512], p, i, bad = 0;
+
+	if (blk < 0)
+		return;
+	for (p = 0; p < block_len(blk) / ps; p++) {
+		bool data = page_has_data(blk, p);
+
+		assert_int_equal(pread(mfd, buf, ps, p * ps), ps);
+		for (i = 0; i < ps / 8; i++) {
+			if (buf[i] != (data ? word(blk, p, i) : 0)) {
+				bad++;
+				break;
+			}
+		}
+	}
+	if (bad)
+		print_message("%s: %" PRIu64 " bad pages in the memfd\n", when, bad);
+	assert_int_equal(bad, 0);
 }
 
 static void check_empty(pid_t pid)
@@ -463,6 +630,7 @@ static void check_empty(pid_t pid)
 
 	for (blk = 0; blk < nr_blocks(); blk++)
 		assert_int_equal(present_pages(pid, (uintptr_t)block_addr(blk), block_len(blk)), 0);
+	check_memfd_empty();
 }
 
 static struct handoff_opts default_opts(void)
@@ -610,7 +778,7 @@ static void test_give_back(void **state)
 	command('v', &rp);
 	assert_int_equal(rp.bad, 0);
 	print_message("  handoff %.1f ms for %lu MiB; faults seen by the task: %.1f us avg, %.1f us max"
-		      " (%" PRIu64 " pages)\n", ms, (B0_LEN + B1_LEN) / MIB, rp.touch_us_avg, rp.touch_us_max,
+		      " (%" PRIu64 " pages)\n", ms, (B0_LEN + B1_LEN + B2_LEN) / MIB, rp.touch_us_avg, rp.touch_us_max,
 		      rp.pages);
 
 	/* Give back while the child reads everything backwards. */
@@ -618,6 +786,7 @@ static void test_give_back(void **state)
 	verify_child("during give-back");
 	assert_int_equal(wait_exit(g, 5000, &exit_ms), 0);
 	verify_child("after give-back");
+	verify_memfd("after give-back");
 	check_flags(ch.pid, false);
 	show_log(ch.pid);
 }
@@ -707,10 +876,11 @@ static void test_discard(void **state)
 	h = dump(&o, NULL);
 	g = handoff_guardian_pid(h);
 	release(ch.pid);
-	command('D', &rp);	/* balloon: MADV_DONTNEED while held */
+	command('D', &rp);	/* balloon: MADV_DONTNEED (shared: punch + DONTNEED) while held */
 	handoff_finish(h, HANDOFF_GIVE_BACK);
 	assert_int_equal(wait_exit(g, 5000, NULL), 0);
 	verify_child("discarded before give-back");
+	verify_memfd("discarded before give-back");
 }
 
 static void test_discard_during_give_back(void **state)
@@ -729,6 +899,7 @@ static void test_discard_during_give_back(void **state)
 	verify_child("discarded during give-back");
 	assert_int_equal(wait_exit(g, 5000, NULL), 0);
 	verify_child("discarded during give-back, after");
+	verify_memfd("discarded during give-back, after");
 }
 
 /* ---------------------------------------------------- CRIU killed */
@@ -785,6 +956,7 @@ static void test_criu_dies_after_handoff(void **state)
 	assert_int_equal(wait_exit(g, 5000, NULL), 0);
 	check_flags(ch.pid, false);
 	verify_child("CRIU died after the handoff, given back");
+	verify_memfd("CRIU died after the handoff, given back");
 }
 
 static void test_criu_dies_midway(void **state)
@@ -827,6 +999,122 @@ static void test_criu_dies_before_mremap(void **state)
 	reap(ch.pid);
 	assert_int_equal(wait_exit(g, 2000, NULL), 0);
 	ch.pid = 0;
+}
+
+/* Registered and announced, never punched: the guardian cannot know the punch will not come. */
+static void test_criu_dies_before_punch(void **state)
+{
+	struct kill_at k = { HANDOFF_STEP_PREPARED, SEG_SHARED };
+	pid_t g;
+
+	(void)state;
+	g = criu_dies(&k);
+	/* Its holes fault while registered: served as holes, never taken for placed. */
+	verify_child("CRIU died before a punch");
+	assert_int_equal(wait_exit(g, 300, NULL), -1);
+	assert_false(vmflag(ch.pid, base, "um"));
+	assert_true(vmflag(ch.pid, block_addr(2), "um"));
+	verify_memfd("CRIU died before a punch");
+	show_log(ch.pid);
+	reap(ch.pid);
+	assert_int_equal(wait_exit(g, 2000, NULL), 0);
+	ch.pid = 0;
+}
+
+/* Punched, CRIU gone before it could say PLACED: the REMOVE event alone placed it. */
+static void test_criu_dies_after_punch(void **state)
+{
+	struct kill_at k = { HANDOFF_STEP_PLACED, SEG_SHARED };
+	pid_t g;
+
+	(void)state;
+	g = criu_dies(&k);
+	verify_child("CRIU died after a punch");
+	assert_int_equal(wait_exit(g, 5000, NULL), 0);
+	check_flags(ch.pid, false);
+	verify_memfd("CRIU died after a punch, given back");
+}
+
+/* ---------------------------------------------------- shared blocks refused */
+
+static void check_shared_untouched(void)
+{
+	assert_false(vmflag(ch.pid, block_addr(2), "um"));
+	assert_true(memfd_data_pages() > 0);
+}
+
+/* Hand over without handoff_shared_prepare(): the image lacks the fd-written pages. */
+static void test_shared_unseen_pages_stay(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h = NULL;
+	pid_t g;
+
+	(void)state;
+	no_prepare = true;
+	seize(ch.pid);
+	write_image(ch.pid);
+	assert_int_equal(handoff_start_opts(ch.pid, &img, img_name, &o, &h), 0);
+	assert_int_equal(present_pages(ch.pid, (uintptr_t)base, B0_LEN), 0);
+	check_shared_untouched();
+	g = handoff_guardian_pid(h);
+	handoff_finish(h, HANDOFF_GIVE_BACK);
+	release(ch.pid);
+	assert_int_equal(wait_exit(g, 5000, NULL), 0);
+	verify_child("shared block left alone");
+	verify_memfd("shared block left alone");
+}
+
+/* Another process maps the memfd (vhost-user): a punch would pull the pages from under it. */
+static void test_shared_mapped_elsewhere(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h = NULL;
+	void *other;
+	pid_t g;
+
+	(void)state;
+	other = mmap(NULL, B2_LEN, PROT_READ, MAP_SHARED, mfd, 0);
+	assert_true(other != MAP_FAILED);
+	seize(ch.pid);
+	assert_int_not_equal(handoff_shared_prepare(ch.pid, "ram0", (uintptr_t)block_addr(2), B2_LEN, ps), 0);
+	no_prepare = true;
+	write_image(ch.pid);
+	assert_int_equal(handoff_start_opts(ch.pid, &img, img_name, &o, &h), 0);
+	check_shared_untouched();
+	munmap(other, B2_LEN);
+	g = handoff_guardian_pid(h);
+	handoff_finish(h, HANDOFF_GIVE_BACK);
+	release(ch.pid);
+	assert_int_equal(wait_exit(g, 5000, NULL), 0);
+	verify_child("shared block mapped elsewhere");
+}
+
+/* Sealed against writes between the checks and the punch: MADV_REMOVE fails after its REMOVE event. */
+static void seal_hook(void *arg, struct rsys *r, enum handoff_step step, unsigned seg)
+{
+	(void)arg;
+	(void)r;
+	if (step == HANDOFF_STEP_PREPARED && seg == SEG_SHARED)
+		assert_int_equal(fcntl(mfd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
+}
+
+/* The handoff fails, and every block comes back: the shared one was never punched. */
+static void test_punch_fails(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h = NULL;
+
+	(void)state;
+	o.hook = seal_hook;
+	seize(ch.pid);
+	write_image(ch.pid);
+	assert_int_equal(handoff_start_opts(ch.pid, &img, img_name, &o, &h), -EPERM);
+	assert_null(h);
+	check_flags(ch.pid, false);
+	release(ch.pid);
+	verify_child("punch failed");
+	verify_memfd("punch failed");
 }
 
 /* ---------------------------------------------------- guardian killed */
@@ -873,8 +1161,10 @@ static void guardian_dies(struct kill_guardian *k)
 	assert_int_equal(wait_exit(g, 5000, NULL), 0);
 	assert_false(vmflag(ch.pid, base, "um"));
 	assert_false(vmflag(ch.pid, base + B0_SPLIT, "um"));
+	assert_false(vmflag(ch.pid, block_addr(2), "um"));
 	release(ch.pid);
 	verify_child("guardian died");
+	verify_memfd("guardian died");
 	show_log(ch.pid);
 }
 
@@ -890,6 +1180,15 @@ static void test_guardian_dies_midway(void **state)
 static void test_guardian_dies_during_mremap(void **state)
 {
 	struct kill_guardian k = { HANDOFF_STEP_PREPARED, 1, 0 };
+
+	(void)state;
+	guardian_dies(&k);
+}
+
+/* Killed after PREPARE of the shared range: its punch's REMOVE has no reader but the watcher. */
+static void test_guardian_dies_during_punch(void **state)
+{
+	struct kill_guardian k = { HANDOFF_STEP_PREPARED, SEG_SHARED, 0 };
 
 	(void)state;
 	guardian_dies(&k);
@@ -962,6 +1261,63 @@ static void test_map_bookkeeping(void **state)
 	fr_close(&mi);
 }
 
+/* A shared range is placed by the REMOVE of exactly its range, and by nothing else. */
+static void test_map_shared(void **state)
+{
+	struct fr_image mi = { .fd = -1, .meta_fd = -1 };
+	struct gp_range lo = { .block = 0, .flags = GP_RANGE_SHARED, .offset = 0, .len = 32 * 4096,
+			       .addr = 0x100000 };
+	struct gp_range hi = lo;
+	uint64_t page, end = 0x100000 + 64 * 4096;
+	uint32_t block;
+	struct gd_map m;
+	struct gd_run run;
+
+	(void)state;
+	hi.offset = 32 * 4096;
+	hi.addr = 0x100000 + 32 * 4096;
+	assert_int_equal(fr_image_init(&mi, 1, 1), 0);
+	strcpy(mi.blocks[0].name, "ram0");
+	mi.blocks[0].host_addr = 0x100000;
+	mi.blocks[0].length = 64 * 4096;
+	mi.blocks[0].page_size = 4096;
+	mi.blocks[0].backing = FR_BACKING_SHARED_FD;
+	assert_int_equal(fr_layout(&mi), 0);
+	memset(mi.blocks[0].bitmap, 0xff, 8);
+	assert_int_equal(gd_map_init(&m, &mi), 0);
+
+	assert_int_equal(gd_map_prepare(&m, &lo), 0);
+	assert_int_equal(gd_map_prepare(&m, &hi), 0);
+	/* Before the punch a fault proves nothing: served in place, not placed. */
+	assert_int_equal(gd_map_fault_placement(&m, 0x100000 + 4096), -1);
+	assert_int_equal(gd_map_lookup_pending(&m, 0x100000 + 37 * 4096, &block, &page), 0);
+	assert_int_equal(page, 37);
+	assert_false(gd_map_next_run(&m, 512, &run));
+	/* A REMOVE of part of it is a discard. */
+	assert_int_equal(gd_map_punch(&m, 0x100000, 0x100000 + 16 * 4096), -ENOENT);
+	assert_int_equal(gd_map_punch(&m, 0x100000, 0x100000 + 32 * 4096), 0);
+	assert_int_equal(m.nr_pending, 1);
+	assert_true(gd_map_lookup(&m, 0x100000 + 5 * 4096, &page) >= 0);
+	assert_int_equal(gd_map_lookup_pending(&m, 0x100000 + 5 * 4096, &block, &page), -1);
+	/* The same REMOVE again is the guest's. */
+	assert_int_equal(gd_map_punch(&m, 0x100000, 0x100000 + 32 * 4096), -ENOENT);
+	assert_int_equal(gd_map_resolve(&m, &lo, true), 0);
+	assert_int_equal(m.nr_ranges, 1);
+
+	/* hi: PLACED without its REMOVE (madvise failed early, or a new guardian): adopted. */
+	assert_int_equal(gd_map_resolve(&m, &hi, true), 0);
+	assert_int_equal(m.nr_pending, 0);
+	assert_int_equal(m.nr_ranges, 2);
+	assert_true(gd_map_lookup(&m, end - 4096, &page) >= 0);
+	assert_int_equal(page, 63);
+
+	assert_true(gd_map_next_run(&m, 512, &run));
+	assert_int_equal(run.page, 0);
+	assert_int_equal(run.n, 32);
+	gd_map_free(&m);
+	fr_close(&mi);
+}
+
 /* ---------------------------------------------------- benchmark */
 
 static void test_bench(void **state)
@@ -985,6 +1341,7 @@ static void test_bench(void **state)
 	print_message("  bench: guardian done %.1f ms after the verdict (%.0f MiB/s incl. exit)\n", gb_ms,
 		      bench_len * 63 / 64 / MIB * 1000.0 / gb_ms);
 	verify_child("bench");
+	verify_memfd("bench");
 	show_log(ch.pid);
 }
 
@@ -1047,11 +1404,13 @@ static bool guardian_mode(int argc, char **argv)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup_child, teardown_child)
 #define T_UNPRIV(fn) cmocka_unit_test_setup_teardown(fn, setup_child_unprivileged, teardown_child)
+#define T_UNSEALED(fn) cmocka_unit_test_setup_teardown(fn, setup_child_unsealed, teardown_child)
 
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map_bookkeeping),
+		cmocka_unit_test(test_map_shared),
 		T(test_give_back),
 		T_UNPRIV(test_unprivileged_task),
 		T(test_done_killed),
@@ -1063,8 +1422,14 @@ int main(int argc, char **argv)
 		T(test_criu_dies_midway),
 		T(test_criu_dies_holding_uffd),
 		T(test_criu_dies_before_mremap),
+		T(test_criu_dies_before_punch),
+		T(test_criu_dies_after_punch),
+		T(test_shared_unseen_pages_stay),
+		T(test_shared_mapped_elsewhere),
+		T_UNSEALED(test_punch_fails),
 		T(test_guardian_dies_midway),
 		T(test_guardian_dies_during_mremap),
+		T(test_guardian_dies_during_punch),
 	};
 	const struct CMUnitTest bench[] = { T(test_bench) };
 	const char *mb = getenv("TEST_HANDOFF_BENCH_MB");
@@ -1078,6 +1443,7 @@ int main(int argc, char **argv)
 	}
 	if (mb)
 		bench_len = strtoull(mb, NULL, 0) * MIB;
+	bench_shared = getenv("TEST_HANDOFF_BENCH_SHARED") && bench_len;
 	if (setup_all())
 		return 1;
 	if (getenv("TEST_HANDOFF_VERBOSE"))
