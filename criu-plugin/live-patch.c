@@ -171,16 +171,6 @@ static int make_jobs(struct lp_ctx *c)
 
 /* ---- per chunk ---- */
 
-static bool page_is_zero(const void *p, size_t len)
-{
-	const uint64_t *w = p, *end = w + len / 8;
-
-	for (; w < end; w += 8)
-		if (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7])
-			return false;
-	return true;
-}
-
 /* Pages of word w to read: populated, and dirty or with data at their copy. */
 static uint64_t want_word(const struct fr_block *b, const struct lp_block *lb, uint64_t w)
 {
@@ -191,26 +181,15 @@ static uint64_t want_word(const struct fr_block *b, const struct lp_block *lb, u
 static int read_chunk(struct lp_ctx *c, const struct fr_block *b, const struct lp_block *lb,
 		      uint64_t first, uint64_t n, char *buf)
 {
-	struct iovec l[LP_IOV_BATCH], r[LP_IOV_BATCH];
-	uint64_t want[FR_CHUNK_PAGES / 64], s, e = 0, w;
-	int cnt = 0, ret;
+	uint64_t want[FR_CHUNK_PAGES / 64], w, pages = 0;
 
 	/* first is a multiple of 64: want[] is indexed from the chunk's first page. */
-	for (w = 0; w < (n + 63) / 64; w++)
+	for (w = 0; w < (n + 63) / 64; w++) {
 		want[w] = want_word(b, lb, first / 64 + w);
-	while (ram_next_run(want, e, n, &s, &e)) {
-		l[cnt].iov_base = buf + s * b->page_size;
-		r[cnt].iov_base = (void *)(uintptr_t)(b->host_addr + (first + s) * b->page_size);
-		l[cnt].iov_len = r[cnt].iov_len = (e - s) * b->page_size;
-		atomic_fetch_add_explicit(&c->read, e - s, memory_order_relaxed);
-		if (++cnt < LP_IOV_BATCH)
-			continue;
-		ret = ram_vm_copy(c->pid, l, r, cnt, false);
-		if (ret)
-			return ret;
-		cnt = 0;
+		pages += __builtin_popcountll(want[w]);
 	}
-	return cnt ? ram_vm_copy(c->pid, l, r, cnt, false) : 0;
+	atomic_fetch_add_explicit(&c->read, pages, memory_order_relaxed);
+	return ram_read_runs(c->pid, b, want, first, n, buf);
 }
 
 static int pwrite_all(int fd, const char *p, uint64_t len, uint64_t off)
@@ -288,7 +267,7 @@ static int patch_chunk(struct lp_ctx *c, const struct lp_job *j, char *buf)
 			unsigned bit = __builtin_ctzll(todo);
 
 			todo &= todo - 1;
-			if (!page_is_zero(buf + (w * 64 + bit - first) * b->page_size, b->page_size))
+			if (!ram_page_is_zero(buf + (w * 64 + bit - first) * b->page_size, b->page_size))
 				data |= 1ULL << bit;
 		}
 		/* New data nobody reported cannot happen; written anyway, it is cheap. */

@@ -264,7 +264,7 @@ int ram_vm_copy(pid_t pid, struct iovec *local, struct iovec *remote, int cnt, b
 /* ---- per-chunk work ---- */
 
 /* Most data pages differ from zero in their first bytes: check 64 at a time. */
-static bool page_is_zero(const void *p, size_t len)
+bool ram_page_is_zero(const void *p, size_t len)
 {
 	const uint64_t *w = p, *end = w + len / 8;
 
@@ -274,25 +274,25 @@ static bool page_is_zero(const void *p, size_t len)
 	return true;
 }
 
-static int read_populated(struct wr_worker *w, const struct fr_block *b, const uint64_t *pop,
-			  uint64_t first, uint64_t n, char *buf)
+int ram_read_runs(pid_t pid, const struct fr_block *b, const uint64_t *bits, uint64_t first,
+		  uint64_t n, char *buf)
 {
 	struct iovec l[IOV_BATCH], r[IOV_BATCH];
-	uint64_t s, e = first;
+	uint64_t s, e = 0;
 	int cnt = 0, ret;
 
-	while (ram_next_run(pop, e, first + n, &s, &e)) {
-		l[cnt].iov_base = buf + (s - first) * b->page_size;
-		r[cnt].iov_base = (void *)(uintptr_t)(b->host_addr + s * b->page_size);
+	while (ram_next_run(bits, e, n, &s, &e)) {
+		l[cnt].iov_base = buf + s * b->page_size;
+		r[cnt].iov_base = (void *)(uintptr_t)(b->host_addr + (first + s) * b->page_size);
 		l[cnt].iov_len = r[cnt].iov_len = (e - s) * b->page_size;
 		if (++cnt < IOV_BATCH)
 			continue;
-		ret = ram_vm_copy(w->c->pid, l, r, cnt, false);
+		ret = ram_vm_copy(pid, l, r, cnt, false);
 		if (ret)
 			return ret;
 		cnt = 0;
 	}
-	return cnt ? ram_vm_copy(w->c->pid, l, r, cnt, false) : 0;
+	return cnt ? ram_vm_copy(pid, l, r, cnt, false) : 0;
 }
 
 /* Pages that held data in an earlier pass and no longer do: free their blocks. */
@@ -321,7 +321,7 @@ static void update_bitmap(struct wr_worker *w, struct fr_block *b, const uint64_
 
 			todo &= todo - 1;
 			w->present++;
-			if (page_is_zero(buf + (page - first) * b->page_size, b->page_size))
+			if (ram_page_is_zero(buf + (page - first) * b->page_size, b->page_size))
 				w->zero++;
 			else
 				bits |= 1ULL << bit;
@@ -472,7 +472,7 @@ static int write_chunk(struct wr_worker *w, uint32_t bi, uint64_t chunk)
 		buf = free_buf(w, &ret);
 		if (!buf)
 			return ret;
-		ret = read_populated(w, b, pop, first, n, buf->mem);
+		ret = ram_read_runs(w->c->pid, b, pop + first / 64, first, n, buf->mem);
 		if (ret) {
 			pr_err("dump: block '%s' chunk %llu: cannot read the pages of pid %d\n",
 			       b->name, (unsigned long long)chunk, w->c->pid);

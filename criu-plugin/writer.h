@@ -86,4 +86,14 @@ bool ram_next_run(const uint64_t *bm, uint64_t from, uint64_t end, uint64_t *sta
 
 double ram_io_now_ms(void);
 
+/* Is the page all zero? */
+bool ram_page_is_zero(const void *p, size_t len);
+
+/*
+ * Read the pages of block b whose bit is set in bits (bit i = page first+i,
+ * first a multiple of 64) from pid into buf, laid out as in the process.
+ */
+int ram_read_runs(pid_t pid, const struct fr_block *b, const uint64_t *bits, uint64_t first,
+		  uint64_t n, char *buf);
+
 #endif
