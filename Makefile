@@ -99,8 +99,14 @@ demo: deps
 	$(MAKE) all
 	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) /usr/bin/python3 test/demo.py
 
+# QEMU 10 (scripts/qemu10.sh, unpacked into build/qemu10, the system QEMU
+# stays) for QEMU's own mapped-ram file migration; matplotlib for the plots.
 bench: deps
 	$(MAKE) all
+	scripts/qemu10.sh
+	dpkg-query -W -f='$${Status}' python3-matplotlib 2>/dev/null | grep -q "install ok installed" || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+		  apt-get install -y -q --no-install-recommends python3-matplotlib; }
 	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) /usr/bin/python3 test/bench.py $(BENCH_ARGS)
 
 install: $(PLUGIN) $(GUARDIAN) $(IMGTOOL)

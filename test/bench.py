@@ -1,108 +1,238 @@
 #!/usr/bin/env python3
-"""make bench: CRIU native vs criu-qemu on the same guest, in the same run.
+"""make bench: CRIU native vs criu-qemu vs QEMU's own file migration.
 
-One guest is booted; dump/restore cycles alternate between CRIU without the
-plugin and CRIU with it, so both see the same guest state and machine load.
-Every figure is the median of --reps cycles. The disk's own sequential
-O_DIRECT write/read speed is measured in the same directory, so figures can
-be read against the physical limit. Results go to build/bench/results.json.
+For each configuration two guests are booted from the same kernel, initramfs
+and workload parameters: one with the system QEMU (7.2) for CRIU, one with
+QEMU 10 (scripts/qemu10.sh) for QEMU's mapped-ram file migration. Each
+repetition runs, in turn,
+
+  criu     criu dump / criu restore without the plugin
+  plain    criu-qemu, CRIU_QEMU_LIVE=0 (RAM copied while frozen)
+  live     criu-qemu, default (live pre-dump, then a short frozen pass)
+  qemu-*   QEMU 10: migrate to file: with mapped-ram (+ multifd, + direct-io),
+           then a new QEMU with -incoming defer loads it and continues
+
+on the guest of its kind while the other guest is paused (QMP stop), so both
+see the same machine. A CRIU cycle continues the same guest; a QEMU cycle
+continues in a new QEMU process (the chain of QEMUs is one guest). After every
+restore the workload must continue from the state it was saved in; at the end
+each guest's whole console log is checked (no corrupt page, every checksum
+matches). Every figure in the tables is the median of --reps cycles.
+
+The disk's sequential O_DIRECT write/read speed is measured in the same run
+and directory. Results: build/bench/results.json (machine readable),
+build/bench/summary.md (tables for Documentation/performance.md), plots via
+test/bench/plot.py. Without arguments the whole suite runs (see SUITE); with
+--mem/--wl-mb/--rate-kbs only that configuration.
 """
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "integration"))
 import harness  # noqa: E402
+import wlcheck  # noqa: E402  (harness puts test/guest on sys.path)
 
 OUT = os.path.join(harness.TOP, "build", "bench")
+QEMU10 = os.environ.get("QEMU10", os.path.join(harness.TOP, "build", "qemu10", "qemu-system-x86_64"))
+MB = 2**20
+T0 = time.monotonic()
+
+# The default run (`make bench`): two main configurations with --reps
+# repetitions of every mode, then sweeps with one repetition per point.
+SUITE = {
+    "main": [
+        {"mem": "2G", "wl_mb": 1536, "rate_kbs": 20480},
+        {"mem": "4G", "wl_mb": 1536, "rate_kbs": 20480},
+    ],
+    # RAM size sweep: the workload touches 3/4 of guest RAM. The 2G point is
+    # the first main configuration (medians of --reps), the others 1 rep.
+    "size": [
+        {"mem": "1G", "wl_mb": 768, "rate_kbs": 20480},
+        {"mem": "4G", "wl_mb": 3072, "rate_kbs": 20480},
+    ],
+    # Dirty rate sweep on the 2G / 1536 MiB guest; 20 MB/s is main[0].
+    "rate": [
+        {"mem": "2G", "wl_mb": 1536, "rate_kbs": 0},
+        {"mem": "2G", "wl_mb": 1536, "rate_kbs": 81920},
+    ],
+}
+SWEEP_MODES = ("criu", "plain", "live")
+
+# The workload writes no all-zero pages (the tests use one in 16). On ext4
+# mounted with -o discard (this machine) every hole of a sparse file costs a
+# discard when the file is deleted: a 1.5 GiB image with a hole every 16th
+# page took 41 s to unlink, a dense one 0.6 s. That hits our images and
+# QEMU's mapped-ram files alike, is not part of any measured time, but would
+# make the suite far too long.
+ZERO_EVERY = 0
+SWEEP_QEMU = ("qemu-mr-mfd",)
+
+CRIU_MODES = ("criu", "plain", "live")
+
+# QEMU's mapped-ram file migration. max-bandwidth is lifted in every variant
+# (QEMU's default, 128 MiB/s, is a network throttle; libvirt lifts it for
+# saves too). "Live" is what `migrate file:` does on a running VM: precopy
+# passes with dirty tracking while the guest runs, stop when the rest fits
+# into downtime-limit (300 ms default), write the rest, stay paused.
+QEMU_VARIANTS = {
+    "qemu-mr": {"caps": ["mapped-ram"], "params": {},
+                "what": "mapped-ram, live"},
+    "qemu-mr-mfd": {"caps": ["mapped-ram", "multifd"], "params": {"multifd-channels": 2},
+                    "what": "mapped-ram + multifd (2 channels), live"},
+    "qemu-mr-mfd-dio": {"caps": ["mapped-ram", "multifd"],
+                        "params": {"multifd-channels": 2, "direct-io": True},
+                        "what": "mapped-ram + multifd (2) + direct-io, live"},
+    "qemu-mr-mfd-paused": {"caps": ["mapped-ram", "multifd"], "params": {"multifd-channels": 2},
+                           "paused": True,
+                           "what": "mapped-ram + multifd (2), VM stopped first (like virsh save)"},
+}
+COMMON_PARAMS = {"max-bandwidth": 1 << 40}
+FIRST_SAVE = "qemu-mr-mfd"
+
+# Table rows: key, label, unit. QEMU cycles fill the same keys: frozen_ms is
+# QEMU's reported downtime, dump_s the migrate command until "completed",
+# restore_s QEMU start with -incoming until the guest runs again.
+ROWS = [
+    ("frozen_ms", "VM frozen (ms)"),
+    ("dump_s", "dump / save (s)"),
+    ("dump_durable_s", "  until durable (s)"),
+    ("restore_s", "restore / load (s)"),
+    ("image_bytes", "image on disk (MiB)"),
+    ("dump_rss_kib", "criu peak RSS dump (MiB)"),
+    ("restore_rss_kib", "criu peak RSS restore (MiB)"),
+    ("guardian_hwm_kib", "guardian peak RSS (MiB)"),
+    ("qemu_rss_before_kib", "QEMU RSS before dump (MiB)"),
+    ("qemu_rss_restored_kib", "QEMU RSS after restore (MiB)"),
+    ("live_ms", "live phase (ms)"),
+    ("frozen_copy_ms", "frozen copy (ms)"),
+    ("fsync_ms", "fsync + header (ms)"),
+    ("handoff_ms", "handoff (ms)"),
+    ("fill_ms", "restore fill (ms)"),
+    ("incoming_s", "load: incoming only (s)"),
+    ("delete_s", "delete image (s)"),
+]
 
 
-def pb_message_fields(msg):
-    """Top-level fields of a protobuf message; length-delimited as bytes."""
-    out, i = {}, 0
-    while i < len(msg):
-        key, i = harness._varint(msg, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            out[field], i = harness._varint(msg, i)
-        elif wire == 2:
-            n, i = harness._varint(msg, i)
-            out[field] = msg[i:i + n]
-            i += n
-        elif wire in (1, 5):
-            i += 8 if wire == 1 else 4
-    return out
+def gib(cfg):
+    return int(cfg["mem"].rstrip("G"))
 
 
-def criu_dump_stats(imgdir):
-    """frozen/freezing/memdump times (ms) from CRIU's stats-dump image."""
-    with open(os.path.join(imgdir, "stats-dump"), "rb") as f:
-        data = f.read()
-    n = int.from_bytes(data[8:12], "little")
-    dump = pb_message_fields(pb_message_fields(data[12:12 + n])[1])
-    return {"frozen_ms": dump[2] / 1000.0, "freezing_ms": dump[1] / 1000.0,
-            "memdump_ms": dump[3] / 1000.0, "pages_written": dump[7]}
+def brief(r):
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
+
+
+def log(msg):
+    t = time.monotonic() - T0
+    print("[%02d:%02d] %s" % (t // 60, t % 60, msg), flush=True)
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
 
 
 def dir_allocated(d):
     return sum(os.stat(os.path.join(d, f)).st_blocks * 512 for f in os.listdir(d))
 
 
-def plugin_phases(log):
+def plugin_phases(log_path):
     """Per-phase times the plugin logs (ms)."""
-    text = harness.log_text(log)
+    text = harness.log_text(log_path)
     out = {}
-    m = re.search(r"RAM saved: .* in ([\d.]+) ms", text)
-    if m:
-        out["frozen_copy_ms"] = float(m.group(1))
-    m = re.search(r"live phase done in ([\d.]+) ms", text)
-    if m:
-        out["live_ms"] = float(m.group(1))
-    m = re.search(r"live final \d+: .*copied, ([\d.]+) ms", text)
-    if m:
-        out["frozen_copy_ms"] = float(m.group(1))
-    m = re.search(r"fsync \+ header ([\d.]+) ms", text)
-    if m:
-        out["fsync_ms"] = float(m.group(1))
-    m = re.search(r"handed to guardian \d+ in ([\d.]+) ms", text)
-    if m:
-        out["handoff_ms"] = float(m.group(1))
-    m = re.search(r"RAM restored: .* in ([\d.]+) ms", text)
-    if m:
-        out["fill_ms"] = float(m.group(1))
+    for key, rx in (("frozen_copy_ms", r"RAM saved: .* in ([\d.]+) ms"),
+                    ("live_ms", r"live phase done in ([\d.]+) ms"),
+                    ("frozen_copy_ms", r"live final \d+: .*copied, ([\d.]+) ms"),
+                    ("fsync_ms", r"fsync \+ header ([\d.]+) ms"),
+                    ("handoff_ms", r"handed to guardian \d+ in ([\d.]+) ms"),
+                    ("fill_ms", r"RAM restored: .* in ([\d.]+) ms")):
+        m = re.search(rx, text)
+        if m:
+            out[key] = float(m.group(1))
     return out
 
 
-def timed_criu(args, env=None):
-    """Run criu under /usr/bin/time for its peak RSS; returns (seconds, KiB)."""
+class GuardianWatch(threading.Thread):
+    """Peak RSS (VmHWM) of criu-qemu-guardian processes, sampled every 50 ms
+    while a dump runs. The guardian is started outside CRIU's tree, so
+    /usr/bin/time's figure for criu does not include it."""
+    COMM = "criu-qemu-guard"  # comm is cut at 15 characters
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.done = threading.Event()
+        self.hwm_kib = 0
+
+    def sample(self):
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/comm" % pid) as f:
+                    if f.read().strip() != self.COMM:
+                        continue
+                with open("/proc/%s/status" % pid) as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            self.hwm_kib = max(self.hwm_kib, int(line.split()[1]))
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                pass
+
+    def run(self):
+        while not self.done.wait(0.05):
+            self.sample()
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        return self.hwm_kib
+
+
+def timed_criu(args, env=None, watch=False):
+    """Run criu under /usr/bin/time; returns (seconds, peak RSS KiB, guardian KiB)."""
     e = dict(os.environ, CRIU_FAULT=harness.CRIU_FAULT)
     if env:
         e.update(env)
     cmd = ["/usr/bin/time", "-f", "MAXRSS %M", harness.criu_bin()] + args
+    gw = GuardianWatch() if watch else None
+    if gw:
+        gw.start()
     t0 = time.monotonic()
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=e)
     dt = time.monotonic() - t0
+    ghwm = gw.stop() if gw else 0
     harness.reap_zombies()
     if r.returncode:
         raise harness.CriuError("%s: rc %d\n%s" % (" ".join(cmd), r.returncode, r.stdout[-3000:]))
     rss = int(re.search(r"MAXRSS (\d+)", r.stdout).group(1))
-    return dt, rss
+    return dt, rss, ghwm
 
 
-def cycle(g, work, name, plugin, env=None):
+def criu_cycle(g, work, name, mode, moving=True):
+    """criu dump + criu restore of guest g; the restored guest must continue."""
     imgdir = os.path.join(work, name)
     os.makedirs(imgdir)
+    plugin = mode != "criu"
+    env = {"CRIU_QEMU_LIVE": "1" if mode == "live" else "0"} if plugin else None
     libdir = harness.PLUGIN_DIR if plugin else os.path.join(work, "no-plugins")
     os.makedirs(libdir, exist_ok=True)
-    dump_s, dump_rss = timed_criu(["dump", "-t", str(g.pid), "-D", imgdir, "-o", "dump.log",
-                                   "-v4", "--libdir", libdir], env=env)
+    rss_before = rss_kib(g.pid)
+    dump_s, dump_rss, ghwm = timed_criu(["dump", "-t", str(g.pid), "-D", imgdir, "-o", "dump.log",
+                                         "-v4", "--libdir", libdir], env=env, watch=plugin)
     harness.wait_pid_gone(g.pid)
     at_dump = g.last_status()
     # CRIU leaves its images in the page cache; we fsync ours before the
@@ -110,23 +240,152 @@ def cycle(g, work, name, plugin, env=None):
     t0 = time.monotonic()
     subprocess.run(["sync", "-f", imgdir], check=True)
     durable_s = dump_s + time.monotonic() - t0
-    res = {"dump_s": dump_s, "dump_durable_s": durable_s, "dump_rss_kib": dump_rss, "image_bytes": dir_allocated(imgdir)}
-    res.update(criu_dump_stats(imgdir))
+    res = {"dump_s": dump_s, "dump_durable_s": durable_s, "dump_rss_kib": dump_rss,
+           "image_bytes": dir_allocated(imgdir), "qemu_rss_before_kib": rss_before}
+    if plugin:
+        res["guardian_hwm_kib"] = ghwm
+    res.update(harness.criu_dump_stats(imgdir))
     mark = g.mark()
-    restore_s, restore_rss = timed_criu(["restore", "-D", imgdir, "-d", "-o", "restore.log",
-                                         "-v4", "--libdir", libdir])
+    restore_s, restore_rss, _ = timed_criu(["restore", "-D", imgdir, "-d", "-o", "restore.log",
+                                            "-v4", "--libdir", libdir])
     res.update(restore_s=restore_s, restore_rss_kib=restore_rss)
     res.update(plugin_phases(os.path.join(imgdir, "dump.log")))
     res.update(plugin_phases(os.path.join(imgdir, "restore.log")))
+    t0 = time.monotonic()
+    # A full verification pass past the dump, and (if the workload rewrites
+    # at all) rewriting went on from where it was.
     g.wait_passes(1, after=at_dump, since=mark, timeout=600)
-    g.wait_progress(after=at_dump, since=mark, timeout=600)
+    if moving:
+        g.wait_progress(after=at_dump, since=mark, timeout=600)
+    res["verify_s"] = time.monotonic() - t0
+    res["qemu_rss_restored_kib"] = rss_kib(g.pid)
+    t0 = time.monotonic()
     shutil.rmtree(imgdir)
+    res["delete_s"] = time.monotonic() - t0
+    return res
+
+
+class QemuChain:
+    """One guest carried through QEMU 10 processes: each save/load cycle
+    ends the old QEMU and continues the guest in a new one (-incoming)."""
+
+    def __init__(self, work, qemu, cfg):
+        self.work, self.qemu, self.cfg = work, qemu, cfg
+        self.seed = int.from_bytes(os.urandom(3), "little") + 1
+        self.guests = []
+        self.head = self._guest().start()
+
+    def _guest(self, incoming=False):
+        g = harness.Guest(self.work, mem=self.cfg["mem"], wl_mb=self.cfg["wl_mb"],
+                          rate_kbs=self.cfg["rate_kbs"], zero_every=ZERO_EVERY, seed=self.seed,
+                          name="q10-%d" % len(self.guests),
+                          extra_args=["-S", "-incoming", "defer"] if incoming else [])
+        g.cmd[0] = self.qemu
+        self.guests.append(g)
+        return g
+
+    def lines(self):
+        """The guest's console across all its QEMUs, in order."""
+        return [l for g in self.guests for l in g.lines()]
+
+    def check_console(self):
+        lines = self.lines()
+        assert sum("WL start" in l for l in lines) == 1, "QEMU 10 guest restarted"
+        problems = wlcheck.check_log(lines)
+        assert not problems, "QEMU 10 guest workload problems:\n" + "\n".join(problems[:20])
+
+    def kill(self):
+        for g in self.guests:
+            g.kill()
+
+
+def qmp_retry(g, cmd, args=None, timeout=60):
+    """QMP once the socket accepts connections (a just started QEMU)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return g.qmp(cmd, args, timeout=timeout)
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.monotonic() > deadline or not harness.pid_alive(g.pid):
+                raise RuntimeError("QEMU %d: no QMP; log:\n%s" % (g.pid, g.qemu_log()))
+            time.sleep(0.005)
+
+
+def wait_migration(g, timeout=900, poll=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        st = g.qmp("query-migrate", timeout=timeout)
+        if st.get("status") == "completed":
+            return st
+        if st.get("status") in ("failed", "cancelled"):
+            raise RuntimeError("QEMU %d migration %s: %s" % (g.pid, st["status"], st.get("error-desc")))
+        if time.monotonic() > deadline:
+            raise TimeoutError("QEMU %d migration: %s" % (g.pid, st))
+        time.sleep(poll)
+
+
+def setup_migration(g, v):
+    g.qmp("migrate-set-capabilities",
+          {"capabilities": [{"capability": c, "state": True} for c in v["caps"]]})
+    g.qmp("migrate-set-parameters", dict(COMMON_PARAMS, **v["params"]))
+
+
+def qemu_cycle(chain, name):
+    """QEMU 10 save to file: and load into a new QEMU; the guest must continue."""
+    v = QEMU_VARIANTS[name]
+    src = chain.head
+    path = os.path.join(chain.work, name + ".img")
+    setup_migration(src, v)
+    rss_before = rss_kib(src.pid)
+    t0 = time.monotonic()
+    if v.get("paused"):
+        src.qmp("stop")
+    src.qmp("migrate", {"uri": "file:" + path})
+    st = wait_migration(src)
+    save_s = time.monotonic() - t0
+    # QEMU's downtime counts from its own stop; a VM stopped before the
+    # migrate is frozen for the whole save.
+    downtime = float(st.get("downtime", 0))
+    frozen_ms = save_s * 1000 if v.get("paused") else downtime
+    at_save = src.last_status()
+    t0 = time.monotonic()
+    subprocess.run(["sync", "-f", path], check=True)
+    ram = st.get("ram", {})
+    res = {"dump_s": save_s, "dump_durable_s": save_s + time.monotonic() - t0,
+           "frozen_ms": frozen_ms, "qemu_downtime_ms": downtime, "total_time_ms": st.get("total-time"),
+           "setup_ms": st.get("setup-time"), "dirty_sync_count": ram.get("dirty-sync-count"),
+           "transferred_bytes": ram.get("transferred"),
+           "image_bytes": harness.allocated_bytes(path), "file_size": os.path.getsize(path),
+           "qemu_rss_before_kib": rss_before, "qemu_rss_after_save_kib": rss_kib(src.pid)}
+    src.kill()
+
+    dst = chain._guest(incoming=True)
+    t0 = time.monotonic()
+    dst.start()
+    qmp_retry(dst, "query-status")
+    t_up = time.monotonic()
+    setup_migration(dst, v)
+    dst.qmp("migrate-incoming", {"uri": "file:" + path}, timeout=900)
+    wait_migration(dst, poll=0.005)
+    t_in = time.monotonic()
+    dst.qmp("cont")
+    res.update(restore_s=time.monotonic() - t0, startup_s=t_up - t0, incoming_s=t_in - t_up)
+    chain.head = dst
+    t0 = time.monotonic()
+    dst.wait_passes(1, after=at_save, timeout=600)
+    if chain.cfg["rate_kbs"]:
+        dst.wait_progress(after=at_save, timeout=600)
+    res["verify_s"] = time.monotonic() - t0
+    res["qemu_rss_restored_kib"] = rss_kib(dst.pid)
+    t0 = time.monotonic()
+    os.unlink(path)
+    res["delete_s"] = time.monotonic() - t0
     return res
 
 
 def disk_limits(work, mib):
     path = os.path.join(work, "dd.tmp")
-    out = {}
+    out = {"disk_test_mib": mib}
     for what, args in (("write", ["if=/dev/zero", "of=" + path, "oflag=direct"]),
                        ("read", ["if=" + path, "of=/dev/null", "iflag=direct"])):
         t0 = time.monotonic()
@@ -137,74 +396,285 @@ def disk_limits(work, mib):
     return out
 
 
+def dirty_rate(g, seconds=3.0):
+    """Measured rewrite rate (KiB/s) from two status lines `seconds` apart."""
+    a = g.last_status()
+    time.sleep(seconds)
+    b = g.last_status()
+    if not a or not b or b["t"] <= a["t"]:
+        return None
+    return (b["w"] - a["w"]) * 4 / ((b["t"] - a["t"]) / 1000.0)
+
+
 def median(runs, key):
-    vals = [r[key] for r in runs if key in r]
+    vals = [r[key] for r in runs if r.get(key) is not None]
     return statistics.median(vals) if vals else None
 
 
-def summarize(native, ours, disk, cfg):
-    keys = ["frozen_ms", "dump_s", "dump_durable_s", "image_bytes", "restore_s", "dump_rss_kib", "restore_rss_kib",
-            "live_ms", "frozen_copy_ms", "fsync_ms", "handoff_ms", "fill_ms"]
-    modes = [("criu", native)] + [(m, r) for m, r in ours.items()]
-    table = {k: {m: median(r, k) for m, r in modes} for k in keys}
-    print("\n%s guest, %d MiB touched by the workload, %d KiB/s dirtied, %d reps (medians)"
-          % (cfg["mem"], cfg["wl_mb"], cfg["rate_kbs"], cfg["reps"]))
-    print("%-16s" % "" + "".join("%16s" % m for m, _ in modes)
-          + "".join("%14s" % (m + "/criu") for m, _ in modes[1:]))
+def run_config(cfg, reps, modes, qvariants, qemu, work_base, disk=None):
+    """Boot both guests, run `reps` rounds of every mode, check the consoles."""
+    work = tempfile.mkdtemp(prefix="c-", dir=work_base)
+    log("config %s guest, %d MiB touched, %d KiB/s: %d reps of %s"
+        % (cfg["mem"], cfg["wl_mb"], cfg["rate_kbs"], reps, ", ".join(modes + qvariants)))
+    g = harness.Guest(work, mem=cfg["mem"], wl_mb=cfg["wl_mb"], rate_kbs=cfg["rate_kbs"],
+                      zero_every=ZERO_EVERY).start()
+    chain = QemuChain(work, qemu, cfg) if qvariants else None
+    runs = {m: [] for m in modes + qvariants}
+    out = {"config": dict(cfg, reps=reps, zero_every=ZERO_EVERY)}
+    try:
+        # Both boot at once (the boot is TCG-bound; two cores).
+        g.wait_ready(timeout=900)
+        if chain:
+            chain.head.wait_ready(timeout=900)
+        log("guests ready")
+        if disk is None:
+            disk = disk_limits(work, cfg["wl_mb"])
+            log("disk: %s" % disk)
+        out["disk"] = disk
+        active = g
+        if chain:
+            # QEMU's first save of a freshly booted guest reads every page of
+            # guest RAM, never-touched ones included, and faulting those in
+            # makes it several times slower than later saves (whose QEMU was
+            # itself started with -incoming). It is reported on its own, and
+            # the measured QEMU cycles all start from a loaded QEMU, like CRIU
+            # cycles after the first.
+            g.qmp("stop")
+            r = qemu_cycle(chain, FIRST_SAVE)
+            out["qemu_first_save"] = dict(r, variant=FIRST_SAVE)
+            log("%s first save after boot: %s" % (FIRST_SAVE, brief(r)))
+            active = chain.head
+        for i in range(reps):
+            for m in modes + qvariants:
+                want = g if m in CRIU_MODES else chain.head
+                if active is not want:
+                    active.qmp("stop")
+                    want.qmp("cont")
+                    active = want
+                    want.wait_passes(1, after=want.last_status(), since=want.mark(), timeout=600)
+                if "measured_rate_kbs" not in out and m in CRIU_MODES:
+                    out["measured_rate_kbs"] = dirty_rate(g)
+                if m in CRIU_MODES:
+                    r = criu_cycle(g, work, "%s-%d" % (m, i), m, moving=cfg["rate_kbs"] > 0)
+                else:
+                    r = qemu_cycle(chain, m)
+                    active = chain.head
+                runs[m].append(r)
+                log("%s %d: %s" % (m, i, brief(r)))
+        g.check_console()
+        if chain:
+            chain.check_console()
+        log("guest memory verified after %d restores: no corruption" % (reps * len(runs)))
+    finally:
+        g.kill()
+        if chain:
+            chain.kill()
+    shutil.rmtree(work, ignore_errors=True)
+    out["runs"] = runs
+    out["median"] = {k: {m: median(r, k) for m, r in runs.items()} for k, _ in ROWS + [
+        ("total_time_ms", ""), ("startup_s", ""), ("dirty_sync_count", ""), ("freezing_ms", ""),
+        ("memdump_ms", ""), ("pages_written", "")]}
+    return out
 
-    def fmt(k, v):
-        if v is None:
-            return "-"
-        return "%.1f MiB" % (v / 2**20) if k == "image_bytes" else "%.3f" % v
-    for k in keys:
-        vals = [table[k][m] for m, _ in modes]
+
+# --- summary ----------------------------------------------------------------
+
+def fmt(key, v):
+    if v is None:
+        return "-"
+    if key == "image_bytes":
+        return "%.0f" % (v / MB)
+    if key.endswith("_kib"):
+        return "%.1f" % (v / 1024)
+    if key.endswith("_ms"):
+        return "%.0f" % v if v >= 10 else "%.1f" % v
+    return "%.2f" % v
+
+
+def ratio(a, b):
+    return "%.2f" % (a / b) if a is not None and b else "-"
+
+
+def summary_tables(res, disk):
+    """Markdown tables of one configuration: all modes, then ratios."""
+    cfg, med = res["config"], res["median"]
+    modes = list(res["runs"])
+    rate = res.get("measured_rate_kbs")
+    lines = ["**%s guest, %d MiB touched, %d MB/s dirtied%s, median of %d**"
+             % (cfg["mem"], cfg["wl_mb"], cfg["rate_kbs"] // 1024,
+                " (measured %.1f MB/s)" % (rate / 1024) if rate is not None else "", cfg["reps"]), ""]
+    lines.append("| | " + " | ".join(modes) + " |")
+    lines.append("|---|" + "---:|" * len(modes))
+    for key, label in ROWS:
+        vals = [med[key][m] for m in modes]
         if all(v is None for v in vals):
             continue
-        ratios = ["%.2f" % (v / vals[0]) if v and vals[0] else "-" for v in vals[1:]]
-        print("%-16s" % k + "".join("%16s" % fmt(k, v) for v in vals) + "".join("%14s" % r for r in ratios))
-    touched = cfg["wl_mb"] * 2**20
-    for who, runs in modes:
-        d = median(runs, "dump_s")
-        print("%-12s dump throughput %.0f MiB/s of touched RAM = %.2f of the disk's O_DIRECT write limit"
-              % (who, touched / 2**20 / d, touched / 2**20 / d / disk["disk_write_mbs"]))
-    print("disk: O_DIRECT write %.0f MiB/s, read %.0f MiB/s" % (disk["disk_write_mbs"], disk["disk_read_mbs"]))
-    return table
+        lines.append("| %s | %s |" % (label.strip(), " | ".join(fmt(key, v) for v in vals)))
+    lines.append("")
+    qref = "qemu-mr-mfd" if "qemu-mr-mfd" in modes else next((m for m in modes if m.startswith("qemu")), None)
+    ours = [m for m in ("plain", "live") if m in modes]
+    if ours:
+        hdr = ["ours / criu"] + (["ours / %s" % qref] if qref else [])
+        lines.append("| ratio | " + " | ".join("%s: %s" % (h, m) for h in hdr for m in ours) + " |")
+        lines.append("|---|" + "---:|" * (len(hdr) * len(ours)))
+        for key in ("frozen_ms", "dump_s", "dump_durable_s", "restore_s", "image_bytes"):
+            cells = [ratio(med[key][m], med[key].get("criu")) for m in ours]
+            if qref:
+                cells += [ratio(med[key][m], med[key][qref]) for m in ours]
+            lines.append("| %s | %s |" % (dict(ROWS)[key].strip(), " | ".join(cells)))
+        lines.append("")
+    fs = res.get("qemu_first_save")
+    if fs:
+        v = fs["variant"]
+        lines.append("QEMU's first save of the freshly booted guest (%s, not in the medians): "
+                     "%.2f s, %.2f s until durable, downtime %s ms; QEMU's RSS %.0f MiB before, "
+                     "%.0f MiB after it (later saves: median %.2f s)."
+                     % (v, fs["dump_s"], fs["dump_durable_s"], fmt("frozen_ms", fs["frozen_ms"]),
+                        fs["qemu_rss_before_kib"] / 1024, fs["qemu_rss_after_save_kib"] / 1024,
+                        med["dump_s"].get(v) or float("nan")))
+        lines.append("")
+    lines.append("| against the disk (O_DIRECT write %.0f MiB/s, read %.0f MiB/s) | %s |"
+                 % (disk["disk_write_mbs"], disk["disk_read_mbs"], " | ".join(modes)))
+    lines.append("|---|" + "---:|" * len(modes))
+    w = [med["image_bytes"][m] / MB / med["dump_durable_s"][m] for m in modes]
+    r = [med["image_bytes"][m] / MB / med["restore_s"][m] for m in modes]
+    lines.append("| image MiB/s until durable | %s |" % " | ".join("%.0f" % x for x in w))
+    lines.append("| = share of the write limit | %s |" % " | ".join("%.2f" % (x / disk["disk_write_mbs"]) for x in w))
+    lines.append("| image MiB/s restored | %s |" % " | ".join("%.0f" % x for x in r))
+    lines.append("| = share of the read limit | %s |" % " | ".join("%.2f" % (x / disk["disk_read_mbs"]) for x in r))
+    lines.append("")
+    return lines
+
+
+def sweep_table(title, points, xkey, xfmt):
+    modes = [m for m in SWEEP_MODES + SWEEP_QEMU]
+    lines = ["**%s** (frozen ms / dump until durable s / restore s)" % title, ""]
+    lines.append("| %s | reps | %s |" % (xkey, " | ".join(modes)))
+    lines.append("|---|---:|" + "---:|" * len(modes))
+    for p in points:
+        med = p["median"]
+        cells = []
+        for m in modes:
+            if med["frozen_ms"].get(m) is None:
+                cells.append("-")
+            else:
+                cells.append("%s / %.2f / %.2f" % (fmt("frozen_ms", med["frozen_ms"][m]),
+                                                  med["dump_durable_s"][m], med["restore_s"][m]))
+        lines.append("| %s | %d | %s |" % (xfmt(p["config"]), p["config"]["reps"], " | ".join(cells)))
+    lines.append("")
+    return lines
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    fs = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,SOURCE", "-T", "/var/tmp"],
+                        stdout=subprocess.PIPE, text=True).stdout.strip()
+    others = subprocess.run(["pgrep", "-c", "-f", "qemu-system"], stdout=subprocess.PIPE,
+                            text=True).stdout.strip()
+    return {"cpu": cpu, "cpus": os.cpu_count(), "mem_gib": round(mem_kib / 2**20, 1),
+            "kernel": platform.release(), "fs_var_tmp": fs, "loadavg_at_start": os.getloadavg(),
+            "other_qemu_at_start": int(others or 0)}
+
+
+def qemu_version(binary):
+    r = subprocess.run([binary, "--version"], stdout=subprocess.PIPE, text=True)
+    return r.stdout.splitlines()[0] if r.returncode == 0 else None
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mem", default="2G")
-    ap.add_argument("--wl-mb", type=int, default=1536)
-    ap.add_argument("--rate-kbs", type=int, default=20480)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mem", help="one configuration only: guest RAM (e.g. 2G)")
+    ap.add_argument("--wl-mb", type=int, help="MiB the workload touches (default 1536)")
+    ap.add_argument("--rate-kbs", type=int, help="KiB/s the workload rewrites (default 20480)")
     ap.add_argument("--reps", type=int, default=3)
-    cfg = vars(ap.parse_args())
+    ap.add_argument("--no-qemu", action="store_true", help="skip QEMU 10's file migration")
+    ap.add_argument("--no-sweep", action="store_true", help="suite: skip the size/rate sweeps")
+    ap.add_argument("--no-plots", action="store_true")
+    args = ap.parse_args()
+
+    single = args.mem is not None or args.wl_mb is not None or args.rate_kbs is not None
+    if single:
+        suite = {"main": [{"mem": args.mem or "2G", "wl_mb": args.wl_mb or 1536,
+                           "rate_kbs": args.rate_kbs if args.rate_kbs is not None else 20480}]}
+    else:
+        suite = dict(SUITE)
+        if args.no_sweep:
+            suite = {"main": SUITE["main"]}
+
+    qemu = None
+    if not args.no_qemu:
+        if os.access(QEMU10, os.X_OK):
+            qemu = QEMU10
+        else:
+            log("no QEMU 10 at %s (run scripts/qemu10.sh): QEMU cycles skipped" % QEMU10)
+    qvariants = list(QEMU_VARIANTS) if qemu else []
+
+    # SIGTERM (e.g. a CI timeout) unwinds like ^C, so the guests are killed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated"))
     harness.become_subreaper()
     os.makedirs(OUT, exist_ok=True)
     work = tempfile.mkdtemp(prefix="criu-qemu-bench-", dir="/var/tmp")
-    print("criu: %s; work dir %s" % (harness.Criu(work).version(), work), flush=True)
-    g = harness.Guest(work, mem=cfg["mem"], wl_mb=cfg["wl_mb"], rate_kbs=cfg["rate_kbs"]).start()
-    native = []
-    ours = {"plain": [], "live": []}
-    try:
-        g.wait_ready(timeout=600)
-        g.wait_passes(2, timeout=600)
-        disk = disk_limits(work, cfg["wl_mb"])
-        for i in range(cfg["reps"]):
-            native.append(cycle(g, work, "native-%d" % i, plugin=False))
-            print("native %d: %s" % (i, native[-1]), flush=True)
-            for mode in ours:
-                env = {"CRIU_QEMU_LIVE": "1" if mode == "live" else "0"}
-                ours[mode].append(cycle(g, work, "%s-%d" % (mode, i), plugin=True, env=env))
-                print("%s %d: %s" % (mode, i, ours[mode][-1]), flush=True)
-        g.check_console()
-        print("guest memory verified after %d restores: no corruption" % (3 * cfg["reps"]))
-    finally:
-        g.kill()
-    table = summarize(native, ours, disk, cfg)
+    result = {"criu": harness.Criu(work).version(), "qemu_criu": qemu_version(harness.QEMU),
+              "qemu10": qemu_version(qemu) if qemu else None, "machine": machine(),
+              "qemu_variants": {k: v["what"] for k, v in QEMU_VARIANTS.items()},
+              "qemu_common_params": COMMON_PARAMS}
+    log("criu %s; QEMU for CRIU: %s; QEMU 10: %s; work dir %s"
+        % (result["criu"], result["qemu_criu"], result["qemu10"], work))
+    log("machine: %s" % result["machine"])
+
+    result["main"] = []
+    disk = None
+    for cfg in suite["main"]:
+        r = run_config(cfg, args.reps, list(CRIU_MODES), qvariants, qemu, work)
+        disk = disk or r["disk"]
+        result["main"].append(r)
+    sq = [q for q in SWEEP_QEMU if q in qvariants]
+    in_sweep = {"size": lambda c: c["rate_kbs"] == 20480 and gib(c) * 768 == c["wl_mb"],
+                "rate": lambda c: c["mem"] == "2G" and c["wl_mb"] == 1536}
+    for kind in ("size", "rate"):
+        if kind in suite:
+            result[kind] = [r for r in result["main"] if in_sweep[kind](r["config"])]
+            for cfg in suite[kind]:
+                result[kind].append(run_config(cfg, 1, list(SWEEP_MODES), sq, qemu, work, disk=disk))
+            key = (lambda r: gib(r["config"])) if kind == "size" else \
+                (lambda r: r["config"]["rate_kbs"])
+            result[kind].sort(key=key)
+    result["elapsed_s"] = time.monotonic() - T0
+
+    # Compatibility with the first version of results.json: the first
+    # configuration's figures at the top level.
+    first = result["main"][0]
+    result.update(config=first["config"], disk=first["disk"], native=first["runs"]["criu"],
+                  median=first["median"])
+    result["criu-qemu"] = {m: first["runs"][m] for m in ("plain", "live")}
+
+    md = ["Run of %s: %.0f s in all. criu %s; %s (for CRIU); %s. Machine: %s."
+          % (time.strftime("%Y-%m-%d %H:%M"), result["elapsed_s"], result["criu"],
+             result["qemu_criu"], result["qemu10"], result["machine"]), ""]
+    for r in result["main"]:
+        md += summary_tables(r, r["disk"])
+    if "size" in result:
+        md += sweep_table("RAM size sweep (3/4 of RAM touched, 20 MB/s)", result["size"], "RAM",
+                          lambda c: "%s / %d MiB" % (c["mem"], c["wl_mb"]))
+    if "rate" in result:
+        md += sweep_table("Dirty rate sweep (2G guest, 1536 MiB touched)", result["rate"], "dirty MB/s",
+                          lambda c: "%d" % (c["rate_kbs"] // 1024))
     with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump({"config": cfg, "disk": disk, "native": native, "criu-qemu": ours,
-                   "median": table, "criu": harness.Criu(work).version()}, f, indent=1)
-    print("results: %s" % os.path.join(OUT, "results.json"))
+        json.dump(result, f, indent=1)
+    with open(os.path.join(OUT, "summary.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n" + "\n".join(md))
+    log("results: %s, %s" % (os.path.join(OUT, "results.json"), os.path.join(OUT, "summary.md")))
+    if not args.no_plots and not single:
+        subprocess.run([sys.executable, os.path.join(HERE, "bench", "plot.py"),
+                        os.path.join(OUT, "results.json"), os.path.join(harness.TOP, "Documentation")])
     shutil.rmtree(work, ignore_errors=True)
 
 
