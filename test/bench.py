@@ -445,7 +445,13 @@ def run_config(cfg, reps, modes, qvariants, qemu, work_base, disk=None):
             log("%s first save after boot: %s" % (FIRST_SAVE, brief(r)))
             active = chain.head
         for i in range(reps):
-            for m in modes + qvariants:
+            # Rotate the order every repetition: a dump finds guest RAM and
+            # free memory as the previous restore left them (see
+            # Documentation/performance.md), so no mode always follows the same one.
+            order = modes[i % len(modes):] + modes[:i % len(modes)]
+            if qvariants:
+                order += qvariants[i % len(qvariants):] + qvariants[:i % len(qvariants)]
+            for m in order:
                 want = g if m in CRIU_MODES else chain.head
                 if active is not want:
                     active.qmp("stop")
@@ -459,6 +465,7 @@ def run_config(cfg, reps, modes, qvariants, qemu, work_base, disk=None):
                 else:
                     r = qemu_cycle(chain, m)
                     active = chain.head
+                r["position"] = order.index(m)
                 runs[m].append(r)
                 log("%s %d: %s" % (m, i, brief(r)))
         g.check_console()
@@ -593,7 +600,7 @@ def main():
     ap.add_argument("--mem", help="one configuration only: guest RAM (e.g. 2G)")
     ap.add_argument("--wl-mb", type=int, help="MiB the workload touches (default 1536)")
     ap.add_argument("--rate-kbs", type=int, help="KiB/s the workload rewrites (default 20480)")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5, help="repetitions per main configuration")
     ap.add_argument("--no-qemu", action="store_true", help="skip QEMU 10's file migration")
     ap.add_argument("--no-sweep", action="store_true", help="suite: skip the size/rate sweeps")
     ap.add_argument("--no-plots", action="store_true")

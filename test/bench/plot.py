@@ -39,39 +39,44 @@ def title(cfg):
 
 
 def plot_modes(res, out):
-    """Grouped bars: frozen time, dump until durable, restore, per mode."""
+    """One row per main configuration, one panel per metric, a bar per mode.
+    Frozen time on a log scale in ms: it spans 1 ms to several seconds."""
     mains = res["main"]
-    metrics = [("frozen_ms", "VM frozen / QEMU downtime (s)", 1e-3),
-               ("dump_durable_s", "dump / save until durable (s)", 1),
-               ("restore_s", "restore / load until running (s)", 1)]
-    fig, axes = plt.subplots(len(mains), 1, figsize=(11, 4.2 * len(mains)), squeeze=False)
-    for ax, r in zip(axes[:, 0], mains):
+    metrics = [("frozen_ms", "VM frozen / QEMU downtime (ms, log)", True),
+               ("dump_durable_s", "dump / save until durable (s)", False),
+               ("restore_s", "restore / load until running (s)", False)]
+    fig, axes = plt.subplots(len(mains), len(metrics), figsize=(14, 3.8 * len(mains)), squeeze=False)
+    handles = {}
+    for row, r in zip(axes, mains):
         modes = list(r["runs"])
-        n = len(modes)
-        width = 0.8 / n
-        for i, m in enumerate(modes):
-            xs = [j + (i - (n - 1) / 2) * width for j in range(len(metrics))]
-            ys = [(r["median"][k][m] or 0) * scale for k, _, scale in metrics]
-            bars = ax.bar(xs, ys, width, label=LABEL.get(m, m), color=COLOR.get(m))
+        for ax, (key, label, log) in zip(row, metrics):
+            ys = [r["median"][key][m] or 0 for m in modes]
+            bars = ax.bar(range(len(modes)), ys, 0.8, color=[COLOR.get(m) for m in modes])
+            for m, b in zip(modes, bars):
+                handles[m] = b
             for b, y in zip(bars, ys):
-                ax.annotate("%.2f" % y if y >= 0.1 else "%.3f" % y, (b.get_x() + b.get_width() / 2, y), ha="center",
-                            va="bottom", fontsize=7, rotation=90, xytext=(0, 2),
-                            textcoords="offset points")
-        ax.set_xticks(range(len(metrics)))
-        ax.set_xticklabels([label for _, label, _ in metrics])
-        ax.set_ylabel("seconds (median of %d)" % r["config"]["reps"])
-        ax.set_title(title(r["config"]))
-        ax.set_ylim(0, ax.get_ylim()[1] * 1.15)
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8, ncol=2, loc="upper left")
-    fig.tight_layout()
+                txt = "%.0f" % y if log or y >= 100 else "%.2f" % y
+                ax.annotate(txt, (b.get_x() + b.get_width() / 2, y), ha="center", va="bottom",
+                            fontsize=7, xytext=(0, 2), textcoords="offset points")
+            if log:
+                ax.set_yscale("log")
+                ax.set_ylim(1, max(ys) * 3)
+            else:
+                ax.set_ylim(0, ax.get_ylim()[1] * 1.1)
+            ax.set_xticks([])
+            ax.set_title("%s\n%s" % (label, title(r["config"])), fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+        row[0].set_ylabel("median of %d" % r["config"]["reps"])
+    fig.legend([handles[m] for m in handles], [LABEL.get(m, m) for m in handles],
+               loc="lower center", ncol=4, fontsize=9)
+    fig.tight_layout(rect=(0, 0.07 if len(mains) < 2 else 0.05, 1, 1))
     fig.savefig(out, dpi=100)
     plt.close(fig)
 
 
 def plot_sweep(points, xof, xlabel, out, suptitle):
     """Three panels: frozen, dump until durable, restore against x."""
-    metrics = [("frozen_ms", "VM frozen / downtime (s)", 1e-3),
+    metrics = [("frozen_ms", "VM frozen / downtime (ms, log)", 1),
                ("dump_durable_s", "dump until durable (s)", 1),
                ("restore_s", "restore until running (s)", 1)]
     modes = []
@@ -90,7 +95,11 @@ def plot_sweep(points, xof, xlabel, out, suptitle):
         ax.set_xlabel(xlabel)
         ax.set_ylabel(label)
         ax.set_xticks(sorted({xof(p["config"]) for p in points}))
-        ax.set_ylim(bottom=0)
+        if key == "frozen_ms":
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=1)
+        else:
+            ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(suptitle, fontsize=10)
