@@ -18,6 +18,8 @@ static const struct qp_config defaults = {
 	.downtime_ms = 100,
 	.live_max_passes = 8,
 	.live_max_ms = 30000,
+	.incremental = true,
+	.incremental_verify = true,
 };
 
 static int parse_bool(const char *v, bool *out)
@@ -72,6 +74,16 @@ int qp_config_set(struct qp_config *c, const char *key, const char *value)
 		return parse_uint(value, &c->live_max_passes);
 	if (!strcmp(key, "live_max_ms"))
 		return parse_uint(value, &c->live_max_ms);
+	if (!strcmp(key, "incremental"))
+		return parse_bool(value, &c->incremental);
+	if (!strcmp(key, "incremental_verify"))
+		return parse_bool(value, &c->incremental_verify);
+	if (!strcmp(key, "base_image")) {
+		if (strlen(value) >= sizeof(c->base_image))
+			return -EINVAL;
+		strcpy(c->base_image, value);
+		return 0;
+	}
 	if (!strcmp(key, "min_block_mb")) {
 		if (parse_ull(value, &mb))
 			return -EINVAL;
@@ -135,6 +147,9 @@ static const char *const env_keys[][2] = {
 	{ "CRIU_QEMU_DOWNTIME_MS", "downtime_ms" },
 	{ "CRIU_QEMU_LIVE_MAX_PASSES", "live_max_passes" },
 	{ "CRIU_QEMU_LIVE_MAX_MS", "live_max_ms" },
+	{ "CRIU_QEMU_INCREMENTAL", "incremental" },
+	{ "CRIU_QEMU_BASE_IMAGE", "base_image" },
+	{ "CRIU_QEMU_INCREMENTAL_VERIFY", "incremental_verify" },
 };
 
 static int load_env(struct qp_config *c)

@@ -16,6 +16,9 @@ struct qp_config {
 	unsigned downtime_ms;	/* live phase ends when the rest fits in this */
 	unsigned live_max_passes;
 	unsigned live_max_ms;	/* cap on the whole live phase */
+	bool incremental;	/* share unchanged chunks with a base image */
+	char base_image[4096];	/* base: image file or directory; "": CRIU's parent link */
+	bool incremental_verify;/* compare bytes with the base, not only checksums */
 };
 
 /*

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "criu-plugin.h"
 
@@ -22,15 +23,18 @@
 #include "live.h"
 #include "log.h"
 #include "ramblocks.h"
+#include "uffd-busy.h"
 #include "writer.h"
 
 #define MAX_QEMUS 16
+#define UFFD_BUSY_WAIT_MS 60000	/* for an earlier dump's guardian to finish */
 
 struct qemu_dump {
 	pid_t pid;
 	struct ram_want want[RAM_MAX_BLOCKS];
 	int nr_want;		/* 0: no monitor answer, use the command line */
 	struct fr_image img;	/* open from creation until the handoff */
+	struct fr_image base;	/* incremental dump: the earlier image, if any */
 	char name[64];		/* the image's file name */
 	struct live_ctx *live;	/* write tracking of the live phase, if any */
 	struct handoff *handoff;
@@ -51,6 +55,7 @@ static struct qemu_dump *find_qemu(pid_t pid, bool create)
 	memset(&qemus[nr_qemus], 0, sizeof(qemus[0]));
 	qemus[nr_qemus].pid = pid;
 	qemus[nr_qemus].img.fd = qemus[nr_qemus].img.meta_fd = -1;
+	qemus[nr_qemus].base.fd = qemus[nr_qemus].base.meta_fd = -1;
 	return &qemus[nr_qemus++];
 }
 
@@ -168,9 +173,106 @@ static void log_write_stats(pid_t pid, const struct ram_io_stats *st)
 		st->ms > 0 ? mb * 1000 / st->ms : 0);
 }
 
-static struct ram_io_opts io_opts(const struct qp_config *c)
+static struct ram_io_opts io_opts(const struct qp_config *c, const struct qemu_dump *d)
 {
-	return (struct ram_io_opts){ .workers = c->workers, .odirect = c->odirect };
+	return (struct ram_io_opts){ .workers = c->workers, .odirect = c->odirect,
+				     .base = d->base.fd >= 0 ? &d->base : NULL,
+				     .base_verify = c->incremental_verify };
+}
+
+/*
+ * Where the base lies: base_image (an image file or a directory holding
+ * qemu-ram-<pid>.img; relative paths start at the image directory, like
+ * --prev-images-dir), else CRIU's parent link. Returns a directory fd and
+ * sets *name for a file, or -1: no base.
+ */
+static int base_dir(const struct qp_config *c, const char **name)
+{
+	int imgdir = criu_get_image_dir(), dfd;
+	struct stat st;
+
+	if (!c->base_image[0]) {
+		/* criu dump --prev-images-dir DIR links DIR as "parent". */
+		dfd = openat(imgdir, "parent", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 && errno != ENOENT)
+			pr_warn("incremental: cannot open the parent image directory: %s\n",
+				strerror(errno));
+		return dfd;
+	}
+	if (fstatat(imgdir, c->base_image, &st, 0)) {
+		pr_warn("incremental: base %s: %s; full dump\n", c->base_image, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		*name = c->base_image;
+		return dup(imgdir);
+	}
+	dfd = openat(imgdir, c->base_image, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		pr_warn("incremental: base %s: %s; full dump\n", c->base_image, strerror(errno));
+	return dfd;
+}
+
+static uint64_t present_bytes(const struct fr_image *img)
+{
+	uint64_t n = 0;
+	uint32_t i;
+
+	for (i = 0; i < img->nr_blocks; i++)
+		n += img->blocks[i].nr_present * img->blocks[i].page_size;
+	return n;
+}
+
+static bool same_file(int fd, int dfd, const char *name)
+{
+	struct stat a, b;
+
+	return !fstat(fd, &a) && !fstatat(dfd, name, &b, 0) && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+/*
+ * The base of an incremental dump: the same VM's image from an earlier
+ * dump. It is only read; a missing or unusable one means a full dump,
+ * never a failed one (with incremental_verify, a wrong base costs time,
+ * not correctness).
+ */
+static void open_base(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
+{
+	const char *name = d->name;
+	char err[512];
+	int dfd, ret;
+
+	if (!c->incremental)
+		return;
+	dfd = base_dir(c, &name);
+	if (dfd < 0)
+		return;
+	if (same_file(d->img.fd, dfd, name)) {
+		pr_warn("pid %d: the base image is the image being written; full dump\n", pid);
+		ret = -EEXIST;
+	} else {
+		ret = fr_open(&d->base, dfd, name, err, sizeof(err));
+	}
+	close(dfd);
+	if (ret) {
+		if (ret != -ENOENT && ret != -EEXIST)
+			pr_warn("pid %d: base image unusable (%s); full dump\n", pid, err);
+		fr_close(&d->base);
+		d->base.fd = d->base.meta_fd = -1;
+		return;
+	}
+	pr_info("pid %d: incremental dump: base %s%s%s%s (%llu MiB of data)\n", pid,
+		c->base_image[0] ? c->base_image : "parent", name == d->name ? "/" : "",
+		name == d->name ? name : "", c->incremental_verify ? ", verified by bytes" : "",
+		(unsigned long long)(present_bytes(&d->base) >> 20));
+}
+
+static void close_base(struct qemu_dump *d)
+{
+	if (d->base.fd >= 0)
+		fr_close(&d->base);
+	d->base.fd = d->base.meta_fd = -1;
 }
 
 /* Discover guest RAM and create the (still incomplete) image for it. */
@@ -191,39 +293,35 @@ static int create_image(const struct qp_config *c, const struct qemu_proc *q, st
 	ret = image_from_layout(&d->img, ns_pid, &layout);
 	if (!ret)
 		ret = fr_create(&d->img, criu_get_image_dir(), d->name, c->odirect ? O_DIRECT : 0);
-	if (ret)
+	if (ret) {
 		pr_err("pid %d: cannot create %s: %s\n", q->pid, d->name, strerror(-ret));
-	return ret;
+		return ret;
+	}
+	open_base(c, q->pid, d);
+	return 0;
 }
 
 static void drop_image(struct qemu_dump *d)
 {
 	live_stop(d->live);
 	d->live = NULL;
+	close_base(d);
 	if (d->img.fd >= 0)
 		unlinkat(criu_get_image_dir(), d->name, 0);
 	fr_close(&d->img);
 }
 
-/*
- * CRIU arms alarm(opts.timeout) before PAUSE_DEVICES, and its SIGALRM
- * handler fails the dump: the live phase may take longer than that, so
- * the remaining time is put aside and restored afterwards.
- */
 static int live_phase(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
 {
 	struct live_opts lo = { .downtime_ms = c->downtime_ms, .max_passes = c->live_max_passes,
 				.max_ms = c->live_max_ms };
-	struct ram_io_opts io = io_opts(c);
-	unsigned alarm_left = alarm(0);
+	struct ram_io_opts io = io_opts(c, d);
 	double t0 = ram_io_now_ms();
 	int ret;
 
 	ret = live_start(pid, &d->img, &io, &d->live);
 	if (!ret)
 		ret = live_converge(d->live, &lo);
-	if (alarm_left)
-		alarm(alarm_left);
 	if (ret) {
 		pr_warn("pid %d: live pre-dump failed (%s); RAM is copied after the freeze\n", pid,
 			strerror(-ret));
@@ -234,15 +332,13 @@ static int live_phase(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
 	return 0;
 }
 
-int qp_dump_pause(const struct qp_config *c, const struct qemu_proc *q)
+static int pause_one(const struct qp_config *c, const struct qemu_proc *q, struct qemu_dump *d)
 {
-	struct qemu_dump *d;
+	int ret;
 
-	if (!c->enabled)
-		return 0;
-	d = find_qemu(q->pid, true);
-	if (!d)
-		return -ENOSPC;
+	ret = uffd_wait_unregistered(q->pid, UFFD_BUSY_WAIT_MS);
+	if (ret < 0)
+		return ret;
 	if (ram_query_monitor(q, c->qmp_timeout_ms, d->want, &d->nr_want))
 		d->nr_want = 0;
 	else
@@ -255,10 +351,34 @@ int qp_dump_pause(const struct qp_config *c, const struct qemu_proc *q)
 	return 0;
 }
 
+/*
+ * CRIU arms alarm(opts.timeout) before PAUSE_DEVICES, and its SIGALRM
+ * handler fails the dump: waiting for an earlier guardian and the live
+ * phase may take longer than that, so the remaining time is put aside and
+ * restored afterwards (CRIU disarms it itself before the freeze copy).
+ */
+int qp_dump_pause(const struct qp_config *c, const struct qemu_proc *q)
+{
+	unsigned alarm_left;
+	struct qemu_dump *d;
+	int ret;
+
+	if (!c->enabled)
+		return 0;
+	d = find_qemu(q->pid, true);
+	if (!d)
+		return -ENOSPC;
+	alarm_left = alarm(0);
+	ret = pause_one(c, q, d);
+	if (alarm_left)
+		alarm(alarm_left);
+	return ret;
+}
+
 /* Frozen: copy what the live phase has not, or everything. */
 static int copy_frozen(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
 {
-	struct ram_io_opts io = io_opts(c);
+	struct ram_io_opts io = io_opts(c, d);
 	struct live_pass_stat ls;
 	struct ram_io_stats st;
 	int ret;
@@ -295,6 +415,7 @@ int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 	if (d->img.fd < 0 && create_image(c, q, d))
 		return 0;	/* nothing of ours: CRIU dumps RAM itself */
 	ret = copy_frozen(c, q->pid, d);
+	close_base(d);
 	t0 = ram_io_now_ms();
 	if (!ret)
 		ret = fr_finish(&d->img);

@@ -40,6 +40,7 @@
 #include <liburing.h>
 
 #include "log.h"
+#include "reuse.h"
 #include "writer.h"
 
 #define WR_BUFS		2		/* chunk buffers per worker */
@@ -54,6 +55,7 @@ struct wr_ctx {
 	uint64_t **todo;	/* per block: chunks to write; NULL: all */
 	size_t buf_bytes;	/* largest chunk */
 	unsigned qd;
+	struct reuse_ctx reuse;	/* incremental dump: the base image */
 	atomic_uint_fast64_t total, present, zero, written, bytes;
 };
 
@@ -80,6 +82,7 @@ struct wr_worker {
 	unsigned inflight;
 	unsigned max_reqs;	/* per buffer */
 	struct wr_buf bufs[WR_BUFS];
+	char *cmp;		/* a base chunk, when verifying reuse */
 	uint64_t total, present, zero, written, bytes;
 };
 
@@ -481,7 +484,9 @@ static int write_chunk(struct wr_worker *w, uint32_t bi, uint64_t chunk)
 	}
 	update_bitmap(w, b, pop, first, n, buf ? buf->mem : NULL);
 	b->csums[chunk] = fr_chunk_csum(b, chunk, buf ? buf->mem : w->bufs[0].mem);
-	return buf ? queue_writes(w, b, first, n, buf) : 0;
+	if (!buf || reuse_chunk(&w->c->reuse, w->c->img, bi, chunk, buf->mem, w->cmp))
+		return 0;
+	return queue_writes(w, b, first, n, buf);
 }
 
 /* ---- workers ---- */
@@ -492,6 +497,8 @@ static void worker_fini(struct wr_worker *w)
 
 	if (w->ring_ok)
 		io_uring_queue_exit(&w->ring);
+	if (w->cmp)
+		munmap(w->cmp, w->c->buf_bytes);
 	for (i = 0; i < WR_BUFS; i++) {
 		if (w->bufs[i].mem)
 			munmap(w->bufs[i].mem, w->c->buf_bytes);
@@ -525,6 +532,14 @@ static int worker_init(struct wr_worker *w, struct wr_ctx *c)
 		buf->reqs = calloc(w->max_reqs, sizeof(*buf->reqs));
 		if (!buf->reqs)
 			return -ENOMEM;
+	}
+	if (reuse_needs_cmp(&c->reuse)) {
+		w->cmp = mmap(NULL, c->buf_bytes, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (w->cmp == MAP_FAILED) {
+			w->cmp = NULL;
+			return -ENOMEM;
+		}
 	}
 	ret = io_uring_queue_init(c->qd, &w->ring, 0);
 	if (ret) {
@@ -662,11 +677,13 @@ static void ctx_fini(struct wr_ctx *c)
 	}
 	free(c->pop);
 	free(c->todo);
+	reuse_fini(&c->reuse);
 }
 
 static int ctx_init(struct wr_ctx *c, pid_t pid, struct fr_image *img, const struct ram_io_opts *o)
 {
 	uint32_t i;
+	int ret;
 
 	memset(c, 0, sizeof(*c));
 	c->pid = pid;
@@ -676,6 +693,9 @@ static int ctx_init(struct wr_ctx *c, pid_t pid, struct fr_image *img, const str
 		c->qd = 4096;
 	if (img->fd < 0)
 		return -EBADF;
+	ret = reuse_init(&c->reuse, img, o ? o->base : NULL, o && o->base_verify);
+	if (ret)
+		return ret;
 	c->pop = calloc(img->nr_blocks + 1, sizeof(*c->pop));
 	if (!c->pop)
 		return -ENOMEM;
@@ -720,8 +740,18 @@ static int write_pass(pid_t pid, struct fr_image *img, const struct page_range *
 		st->pages_zero = c.zero;
 		st->pages_written = c.written;
 		st->bytes_written = c.bytes;
+		st->chunks_reused = c.reuse.chunks_cloned;
+		st->bytes_reused = c.reuse.bytes_cloned;
+		st->chunks_mismatch = c.reuse.chunks_differ;
 		st->ms = ram_io_now_ms() - t0;
 	}
+	if (!ret && c.reuse.base)
+		pr_info("incremental: %llu chunks unchanged since the base, %llu shared with it "
+			"(%llu MiB not written), %llu differ in bytes though not in checksum\n",
+			(unsigned long long)c.reuse.chunks_same,
+			(unsigned long long)c.reuse.chunks_cloned,
+			(unsigned long long)(c.reuse.bytes_cloned >> 20),
+			(unsigned long long)c.reuse.chunks_differ);
 	if (!ret)
 		pr_debug("dump: %llu pages, %llu populated, %llu zero, %llu written (%llu MiB), "
 			"%u workers, %.1f ms\n",

@@ -24,6 +24,10 @@ struct ram_io_opts {
 	unsigned workers;	/* 0: online CPUs; capped at RAM_IO_MAX_WORKERS */
 	bool odirect;		/* page data with O_DIRECT (set on img->fd if missing) */
 	unsigned queue_depth;	/* io_uring entries per worker; 0: RAM_IO_QUEUE_DEPTH */
+	/* Dump only: an earlier image of the same VM whose unchanged chunks
+	 * are shared instead of written (reuse.h); NULL: none. */
+	const struct fr_image *base;
+	bool base_verify;	/* compare bytes, not only checksums */
 };
 
 struct ram_io_stats {
@@ -32,6 +36,9 @@ struct ram_io_stats {
 	uint64_t pages_zero;		/* populated but all zero: not written */
 	uint64_t pages_written;		/* to the image (dump) / into the process (restore) */
 	uint64_t bytes_written;
+	uint64_t chunks_reused;		/* shared with the base image (dump) */
+	uint64_t bytes_reused;
+	uint64_t chunks_mismatch;	/* same checksum as the base, other bytes */
 	double ms;			/* wall clock */
 };
 

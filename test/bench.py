@@ -12,18 +12,21 @@ repetition runs, in turn,
   qemu-*   QEMU 10: migrate to file: with mapped-ram (+ multifd, + direct-io),
            then a new QEMU with -incoming defer loads it and continues
 
-on the guest of its kind while the other guest is paused (QMP stop), so both
-see the same machine. A CRIU cycle continues the same guest; a QEMU cycle
-continues in a new QEMU process (the chain of QEMUs is one guest). After every
-restore the workload must continue from the state it was saved in; at the end
-each guest's whole console log is checked (no corrupt page, every checksum
-matches). Every figure in the tables is the median of --reps cycles.
+on the guest of its kind while the other guest is paused (QMP stop), so the
+two never compete for the CPUs; the order rotates every repetition. A CRIU
+cycle continues the same guest; a QEMU cycle continues in a new QEMU process
+(the chain of QEMUs is one guest). After every restore the workload must
+continue from the state it was saved in; at the end each guest's whole
+console log is checked (no corrupt page, every checksum matches). Every
+figure in the tables is the median of --reps cycles.
 
-The disk's sequential O_DIRECT write/read speed is measured in the same run
-and directory. Results: build/bench/results.json (machine readable),
-build/bench/summary.md (tables for Documentation/performance.md), plots via
-test/bench/plot.py. Without arguments the whole suite runs (see SUITE); with
---mem/--wl-mb/--rate-kbs only that configuration.
+The disk's sequential O_DIRECT write/read speed and the page cache's write
+speed are measured in the same run and directory. Results:
+build/bench/results.json (machine readable), build/bench/summary.md (the
+tables of Documentation/performance.md), plots by test/bench/plot.py into
+Documentation/perf-*.png. Without arguments the whole suite runs (SUITE,
+about 17 minutes on a 2-CPU machine); with --mem/--wl-mb/--rate-kbs only that
+configuration (no sweeps, no plots).
 """
 import argparse
 import json
@@ -114,6 +117,7 @@ ROWS = [
     ("restore_rss_kib", "criu peak RSS restore (MiB)"),
     ("guardian_hwm_kib", "guardian peak RSS (MiB)"),
     ("qemu_rss_before_kib", "QEMU RSS before dump (MiB)"),
+    ("qemu_rss_after_save_kib", "QEMU RSS after save (MiB)"),
     ("qemu_rss_restored_kib", "QEMU RSS after restore (MiB)"),
     ("live_ms", "live phase (ms)"),
     ("frozen_copy_ms", "frozen copy (ms)"),
@@ -393,6 +397,18 @@ def disk_limits(work, mib):
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out["disk_%s_mbs" % what] = mib / (time.monotonic() - t0)
     os.unlink(path)
+    # Buffered writes of the same size into the page cache (no sync): once
+    # after the machine sat idle, once right after freeing as much memory.
+    # This VM returns free memory to its host (virtio-balloon free page
+    # reporting, in 8 MiB blocks, about 2 s after it was freed), so memory
+    # that has been free a while must be faulted in from the host again.
+    for what, nap in (("cold", 6), ("hot", 0)):
+        time.sleep(nap)
+        t0 = time.monotonic()
+        subprocess.run(["dd", "bs=4M", "count=%d" % (mib // 4), "if=/dev/zero", "of=" + path],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out["pagecache_%s_mbs" % what] = mib / (time.monotonic() - t0)
+        os.unlink(path)
     return out
 
 
@@ -433,12 +449,12 @@ def run_config(cfg, reps, modes, qvariants, qemu, work_base, disk=None):
         out["disk"] = disk
         active = g
         if chain:
-            # QEMU's first save of a freshly booted guest reads every page of
-            # guest RAM, never-touched ones included, and faulting those in
-            # makes it several times slower than later saves (whose QEMU was
-            # itself started with -incoming). It is reported on its own, and
-            # the measured QEMU cycles all start from a loaded QEMU, like CRIU
-            # cycles after the first.
+            # A QEMU save reads every page of guest RAM, never-touched ones
+            # included (QEMU's RSS grows to the whole guest RAM); the first
+            # save of a freshly booted guest was much slower than later ones
+            # in our runs. It is reported on its own, and the measured QEMU
+            # cycles all start from a QEMU that was itself loaded with
+            # -incoming, like CRIU cycles after the first.
             g.qmp("stop")
             r = qemu_cycle(chain, FIRST_SAVE)
             out["qemu_first_save"] = dict(r, variant=FIRST_SAVE)
@@ -539,6 +555,11 @@ def summary_tables(res, disk):
                      % (v, fs["dump_s"], fs["dump_durable_s"], fmt("frozen_ms", fs["frozen_ms"]),
                         fs["qemu_rss_before_kib"] / 1024, fs["qemu_rss_after_save_kib"] / 1024,
                         med["dump_s"].get(v) or float("nan")))
+        lines.append("")
+    if "pagecache_cold_mbs" in disk:
+        lines.append("Page cache write speed (dd, buffered, %d MiB): %.0f MiB/s after 6 s idle, "
+                     "%.0f MiB/s right after freeing the same amount."
+                     % (disk["disk_test_mib"], disk["pagecache_cold_mbs"], disk["pagecache_hot_mbs"]))
         lines.append("")
     lines.append("| against the disk (O_DIRECT write %.0f MiB/s, read %.0f MiB/s) | %s |"
                  % (disk["disk_write_mbs"], disk["disk_read_mbs"], " | ".join(modes)))

@@ -23,7 +23,8 @@ def workdir(request):
     base = os.environ.get("CRIU_QEMU_TEST_DIR", "/var/tmp")
     d = tempfile.mkdtemp(prefix="criu-qemu-%s-" % request.node.name[:40], dir=base)
     yield d
-    if not request.node.rep_failed if hasattr(request.node, "rep_failed") else True:
+    # Kept when the test failed, or on request (CRIU_QEMU_KEEP_WORKDIR=1).
+    if not getattr(request.node, "rep_failed", False) and not os.environ.get("CRIU_QEMU_KEEP_WORKDIR"):
         shutil.rmtree(d, ignore_errors=True)
 
 

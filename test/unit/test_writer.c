@@ -625,6 +625,150 @@ static void test_corrupt(void **state)
 	unlinkat(dirfd_, img_name, 0);
 }
 
+/* ---- incremental dumps: chunks shared with a base image (reuse.c) ---- */
+
+static const char *base_name = "qemu-ram-base.img";
+static char xfs_dir[64];	/* XFS scratch mount (reflinks), made by setup */
+
+/* Data pages of block blk in chunks [c0, c1). */
+static uint64_t data_in_chunks(int blk, uint64_t c0, uint64_t c1, bool mod)
+{
+	uint64_t p, n = 0, end = c1 * FR_CHUNK_PAGES;
+
+	for (p = c0 * FR_CHUNK_PAGES; p < end && p < block_pages(blk); p++)
+		n += has_data(page_kind(blk, p, mod));
+	return n;
+}
+
+/* Flip one byte of a data page (block 0, chunk 2) of the base image. */
+static void damage_base(void)
+{
+	struct fr_image img;
+	char c, err[256];
+	uint64_t off;
+	int fd;
+
+	assert_int_equal(fr_open(&img, dirfd_, base_name, err, sizeof(err)), 0);
+	assert_true(fr_bit_test(img.blocks[0].bitmap, 2 * FR_CHUNK_PAGES + 1));
+	off = fr_page_offset(&img.blocks[0], 2 * FR_CHUNK_PAGES + 1) + 7;
+	fr_close(&img);
+	fd = openat(dirfd_, base_name, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, off), 1);
+	c ^= 1;
+	assert_int_equal(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+/*
+ * Dump, rename the image to the base, modify chunks 0 and 1 of block 0,
+ * dump again with the base. Chunks 2-3 of block 0 and both of block 1 are
+ * unchanged: shared on XFS, written on ext4 (no reflink). Then the base is
+ * deleted and the new image must be complete on its own.
+ */
+static void incremental(bool on_xfs, bool damaged, bool verify)
+{
+	struct ram_io_opts o = { .workers = 2, .base_verify = verify };
+	uint64_t same_chunks = 4, changed = data_in_chunks(0, 0, 2, true);
+	uint64_t all = count_kind(true, has_data), damaged_pages = data_in_chunks(0, 2, 3, true);
+	struct fr_image img, base;
+	struct ram_io_stats st;
+	int saved_dirfd = dirfd_;
+	struct child ch;
+	char err[256];
+
+	if (on_xfs)
+		dirfd_ = open(xfs_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	assert_true(dirfd_ >= 0);
+	child_start(&ch, true);
+	dump(&ch, &o, 0);
+	assert_int_equal(renameat(dirfd_, img_name, dirfd_, base_name), 0);
+	if (damaged)
+		damage_base();
+	assert_int_equal(child_cmd(&ch, 'M'), 0);
+
+	assert_int_equal(fr_open(&base, dirfd_, base_name, err, sizeof(err)), 0);
+	o.base = &base;
+	image_layout(&img, ch.pid);
+	assert_int_equal(fr_create(&img, dirfd_, img_name, 0), 0);
+	assert_int_equal(ram_write_image(ch.pid, &img, &o, &st), 0);
+	child_stop(&ch);
+	check_bitmaps(&img, true);
+	assert_int_equal(fr_finish(&img), 0);
+	fr_close(&img);
+	fr_close(&base);
+	assert_int_equal(unlinkat(dirfd_, base_name, 0), 0);
+
+	if (!on_xfs) {
+		assert_int_equal(st.chunks_reused, 0);
+		assert_int_equal(st.pages_written, all);
+	} else if (damaged && verify) {
+		assert_int_equal(st.chunks_mismatch, 1);
+		assert_int_equal(st.chunks_reused, same_chunks - 1);
+		assert_int_equal(st.pages_written, changed + damaged_pages);
+	} else {
+		assert_int_equal(st.chunks_mismatch, 0);
+		assert_int_equal(st.chunks_reused, same_chunks);
+		assert_int_equal(st.pages_written, changed);
+		assert_int_equal(st.bytes_reused, (all - changed) * ps);
+	}
+	if (damaged && !verify) {
+		/* The damage was shared, but checksums come from memory: caught. */
+		char *buf = aligned_alloc(4096, FR_CHUNK_PAGES * ps);
+
+		assert_int_equal(fr_open(&img, dirfd_, img_name, err, sizeof(err)), 0);
+		assert_int_equal(fr_read_chunk(&img, &img.blocks[0], 2, buf), -EBADMSG);
+		free(buf);
+		fr_close(&img);
+	} else {
+		check_image(true);
+		check_restore(&o, true);
+	}
+	unlinkat(dirfd_, img_name, 0);
+	if (on_xfs)
+		close(dirfd_);
+	dirfd_ = saved_dirfd;
+}
+
+static void test_incremental_reflink(void **state)
+{
+	(void)state;
+	incremental(true, false, true);
+}
+
+static void test_incremental_no_verify(void **state)
+{
+	(void)state;
+	incremental(true, false, false);
+}
+
+static void test_incremental_damaged_base(void **state)
+{
+	(void)state;
+	incremental(true, true, true);
+}
+
+static void test_incremental_damaged_unverified(void **state)
+{
+	(void)state;
+	incremental(true, true, false);
+}
+
+static void test_incremental_no_reflink(void **state)
+{
+	(void)state;
+	incremental(false, false, true);
+}
+
+static int run_script(const char *verb, const char *where)
+{
+	const char *script = getenv("REFLINK_FS") ? getenv("REFLINK_FS") : "test/reflink-fs.sh";
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "%s %s %s", script, verb, where);
+	return system(cmd);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -637,7 +781,14 @@ static int setup(void **state)
 	if (!mkdtemp(dir))
 		return -1;
 	dirfd_ = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-	return dirfd_ < 0 ? -1 : 0;
+	if (dirfd_ < 0)
+		return -1;
+	snprintf(xfs_dir, sizeof(xfs_dir), "%s.xfs", dir);
+	if (run_script("mount", xfs_dir)) {
+		fprintf(stderr, "cannot mount an XFS scratch file system at %s\n", xfs_dir);
+		return -1;
+	}
+	return 0;
 }
 
 static int teardown(void **state)
@@ -646,6 +797,7 @@ static int teardown(void **state)
 	unlinkat(dirfd_, img_name, 0);
 	close(dirfd_);
 	rmdir(dir);
+	run_script("umount", xfs_dir);
 	munmap(base, (NP0 + GAP + NP1) * ps);
 	return 0;
 }
@@ -661,6 +813,11 @@ int main(void)
 		cmocka_unit_test_teardown(test_ranges, reap_children),
 		cmocka_unit_test_teardown(test_read_error, reap_children),
 		cmocka_unit_test_teardown(test_corrupt, reap_children),
+		cmocka_unit_test_teardown(test_incremental_reflink, reap_children),
+		cmocka_unit_test_teardown(test_incremental_no_verify, reap_children),
+		cmocka_unit_test_teardown(test_incremental_damaged_base, reap_children),
+		cmocka_unit_test_teardown(test_incremental_damaged_unverified, reap_children),
+		cmocka_unit_test_teardown(test_incremental_no_reflink, reap_children),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
