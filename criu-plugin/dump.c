@@ -311,6 +311,26 @@ static void drop_image(struct qemu_dump *d)
 	fr_close(&d->img);
 }
 
+/*
+ * For the discard tests: CRIU_QEMU_TEST_PAUSE_MS=<ms> makes the live phase
+ * wait that long after pass 1 (logged), so that a test can make the guest
+ * give memory back between passes.
+ */
+static int test_pause_after_pass_1(struct live_ctx *lc)
+{
+	const char *ms = getenv("CRIU_QEMU_TEST_PAUSE_MS");
+	int ret;
+
+	if (!ms)
+		return 0;
+	ret = live_pass(lc, NULL);
+	if (ret)
+		return ret;
+	pr_warn("test pause: %s ms after live pass 1\n", ms);
+	usleep(atoi(ms) * 1000);
+	return 0;
+}
+
 static int live_phase(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
 {
 	struct live_opts lo = { .downtime_ms = c->downtime_ms, .max_passes = c->live_max_passes,
@@ -320,6 +340,8 @@ static int live_phase(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
 	int ret;
 
 	ret = live_start(pid, &d->img, &io, &d->live);
+	if (!ret)
+		ret = test_pause_after_pass_1(d->live);
 	if (!ret)
 		ret = live_converge(d->live, &lo);
 	if (ret) {

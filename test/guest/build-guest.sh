@@ -68,18 +68,29 @@ fetch_kernel_deb() {
 	echo "$deb"
 }
 
-# Extract only boot/vmlinuz-* (and the config, handy for debugging): the
-# modules are not needed, the cloud kernel has everything built in.
-extract_kernel() {
-	local deb=$1 tmp
+# The virtio modules the balloon needs, in load order (virtio is modular in the cloud
+# kernel; everything else the guest uses is built in).
+MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon"
 
-	if [ -s "$OUT/vmlinuz" ] && [ "$OUT/vmlinuz" -nt "$deb" ]; then
+# Extract boot/vmlinuz-* (and the config, handy for debugging) and the
+# virtio modules into OUT/modules.
+extract_kernel() {
+	local deb=$1 tmp m
+
+	if [ -s "$OUT/vmlinuz" ] && [ "$OUT/vmlinuz" -nt "$deb" ] &&
+	   [ -s "$OUT/modules/virtio_balloon.ko" ]; then
 		return
 	fi
 	tmp=$(mktemp -d "$OUT/.kx.XXXXXX")
 	dpkg-deb --fsys-tarfile "$deb" |
-		tar -x -C "$tmp" --wildcards './boot/vmlinuz-*' './boot/config-*'
+		tar -x -C "$tmp" --wildcards './boot/vmlinuz-*' './boot/config-*' \
+		    './lib/modules/*/kernel/drivers/virtio/*'
 	cp "$tmp"/boot/config-* "$OUT/kernel.config"
+	rm -rf "$OUT/modules"
+	mkdir -p "$OUT/modules"
+	for m in $MODULES; do
+		cp "$tmp"/lib/modules/*/kernel/drivers/virtio/$m.ko "$OUT/modules/"
+	done
 	mv "$tmp"/boot/vmlinuz-* "$OUT/vmlinuz"
 	touch "$OUT/vmlinuz"
 	rm -rf "$tmp"
@@ -118,13 +129,15 @@ build_initramfs() {
 
 	[ -x "$bb" ] || { log "busybox-static is not installed"; exit 1; }
 	if [ -s "$img" ] && [ "$img" -nt "$OUT/workload" ] &&
+	   [ "$img" -nt "$OUT/modules/virtio_balloon.ko" ] &&
 	   [ "$img" -nt "$SRC/init" ] && [ "$img" -nt "$bb" ] &&
 	   [ "$img" -nt "$0" ]; then
 		return
 	fi
 
 	root=$(mktemp -d "$OUT/.root.XXXXXX")
-	mkdir -p "$root"/{bin,proc,sys,dev,tmp}
+	mkdir -p "$root"/{bin,proc,sys,dev,tmp,lib/modules}
+	cp "$OUT"/modules/*.ko "$root/lib/modules/"
 	cp "$bb" "$root/bin/busybox"
 	# Applet links at build time: /init needs /bin/sh before it can run
 	# anything, and it keeps boot a few milliseconds shorter.

@@ -72,7 +72,7 @@ struct range {
 
 struct wl {
 	/* options */
-	uint64_t mb, rate_kbs, zero_every, untouched_mb, seed;
+	uint64_t mb, rate_kbs, zero_every, untouched_mb, scratch_mb, seed;
 	int64_t corrupt_after_ms;	/* --self-test-corrupt, -1: never */
 
 	/* memory */
@@ -483,11 +483,30 @@ static void setup_memory(struct wl *wl)
 		fill_page(wl, p, 0);
 }
 
+/*
+ * Memory written and given back to the guest kernel before "ready": free
+ * guest pages that still hold data on the host, which a balloon (or free
+ * page reporting) then takes and QEMU discards.
+ */
+static void scratch_and_free(const struct wl *wl)
+{
+	uint64_t bytes = wl->scratch_mb << 20, i;
+	uint64_t *p;
+
+	if (!bytes)
+		return;
+	p = map_anon(bytes, 0);
+	for (i = 0; i < bytes / 8; i += PAGE_WORDS)
+		p[i] = GOLDEN ^ i;
+	munmap(p, bytes);
+}
+
 static void usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s [--mb N] [--rate KBS] [--zero-every Z]\n"
-		"          [--untouched-mb U] [--seed S] [--self-test-corrupt[=SEC]]\n",
+		"          [--untouched-mb U] [--scratch-mb S] [--seed S]\n"
+		"          [--self-test-corrupt[=SEC]]\n",
 		argv0);
 	exit(2);
 }
@@ -508,6 +527,7 @@ static void parse_options(struct wl *wl, int argc, char **argv)
 		{ "rate",		required_argument, NULL, 'r' },
 		{ "zero-every",		required_argument, NULL, 'z' },
 		{ "untouched-mb",	required_argument, NULL, 'u' },
+		{ "scratch-mb",		required_argument, NULL, 'S' },
 		{ "seed",		required_argument, NULL, 's' },
 		{ "self-test-corrupt",	optional_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 }
@@ -527,6 +547,7 @@ static void parse_options(struct wl *wl, int argc, char **argv)
 		case 'r': wl->rate_kbs = opt_u64(argv[0], optarg); break;
 		case 'z': wl->zero_every = opt_u64(argv[0], optarg); break;
 		case 'u': wl->untouched_mb = opt_u64(argv[0], optarg); break;
+		case 'S': wl->scratch_mb = opt_u64(argv[0], optarg); break;
 		case 's': wl->seed = opt_u64(argv[0], optarg); break;
 		case 'C':
 			wl->corrupt_after_ms = optarg ?
@@ -538,7 +559,7 @@ static void parse_options(struct wl *wl, int argc, char **argv)
 		}
 	}
 	if (optind != argc || !wl->mb || wl->mb > MAX_MB ||
-	    wl->untouched_mb > MAX_MB)
+	    wl->untouched_mb > MAX_MB || wl->scratch_mb > MAX_MB)
 		usage(argv[0]);
 }
 
@@ -558,6 +579,7 @@ int main(int argc, char **argv)
 	    wl.npages, wl.mb, wl.rate_kbs, wl.zero_every, wl.untouched_mb,
 	    wl.seed);
 
+	scratch_and_free(&wl);
 	setup_memory(&wl);
 	wl.sum = wl.seed;
 	say("WL ready w=0 sum=%016" PRIx64, wl.sum);

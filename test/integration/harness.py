@@ -254,8 +254,7 @@ class Criu:
         self.bin = criu_bin()
         self.workdir = workdir
 
-    def run(self, args, log, expect_ok=True, timeout=300, env=None):
-        cmd = [self.bin] + args
+    def _env(self, env):
         e = dict(os.environ)
         # Hardware breakpoints do not fire on this machine kind (PVM nested
         # virtualisation has no usable debug registers): CRIU's parasite would
@@ -265,9 +264,13 @@ class Criu:
         e.setdefault("CRIU_FAULT", CRIU_FAULT)
         if env:
             e.update(env)
+        return e
+
+    def run(self, args, log, expect_ok=True, timeout=300, env=None):
+        cmd = [self.bin] + args
         t0 = time.monotonic()
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=timeout, env=e)
+                           stderr=subprocess.STDOUT, timeout=timeout, env=self._env(env))
         elapsed = time.monotonic() - t0
         reap_zombies()
         if expect_ok and r.returncode != 0:
@@ -279,9 +282,8 @@ class Criu:
                             % (" ".join(cmd), r.returncode, r.stdout.decode(errors="replace"), tail))
         return r.returncode, elapsed
 
-    def dump(self, pid, imgdir, plugin=True, leave_running=False, extra=(), expect_ok=True, env=None):
+    def _dump_args(self, pid, imgdir, plugin, leave_running):
         os.makedirs(imgdir, exist_ok=True)
-        log = os.path.join(imgdir, "dump.log")
         args = ["dump", "-t", str(pid), "-D", imgdir, "-o", "dump.log", "-v4"]
         if plugin:
             args += ["--libdir", PLUGIN_DIR]
@@ -290,7 +292,18 @@ class Criu:
             os.makedirs(args[-1], exist_ok=True)
         if leave_running:
             args.append("--leave-running")
-        return self.run(args + list(extra), log, expect_ok, env=env)
+        return args
+
+    def dump(self, pid, imgdir, plugin=True, leave_running=False, extra=(), expect_ok=True, env=None):
+        args = self._dump_args(pid, imgdir, plugin, leave_running)
+        return self.run(args + list(extra), os.path.join(imgdir, "dump.log"), expect_ok, env=env)
+
+    def dump_async(self, pid, imgdir, env=None):
+        """Start a dump in the background; returns the Popen (wait() it)."""
+        args = self._dump_args(pid, imgdir, True, False)
+        return subprocess.Popen([self.bin] + args, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=self._env(env))
 
     def restore(self, imgdir, plugin=True, extra=(), expect_ok=True, env=None):
         log = os.path.join(imgdir, "restore.log")
@@ -367,23 +380,62 @@ def plugin_ram_ranges(dumplog):
     return out
 
 
-def pb_message_fields(msg):
-    """Top-level fields of a protobuf message; length-delimited ones as bytes."""
-    out, i = {}, 0
+def pb_message_items(msg):
+    """Top-level (field, value) pairs of a protobuf message in order, repeated
+    fields included; length-delimited values as bytes."""
+    out, i = [], 0
     while i < len(msg):
         key, i = _varint(msg, i)
         field, wire = key >> 3, key & 7
         if wire == 0:
-            out[field], i = _varint(msg, i)
+            v, i = _varint(msg, i)
         elif wire == 2:
             n, i = _varint(msg, i)
-            out[field] = msg[i:i + n]
+            v = msg[i:i + n]
             i += n
         elif wire in (1, 5):
-            i += 8 if wire == 1 else 4
+            n = 8 if wire == 1 else 4
+            v = int.from_bytes(msg[i:i + n], "little")
+            i += n
         else:
             raise ValueError("unexpected protobuf wire type %d" % wire)
+        out.append((field, v))
     return out
+
+
+def pb_message_fields(msg):
+    """Top-level fields of a protobuf message (the last of repeated ones)."""
+    return dict(pb_message_items(msg))
+
+
+def image_present_pages(path):
+    """{block name: set of page indexes whose bit is set} of a fixed-ram
+    image, read as Documentation/image-format.md says, not with our C code."""
+    with open(path, "rb") as f:
+        prefix = f.read(32)
+        assert prefix[:8] == b"CRQMRAM1", prefix[:8]
+        hdr = f.read(int.from_bytes(prefix[12:16], "little"))
+        out = {}
+        for field, blk in pb_message_items(hdr):
+            if field != 3:
+                continue
+            b = pb_message_fields(blk)
+            nr_pages = b[3] // b[4]
+            f.seek(b[6])
+            # Little-endian u64 words, LSB first: byte k holds pages 8k..8k+7.
+            data = f.read((nr_pages + 63) // 64 * 8)
+            out[b[1].decode()] = {k * 8 + i for k, v in enumerate(data) if v
+                                  for i in range(8) if v >> i & 1}
+        return out
+
+
+def present_pages(pid, start, end):
+    """Page indexes (from start) of [start, end) present in pid's memory."""
+    n = (end - start) // 4096
+    with open("/proc/%d/pagemap" % pid, "rb") as f:
+        f.seek(start // 4096 * 8)
+        data = f.read(n * 8)
+    return {i for i in range(n) if data[i * 8 + 7] & 0x80}
 
 
 def criu_dump_stats(imgdir):

@@ -2,11 +2,12 @@
 runs, the freeze copies only what was written since. Real QEMU, real CRIU."""
 import os
 import re
+import time
 
 import pytest
 
 import harness
-from test_ram import restore_and_verify, start_guest
+from test_ram import ram_image, restore_and_verify, start_guest
 
 
 def live_passes(dumplog):
@@ -76,3 +77,54 @@ def test_criu_killed_during_live_phase(workdir, criu, guests, point):
     g.wait_progress(after=at)
     g.check_console()
     assert not uffd_wp_vmas(g.pid), "write protection left behind"
+
+
+def wait_log(path, text, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and text in harness.log_text(path):
+            return
+        assert proc.poll() is None, "criu exited (rc %s) before '%s'" % (proc.returncode, text)
+        time.sleep(0.05)
+    raise AssertionError("no '%s' in %s after %d s" % (text, path, timeout))
+
+
+def test_discard_between_passes_is_absent_from_image(workdir, criu, guests):
+    """The guest gives memory back (virtio-balloon inflation: QEMU discards
+    the pages with MADV_DONTNEED) after live pass 1 copied it: the final
+    image must not hold those pages, and the guest restores exactly."""
+    # 384 MiB written and freed inside the guest before the workload starts:
+    # free guest pages that hold data on the host, for the balloon to take.
+    g = start_guest(workdir, guests, mem="1G", wl_mb=128, rate_kbs=1024,
+                    kernel_args="wl.scratch_mb=384",
+                    extra_args=["-device", "virtio-balloon-pci,id=balloon0"])
+    imgdir = os.path.join(workdir, "img")
+    log = os.path.join(imgdir, "dump.log")
+    proc = criu.dump_async(g.pid, imgdir, env={"CRIU_QEMU_TEST_PAUSE_MS": "8000"})
+    try:
+        wait_log(log, "test pause:", proc)
+        (start, end), = harness.plugin_ram_ranges(log)
+        before = harness.present_pages(g.pid, start, end)
+        g.qmp("balloon", {"value": 400 << 20})
+        deadline = time.monotonic() + 6
+        while g.qmp("query-balloon")["actual"] > 420 << 20 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        discarded = before - harness.present_pages(g.pid, start, end)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        harness.reap_zombies()
+    assert rc == 0, "criu dump failed, see %s" % log
+    harness.wait_pid_gone(g.pid)
+    at_dump = g.last_status()
+    # The balloon took a good part of the scratch pages after pass 1.
+    assert len(discarded) >= (64 << 20) // 4096, len(discarded)
+    dropped = [int(m.group(1)) for m in re.finditer(r"live (?:pass [2-9]|final \d+): .*?(\d+) dropped",
+                                                   harness.log_text(log))]
+    assert sum(dropped) > 0, dropped
+    present = harness.image_present_pages(ram_image(imgdir))["pc.ram"]
+    stale = discarded & present
+    assert not stale, "%d discarded pages still in the image" % len(stale)
+    restore_and_verify(criu, g, imgdir, at_dump)
