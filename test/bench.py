@@ -422,6 +422,97 @@ def dirty_rate(g, seconds=3.0):
     return (b["w"] - a["w"]) * 4 / ((b["t"] - a["t"]) / 1000.0)
 
 
+def copied_mib(dumplog):
+    """MiB the plugin wrote into its image over all passes of a live dump."""
+    text = harness.log_text(dumplog)
+    return sum(float(m) for m in re.findall(r"live (?:pass|final) \d+: .*?([\d.]+) MiB copied", text))
+
+
+def incremental_cycle(g, xfs, i, gap_s):
+    """A full live dump of the running guest (--leave-running), gap_s of
+    guest writes, then an incremental one based on it; both on XFS."""
+    res = {}
+    for kind, env in (("full", {}), ("incr", {"CRIU_QEMU_BASE_IMAGE": "../full-%d" % i})):
+        imgdir = os.path.join(xfs, "%s-%d" % (kind, i))
+        os.makedirs(imgdir)
+        dump_s, _, _ = timed_criu(["dump", "-t", str(g.pid), "-D", imgdir, "-o", "dump.log", "-v4",
+                                   "--libdir", harness.PLUGIN_DIR, "--leave-running"], env=env)
+        log_path = os.path.join(imgdir, "dump.log")
+        stats = harness.criu_dump_stats(imgdir)
+        res.update({kind + "_dump_s": dump_s, kind + "_frozen_ms": stats["frozen_ms"],
+                    kind + "_copied_mib": copied_mib(log_path)})
+        m = re.search(r"incremental: \d+ chunks unchanged since the base, (\d+) shared with it "
+                      r"\((\d+) MiB not written\)", harness.log_text(log_path))
+        if kind == "incr":
+            assert m, "no incremental pass in %s" % log_path
+            res["incr_shared_mib"] = int(m.group(2))
+        if kind == "full":
+            time.sleep(gap_s)
+    return res, g.last_status()
+
+
+def run_incremental(work, reps, gap_s=10):
+    """Incremental dumps on an XFS file system (reflinks): full vs incremental
+    live dumps of the main 2G guest, then the last incremental image restores
+    on its own (base deleted) and the guest must continue exactly."""
+    cfg = dict(SUITE["main"][0])
+    log("incremental: %s guest, %d MiB touched, %d KiB/s, %d s between the dumps, %d reps"
+        % (cfg["mem"], cfg["wl_mb"], cfg["rate_kbs"], gap_s, reps))
+    xfs = os.path.join(work, "xfs")
+    script = os.path.join(harness.TOP, "test", "reflink-fs.sh")
+    subprocess.run([script, "mount", xfs, "16G"], check=True)
+    g = harness.Guest(work, mem=cfg["mem"], wl_mb=cfg["wl_mb"], rate_kbs=cfg["rate_kbs"],
+                      zero_every=ZERO_EVERY, name="incr").start()
+    try:
+        g.wait_ready(timeout=600)
+        g.wait_passes(2, timeout=600)
+        runs = []
+        for i in range(reps):
+            r, at = incremental_cycle(g, xfs, i, gap_s)
+            log("incremental %d: %s" % (i, r))
+            runs.append(r)
+            if i + 1 < reps:
+                for kind in ("full", "incr"):
+                    shutil.rmtree(os.path.join(xfs, "%s-%d" % (kind, i)))
+        last = reps - 1
+        g.kill()
+        shutil.rmtree(os.path.join(xfs, "full-%d" % last))
+        imgdir = os.path.join(xfs, "incr-%d" % last)
+        mark = g.mark()
+        timed_criu(["restore", "-D", imgdir, "-d", "-o", "restore.log", "-v4",
+                    "--libdir", harness.PLUGIN_DIR])
+        g.wait_passes(1, after=at, since=mark, timeout=600)
+        g.wait_progress(after=at, since=mark, timeout=600)
+        g.check_console(restarts_at=[mark])
+        log("incremental: the last incremental image restored alone, guest verified")
+        out = {"config": dict(cfg, reps=reps, gap_s=gap_s), "runs": runs,
+               "median": {k: median(runs, k) for k in runs[0]}}
+    finally:
+        g.kill()
+        harness.reap_zombies()
+        subprocess.run([script, "umount", xfs])
+    return out
+
+
+def incremental_table(inc):
+    m = inc["median"]
+    c = inc["config"]
+    return ["### Incremental dumps (XFS with reflinks)", "",
+            "%s guest, %d MiB touched, %d MB/s of rewrites; a full live dump with "
+            "--leave-running, %d s of guest writes, then a live dump based on it "
+            "(`base_image`); medians of %d. The last incremental image was restored "
+            "after its base was deleted, and the guest verified its memory."
+            % (c["mem"], c["wl_mb"], c["rate_kbs"] // 1024, c["gap_s"], c["reps"]), "",
+            "| | full | incremental | incremental / full |", "|---|---:|---:|---:|",
+            "| dump (s) | %.2f | %.2f | %.2f |" % (m["full_dump_s"], m["incr_dump_s"],
+                                                  m["incr_dump_s"] / m["full_dump_s"]),
+            "| VM frozen (ms) | %.0f | %.0f | %.2f |" % (m["full_frozen_ms"], m["incr_frozen_ms"],
+                                                        m["incr_frozen_ms"] / m["full_frozen_ms"]),
+            "| written to the RAM image (MiB) | %.0f | %.0f | %.2f |"
+            % (m["full_copied_mib"], m["incr_copied_mib"], m["incr_copied_mib"] / m["full_copied_mib"]),
+            "| shared with the base (MiB) | - | %.0f | |" % m["incr_shared_mib"], ""]
+
+
 def median(runs, key):
     vals = [r[key] for r in runs if r.get(key) is not None]
     return statistics.median(vals) if vals else None
@@ -616,6 +707,29 @@ def qemu_version(binary):
     return r.stdout.splitlines()[0] if r.returncode == 0 else None
 
 
+def write_results(result):
+    """results.json and summary.md (the tables of Documentation/performance.md)."""
+    md = ["Run of %s: %.0f s in all. criu %s; %s (for CRIU); %s. Machine: %s."
+          % (time.strftime("%Y-%m-%d %H:%M"), result["elapsed_s"], result["criu"],
+             result["qemu_criu"], result["qemu10"], result["machine"]), ""]
+    for r in result["main"]:
+        md += summary_tables(r, r["disk"])
+    if "size" in result:
+        md += sweep_table("RAM size sweep (3/4 of RAM touched, 20 MB/s)", result["size"], "RAM",
+                          lambda c: "%s / %d MiB" % (c["mem"], c["wl_mb"]))
+    if "rate" in result:
+        md += sweep_table("Dirty rate sweep (2G guest, 1536 MiB touched)", result["rate"], "dirty MB/s",
+                          lambda c: "%d" % (c["rate_kbs"] // 1024))
+    if "incremental" in result:
+        md += incremental_table(result["incremental"])
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(OUT, "summary.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n" + "\n".join(md))
+    log("results: %s, %s" % (os.path.join(OUT, "results.json"), os.path.join(OUT, "summary.md")))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mem", help="one configuration only: guest RAM (e.g. 2G)")
@@ -625,7 +739,12 @@ def main():
     ap.add_argument("--no-qemu", action="store_true", help="skip QEMU 10's file migration")
     ap.add_argument("--no-sweep", action="store_true", help="suite: skip the size/rate sweeps")
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--no-incremental", action="store_true", help="suite: skip incremental dumps")
+    ap.add_argument("--incremental-only", action="store_true",
+                    help="run only the incremental dumps, added to the last results.json")
     args = ap.parse_args()
+    if args.incremental_only:
+        return incremental_only()
 
     single = args.mem is not None or args.wl_mb is not None or args.rate_kbs is not None
     if single:
@@ -674,6 +793,8 @@ def main():
             key = (lambda r: gib(r["config"])) if kind == "size" else \
                 (lambda r: r["config"]["rate_kbs"])
             result[kind].sort(key=key)
+    if not single and not args.no_incremental:
+        result["incremental"] = run_incremental(work, 3)
     result["elapsed_s"] = time.monotonic() - T0
 
     # Compatibility with the first version of results.json: the first
@@ -683,26 +804,22 @@ def main():
                   median=first["median"])
     result["criu-qemu"] = {m: first["runs"][m] for m in ("plain", "live")}
 
-    md = ["Run of %s: %.0f s in all. criu %s; %s (for CRIU); %s. Machine: %s."
-          % (time.strftime("%Y-%m-%d %H:%M"), result["elapsed_s"], result["criu"],
-             result["qemu_criu"], result["qemu10"], result["machine"]), ""]
-    for r in result["main"]:
-        md += summary_tables(r, r["disk"])
-    if "size" in result:
-        md += sweep_table("RAM size sweep (3/4 of RAM touched, 20 MB/s)", result["size"], "RAM",
-                          lambda c: "%s / %d MiB" % (c["mem"], c["wl_mb"]))
-    if "rate" in result:
-        md += sweep_table("Dirty rate sweep (2G guest, 1536 MiB touched)", result["rate"], "dirty MB/s",
-                          lambda c: "%d" % (c["rate_kbs"] // 1024))
-    with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    with open(os.path.join(OUT, "summary.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n" + "\n".join(md))
-    log("results: %s, %s" % (os.path.join(OUT, "results.json"), os.path.join(OUT, "summary.md")))
+    write_results(result)
     if not args.no_plots and not single:
         subprocess.run([sys.executable, os.path.join(HERE, "bench", "plot.py"),
                         os.path.join(OUT, "results.json"), os.path.join(harness.TOP, "Documentation")])
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def incremental_only():
+    harness.become_subreaper()
+    with open(os.path.join(OUT, "results.json")) as f:
+        result = json.load(f)
+    work = tempfile.mkdtemp(prefix="criu-qemu-bench-", dir="/var/tmp")
+    t0 = time.monotonic()
+    result["incremental"] = run_incremental(work, 3)
+    result["elapsed_s"] += time.monotonic() - t0
+    write_results(result)
     shutil.rmtree(work, ignore_errors=True)
 
 

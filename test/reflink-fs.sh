@@ -1,7 +1,7 @@
 #!/bin/sh
 # A small XFS file system (reflinks on) on a loop device, for the tests of
 # incremental dumps, which share unchanged image data with the base image:
-#   reflink-fs.sh mount DIR     backing file DIR.xfs, sparse, 4 GiB
+#   reflink-fs.sh mount DIR [SIZE]   backing file DIR.xfs, sparse, SIZE (4G)
 #   reflink-fs.sh umount DIR    unmount, remove the backing file
 set -eu
 dir=$2
@@ -10,7 +10,7 @@ mount)
 	mkdir -p "$dir"
 	if mountpoint -q "$dir"; then exit 0; fi
 	rm -f "$dir.xfs"
-	truncate -s 4G "$dir.xfs"
+	truncate -s "${3:-4G}" "$dir.xfs"
 	mkfs.xfs -q -m reflink=1 "$dir.xfs"
 	mount -o loop "$dir.xfs" "$dir"
 	;;
