@@ -111,7 +111,9 @@ static int check_blocks(const struct fr_image *img)
 	for (i = 0; i < img->nr_blocks; i++) {
 		const struct fr_block *b = &img->blocks[i];
 
-		if (b->backing != FR_BACKING_ANON_PRIVATE || b->page_size != psize) {
+		/* Shared: a memfd or shared anonymous memory only QEMU maps (dump.c). */
+		if ((b->backing != FR_BACKING_ANON_PRIVATE && b->backing != FR_BACKING_SHARED_FD) ||
+		    b->page_size != psize) {
 			pr_warn("live: block '%s' (%s, %u-byte pages) cannot be tracked\n",
 				b->name, fr_backing_name(b->backing), b->page_size);
 			return -EOPNOTSUPP;
@@ -175,9 +177,21 @@ static int make_uffd(struct live_ctx *lc)
 	return ret ? ret : err;
 }
 
+static bool any_shared(const struct fr_image *img)
+{
+	uint32_t i;
+
+	for (i = 0; i < img->nr_blocks; i++)
+		if (img->blocks[i].backing == FR_BACKING_SHARED_FD)
+			return true;
+	return false;
+}
+
+/* Write-protecting shmem (memfd-backed guest RAM) needs its own feature. */
 static int uffd_api(struct live_ctx *lc)
 {
-	const uint64_t want = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+	const uint64_t want = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED |
+			      (any_shared(lc->img) ? UFFD_FEATURE_WP_HUGETLBFS_SHMEM : 0);
 	struct uffdio_api api = { .api = UFFD_API, .features = want };
 	int ret;
 

@@ -14,7 +14,9 @@
  *   Exit paths must call live_stop() too; if CRIU dies, the kernel drops
  *   the registration with the last uffd reference.
  *
- * Only private anonymous blocks with 4 KiB pages (what dump.c hands over).
+ * Private anonymous and shared (memfd, shared anonymous: shmem) blocks
+ * with 4 KiB pages (what dump.c hands over; shared ones only when QEMU
+ * alone maps them, so every write goes through QEMU's page tables).
  */
 #ifndef CRIU_QEMU_LIVE_H
 #define CRIU_QEMU_LIVE_H

@@ -7,6 +7,7 @@ import os
 import pytest
 
 import harness
+from test_live import live_passes
 from test_ram import dump_and_check_handoff, img_tool, ram_image, restore_and_verify, start_guest
 
 
@@ -49,15 +50,19 @@ SHARED_ANON = ["-object", "memory-backend-ram,id=ram0,size=1G,share=on", "-machi
 
 @pytest.mark.parametrize("backend", ["memfd", "ram-share"])
 def test_memfd_ram_leaves_criu_pages_empty(workdir, criu, guests, backend):
+    # 4 MiB/s of rewrites: the live phase (uffd-wp on shmem) has to track them.
     if backend == "memfd":
-        g = start_guest(workdir, guests, mem="1G", wl_mb=256, memfd=True)
+        g = start_guest(workdir, guests, mem="1G", wl_mb=256, rate_kbs=4096, memfd=True)
     else:
-        g = start_guest(workdir, guests, mem="1G", wl_mb=256, extra_args=SHARED_ANON)
+        g = start_guest(workdir, guests, mem="1G", wl_mb=256, rate_kbs=4096, extra_args=SHARED_ANON)
     imgdir = os.path.join(workdir, "img")
     dump_and_check_handoff(criu, g, imgdir)
     harness.wait_pid_gone(g.pid)
     at_dump = g.last_status()
     check_shared_handoff(imgdir, g.pid)
+    passes = live_passes(os.path.join(imgdir, "dump.log"))
+    # Pages written after the last live pass were copied by the final one.
+    assert len(passes) >= 3 and passes[-1][0] == "final" and passes[-1][2] > 0, passes
 
     img = ram_image(imgdir)
     assert img_tool("verify", img).returncode == 0

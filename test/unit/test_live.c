@@ -867,7 +867,7 @@ static void test_unsupported(void **state)
 
 	(void)state;
 	image_create(&img);
-	img.blocks[1].backing = FR_BACKING_SHARED_FD;
+	img.blocks[1].backing = FR_BACKING_HUGETLB;
 	assert_int_equal(live_start(ch.pid, &img, NULL, &lc), -EOPNOTSUPP);
 	assert_null(lc);
 	assert_false(child_has_uffd());
