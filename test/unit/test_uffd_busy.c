@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * uffd_registered() / uffd_wait_unregistered() against a child that
+ * registers a range with its own userfaultfd (missing mode, as the
+ * guardian of an earlier dump does; write-protect mode, as a live phase
+ * does), then unregisters it on command.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <linux/userfaultfd.h>
+#include <cmocka.h>
+
+#include "uffd-busy.h"
+#include "writer.h"
+
+#define PAGES 16
+
+struct child {
+	pid_t pid;
+	int cmd, reply;
+	uint64_t addr;
+};
+
+/* Map, register (mode), report the address; unregister on 'u'; exit on EOF. */
+static __attribute__((noreturn)) void child_main(int cmd, int reply, uint64_t mode)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	struct uffdio_api api = { .api = UFFD_API };
+	char *a = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct uffdio_register reg = { .range = { (uintptr_t)a + 4 * ps, 4 * ps }, .mode = mode };
+	int uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	uint64_t addr = (uintptr_t)a + 4 * ps;
+	char c;
+
+	if (a == MAP_FAILED || uffd < 0 || ioctl(uffd, UFFDIO_API, &api) ||
+	    ioctl(uffd, UFFDIO_REGISTER, &reg))
+		addr = 0;
+	if (write(reply, &addr, sizeof(addr)) != sizeof(addr))
+		_exit(1);
+	while (read(cmd, &c, 1) == 1) {
+		if (c == 'u')
+			ioctl(uffd, UFFDIO_UNREGISTER, &reg.range);
+		if (write(reply, &c, 1) != 1)
+			_exit(1);
+	}
+	_exit(0);
+}
+
+static void child_start(struct child *ch, uint64_t mode)
+{
+	int cmd[2], reply[2];
+
+	assert_int_equal(pipe2(cmd, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(reply, O_CLOEXEC), 0);
+	ch->pid = fork();
+	assert_true(ch->pid >= 0);
+	if (!ch->pid) {
+		close(cmd[1]);
+		close(reply[0]);
+		child_main(cmd[0], reply[1], mode);
+	}
+	close(cmd[0]);
+	close(reply[1]);
+	ch->cmd = cmd[1];
+	ch->reply = reply[0];
+	assert_int_equal(read(ch->reply, &ch->addr, sizeof(ch->addr)), sizeof(ch->addr));
+	assert_true(ch->addr != 0);
+}
+
+static void child_cmd(struct child *ch, char c)
+{
+	assert_int_equal(write(ch->cmd, &c, 1), 1);
+	assert_int_equal(read(ch->reply, &c, 1), 1);
+}
+
+static void child_stop(struct child *ch)
+{
+	close(ch->cmd);
+	close(ch->reply);
+	waitpid(ch->pid, NULL, 0);
+}
+
+static void registered_then_not(uint64_t mode)
+{
+	struct child ch;
+	uint64_t addr = 0;
+	double t0;
+
+	child_start(&ch, mode);
+	assert_int_equal(uffd_registered(ch.pid, &addr), 1);
+	assert_int_equal(addr, ch.addr);
+	t0 = ram_io_now_ms();
+	assert_int_equal(uffd_wait_unregistered(ch.pid, 100), -EBUSY);
+	assert_true(ram_io_now_ms() - t0 >= 100);
+	child_cmd(&ch, 'u');
+	assert_int_equal(uffd_registered(ch.pid, &addr), 0);
+	assert_int_equal(uffd_wait_unregistered(ch.pid, 100), 0);
+	child_stop(&ch);
+}
+
+static void test_missing_mode(void **state)
+{
+	(void)state;
+	registered_then_not(UFFDIO_REGISTER_MODE_MISSING);
+}
+
+static void test_wp_mode(void **state)
+{
+	(void)state;
+	registered_then_not(UFFDIO_REGISTER_MODE_WP);
+}
+
+/* Unregistered while we wait: the wait ends early with 0. */
+static void test_wait_ends(void **state)
+{
+	struct child ch;
+	pid_t helper;
+
+	(void)state;
+	child_start(&ch, UFFDIO_REGISTER_MODE_MISSING);
+	helper = fork();
+	assert_true(helper >= 0);
+	if (!helper) {
+		usleep(200 * 1000);
+		child_cmd(&ch, 'u');
+		_exit(0);
+	}
+	assert_int_equal(uffd_wait_unregistered(ch.pid, 5000), 0);
+	waitpid(helper, NULL, 0);
+	child_stop(&ch);
+}
+
+static void test_no_such_task(void **state)
+{
+	uint64_t addr;
+	pid_t pid = fork();
+
+	(void)state;
+	if (!pid)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(uffd_registered(pid, &addr), -ENOENT);
+	assert_int_equal(uffd_wait_unregistered(pid, 100), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_missing_mode),
+		cmocka_unit_test(test_wp_mode),
+		cmocka_unit_test(test_wait_ends),
+		cmocka_unit_test(test_no_such_task),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
