@@ -666,9 +666,9 @@ static void damage_base(void)
  * unchanged: shared on XFS, written on ext4 (no reflink). Then the base is
  * deleted and the new image must be complete on its own.
  */
-static void incremental(bool on_xfs, bool damaged, bool verify)
+static void incremental(bool on_xfs, bool damaged, bool verify, bool odirect)
 {
-	struct ram_io_opts o = { .workers = 2, .base_verify = verify };
+	struct ram_io_opts o = { .workers = 2, .base_verify = verify, .odirect = odirect };
 	uint64_t same_chunks = 4, changed = data_in_chunks(0, 0, 2, true);
 	uint64_t all = count_kind(true, has_data), damaged_pages = data_in_chunks(0, 2, 3, true);
 	struct fr_image img, base;
@@ -733,31 +733,32 @@ static void incremental(bool on_xfs, bool damaged, bool verify)
 static void test_incremental_reflink(void **state)
 {
 	(void)state;
-	incremental(true, false, true);
+	incremental(true, false, true, false);
 }
 
+/* O_DIRECT writes of the changed chunks beside the clones. */
 static void test_incremental_no_verify(void **state)
 {
 	(void)state;
-	incremental(true, false, false);
+	incremental(true, false, false, true);
 }
 
 static void test_incremental_damaged_base(void **state)
 {
 	(void)state;
-	incremental(true, true, true);
+	incremental(true, true, true, false);
 }
 
 static void test_incremental_damaged_unverified(void **state)
 {
 	(void)state;
-	incremental(true, true, false);
+	incremental(true, true, false, false);
 }
 
 static void test_incremental_no_reflink(void **state)
 {
 	(void)state;
-	incremental(false, false, true);
+	incremental(false, false, true, false);
 }
 
 static int run_script(const char *verb, const char *where)
