@@ -59,6 +59,15 @@ static struct qemu_dump *find_qemu(pid_t pid, bool create)
 	return &qemus[nr_qemus++];
 }
 
+/* The dump state of pid; NULL with *ret 0 (plugin disabled) or -ENOSPC. */
+static struct qemu_dump *dump_state(const struct qp_config *c, pid_t pid, int *ret)
+{
+	struct qemu_dump *d = c->enabled ? find_qemu(pid, true) : NULL;
+
+	*ret = c->enabled && !d ? -ENOSPC : 0;
+	return d;
+}
+
 /*
  * Fault injection for the safety tests: CRIU_QEMU_TEST_CRASH=<point> makes
  * CRIU die by SIGKILL there, as a crash or an OOM kill would.
@@ -385,11 +394,9 @@ int qp_dump_pause(const struct qp_config *c, const struct qemu_proc *q)
 	struct qemu_dump *d;
 	int ret;
 
-	if (!c->enabled)
-		return 0;
-	d = find_qemu(q->pid, true);
+	d = dump_state(c, q->pid, &ret);
 	if (!d)
-		return -ENOSPC;
+		return ret;
 	alarm_left = alarm(0);
 	ret = pause_one(c, q, d);
 	if (alarm_left)
@@ -429,11 +436,9 @@ int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 	double t0;
 	int ret;
 
-	if (!c->enabled)
-		return 0;
-	d = find_qemu(q->pid, true);
+	d = dump_state(c, q->pid, &ret);
 	if (!d)
-		return -ENOSPC;
+		return ret;
 	if (d->img.fd < 0 && create_image(c, q, d))
 		return 0;	/* nothing of ours: CRIU dumps RAM itself */
 	ret = copy_frozen(c, q->pid, d);
