@@ -358,6 +358,12 @@ uint64_t fr_chunk_csum(const struct fr_block *b, uint64_t chunk, const void *buf
 	const char *p = buf;
 	XXH3_state_t st;
 
+	/*
+	 * A state on the stack must be initialized before a _withSeed reset:
+	 * that reset skips deriving the secret when the state's seed already
+	 * matches, and stack garbage from an earlier state often does.
+	 */
+	XXH3_INITSTATE(&st);
 	XXH3_64bits_reset_withSeed(&st, chunk);
 	while (i < n) {
 		uint64_t run;
@@ -1028,6 +1034,7 @@ int fr_scan_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t
 	    buf_len % FR_MIN_PAGE_SIZE)
 		return -EINVAL;
 
+	XXH3_INITSTATE(&st);	/* see fr_chunk_csum() */
 	XXH3_64bits_reset_withSeed(&st, chunk);
 	while (i < n) {
 		uint64_t run = 1, done = 0, bytes;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#define XXH_STATIC_LINKING_ONLY	/* XXH3_state_t layout, for the stale-state test */
 #include <xxhash.h>
 
 #include "fixedram.h"
@@ -1029,10 +1030,54 @@ static void test_fuzz_header(void **state)
 	free(buf);
 }
 
+/*
+ * Leave, in the stack below us, what a previous XXH3 state would: at every
+ * 64-byte-aligned place a matching seed, no external secret, and garbage
+ * where the derived secret lives. XXH3_64bits_reset_withSeed() skips
+ * deriving the secret when the seed already matches, so a state on the
+ * stack that is not initialized (XXH3_INITSTATE) hashes with that garbage.
+ */
+static __attribute__((noinline)) void stale_states_below(uint64_t seed)
+{
+	uint64_t junk[2048] __attribute__((aligned(64)));
+	size_t i, seed_slot = offsetof(XXH3_state_t, seed) % 64 / 8;
+	size_t ext_slot = offsetof(XXH3_state_t, extSecret) % 64 / 8;
+
+	for (i = 0; i < 2048; i++)
+		junk[i] = i % 8 == seed_slot ? seed : i % 8 == ext_slot ? 0 : 0xA5A5A5A5A5A5A5A5ULL;
+	__asm__ volatile("" : : "r"(junk) : "memory");	/* the stores must happen */
+}
+
+static __attribute__((noinline)) uint64_t csum_after_stale_stack(const struct fr_block *b,
+								 uint64_t chunk, const void *buf)
+{
+	stale_states_below(chunk);
+	return fr_chunk_csum(b, chunk, buf);
+}
+
+/* The chunk checksum must not depend on what the stack held before. */
+static void test_chunk_csum_stale_stack(void **state)
+{
+	struct fr_block b = { .page_size = 4096, .chunk_pages = 64, .nr_pages = 256, .nr_chunks = 4 };
+	uint64_t bitmap[4] = { ~0ULL, ~0ULL, ~0ULL, ~0ULL }, chunk;
+	char *buf = malloc(64 * 4096);
+	size_t i;
+
+	(void)state;
+	b.bitmap = bitmap;
+	for (i = 0; i < 64 * 4096; i++)
+		buf[i] = (char)(i * 7 + 3);
+	for (chunk = 1; chunk < 4; chunk++)
+		assert_int_equal(csum_after_stale_stack(&b, chunk, buf),
+				 XXH3_64bits_withSeed(buf, 64 * 4096, chunk));
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_image_name),
+		cmocka_unit_test(test_chunk_csum_stale_stack),
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_layout_invalid),
 		cmocka_unit_test(test_chunk_csum_definition),
