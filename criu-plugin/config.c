@@ -20,6 +20,7 @@ static const struct qp_config defaults = {
 	.live_max_ms = 30000,
 	.incremental = true,
 	.incremental_verify = true,
+	.lazy_restore = false,
 };
 
 static int parse_bool(const char *v, bool *out)
@@ -76,6 +77,8 @@ int qp_config_set(struct qp_config *c, const char *key, const char *value)
 		return parse_uint(value, &c->live_max_ms);
 	if (!strcmp(key, "incremental"))
 		return parse_bool(value, &c->incremental);
+	if (!strcmp(key, "lazy_restore"))
+		return parse_bool(value, &c->lazy_restore);
 	if (!strcmp(key, "incremental_verify"))
 		return parse_bool(value, &c->incremental_verify);
 	if (!strcmp(key, "base_image")) {
@@ -150,6 +153,7 @@ static const char *const env_keys[][2] = {
 	{ "CRIU_QEMU_INCREMENTAL", "incremental" },
 	{ "CRIU_QEMU_BASE_IMAGE", "base_image" },
 	{ "CRIU_QEMU_INCREMENTAL_VERIFY", "incremental_verify" },
+	{ "CRIU_QEMU_LAZY_RESTORE", "lazy_restore" },
 };
 
 static int load_env(struct qp_config *c)

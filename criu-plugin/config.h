@@ -19,6 +19,7 @@ struct qp_config {
 	bool incremental;	/* share unchanged chunks with a base image */
 	char base_image[4096];	/* base: image file or directory; "": CRIU's parent link */
 	bool incremental_verify;/* compare bytes with the base, not only checksums */
+	bool lazy_restore;	/* restore: the guest runs at once, a guardian fills RAM */
 };
 
 /*

@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 #define GP_MAGIC	0x51475231u	/* "1RGQ" */
-#define GP_VERSION	2	/* 2: GP_RANGE_SHARED */
+#define GP_VERSION	3	/* 2: GP_RANGE_SHARED, 3: gp_hello.flags */
 #define GP_NAME_MAX	64
 
 /* Fds the guardian finds at exec time (stderr is its log). */
@@ -62,8 +62,16 @@ struct gp_hello {
 	uint32_t nr_blocks;		/* image cross-check */
 	uint32_t done_timeout_ms;	/* VERDICT_DONE: give back if still alive after this */
 	uint32_t log_level;
+	uint32_t flags;			/* GP_HELLO_* */
 	char image[GP_NAME_MAX];	/* for the log only */
 };
+
+/*
+ * Lazy restore: the task has never had these pages, so a chunk that fails
+ * its checksum must never reach it (the task is killed instead), and a
+ * fault gets a whole verified chunk, not one unverified page.
+ */
+#define GP_HELLO_STRICT	1
 
 struct gp_range {
 	uint32_t block;

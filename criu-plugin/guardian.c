@@ -78,6 +78,7 @@ struct guardian {
 	unsigned done_timeout_ms;
 	double t0, t_state, deadline;
 	bool retry;		/* last attempt met EAGAIN */
+	bool strict;		/* GP_HELLO_STRICT: lazy restore */
 	bool lingering;		/* given back, but a PREPAREd range is still unresolved */
 	bool exit;
 	uint64_t *deferred;	/* fault addresses to serve again (EAGAIN) */
@@ -127,6 +128,26 @@ static void mark_filled(struct guardian *g, uint32_t block, uint64_t page, uint6
 		fr_bit_set(filled, page++);
 }
 
+/*
+ * The image's copy of a page: from its verified chunk (whole), or read
+ * alone. After a dump the task had these pages a moment ago and a damaged
+ * chunk is given back as stored (gd_pages_chunk logs it); in strict mode
+ * (lazy restore) the task never had them: kill it rather than let it run
+ * on memory that fails its checksum.
+ */
+static const void *image_page(struct guardian *g, uint32_t block, uint64_t page, bool whole)
+{
+	uint64_t bad = g->pages.bad_chunks;
+	const void *src = whole ? gd_pages_chunk(&g->pages, block, page) : gd_pages_one(&g->pages, block, page);
+
+	if (!g->strict || g->pages.bad_chunks == bad)
+		return src;
+	pr_err("guardian: lazy restore of pid %d: the image is corrupt; killing the task so that it "
+	       "never runs with wrong memory\n", g->pid);
+	syscall(SYS_pidfd_send_signal, g->pidfd, SIGKILL, NULL, 0);
+	return NULL;
+}
+
 /* What a fault at a known page gets: the image page or zeros. */
 static long fill_page(struct guardian *g, uint32_t block, uint64_t page, uint64_t dst, uint64_t ps)
 {
@@ -138,9 +159,9 @@ static long fill_page(struct guardian *g, uint32_t block, uint64_t page, uint64_
 		g->st.fault_zero++;
 		return gd_uffd_zero(g->uffd, dst, ps);
 	}
-	src = gd_pages_one(&g->pages, block, page);
+	src = image_page(g, block, page, g->strict);
 	if (!src)
-		return -EIO;
+		return g->strict && g->pages.bad_chunks ? -ESRCH : -EIO;
 	g->st.fault_copy++;
 	return gd_uffd_copy(g->uffd, dst, src, ps);
 }
@@ -447,9 +468,11 @@ static void drain_ctl(struct guardian *g)
 static long give_back_run(struct guardian *g, const struct gd_run *run)
 {
 	uint64_t ps = gd_page_size(&g->map, run->block);
-	const void *src = gd_pages_chunk(&g->pages, run->block, run->page);
+	const void *src = image_page(g, run->block, run->page, true);
 	long ret;
 
+	if (!src && g->strict && g->pages.bad_chunks)
+		return -ESRCH;	/* killed */
 	if (!src)
 		return -EAGAIN;	/* image I/O error, logged: retry rather than lose the page */
 	g->st.gb_calls++;
@@ -750,6 +773,7 @@ static int handshake(struct guardian *g, int image_fd)
 	g->done_timeout_ms = m.hello.done_timeout_ms ? m.hello.done_timeout_ms : GD_DONE_TIMEOUT_MS;
 	if (m.hello.log_level)
 		qp_log_set_level(m.hello.log_level);
+	g->strict = m.hello.flags & GP_HELLO_STRICT;
 
 	ret = open_image(g, image_fd);
 	if (!ret && g->img.nr_blocks != m.hello.nr_blocks)

@@ -217,6 +217,7 @@ static int hello(struct handoff *h)
 			.nr_blocks = h->img->nr_blocks,
 			.done_timeout_ms = h->o->done_timeout_ms,
 			.log_level = guardian_log_level(h->o),
+			.flags = h->o->strict ? GP_HELLO_STRICT : 0,
 		},
 	};
 	int ret;

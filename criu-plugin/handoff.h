@@ -16,6 +16,7 @@
 #ifndef CRIU_QEMU_HANDOFF_H
 #define CRIU_QEMU_HANDOFF_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -43,6 +44,7 @@ struct handoff_opts {
 	int log_dirfd;			/* guardian-<pid>.log goes there; < 0: our stderr */
 	unsigned done_timeout_ms;	/* 0: the guardian's default (10 s) */
 	unsigned log_level;		/* guardian's; 0: info (debug if CRIU logs debug) */
+	bool strict;			/* lazy restore: GP_HELLO_STRICT */
 	void (*hook)(void *arg, struct rsys *r, enum handoff_step step, unsigned seg);
 	void *hook_arg;
 };

@@ -25,6 +25,7 @@
 
 #include "dump.h"
 #include "filler.h"
+#include "handoff.h"
 #include "fixedram.h"
 #include "log.h"
 #include "restore.h"
@@ -123,6 +124,51 @@ static void kill_task(pid_t pid)
 	}
 }
 
+static bool all_private(const struct fr_image *img)
+{
+	uint32_t i;
+
+	for (i = 0; i < img->nr_blocks; i++)
+		if (img->blocks[i].backing != FR_BACKING_ANON_PRIVATE)
+			return false;
+	return true;
+}
+
+/*
+ * Lazy restore: the RAM ranges (still empty) go to a guardian exactly as
+ * at a dump's handoff, and it is told to give everything back at once:
+ * the guest runs as soon as CRIU lets it, faults are served first, the
+ * rest is filled in the background. Strict: a chunk failing its checksum
+ * kills the task (it never had those pages), and faults get whole verified
+ * chunks. Shared blocks are filled eagerly (the handoff could leave one
+ * to CRIU, which has no copy of it here).
+ */
+static int lazy_restore(pid_t pid, const struct fr_image *img)
+{
+	struct handoff_opts o = { .log_dirfd = criu_get_image_dir(), .strict = true };
+	struct handoff *h = NULL;
+	double t0 = ram_io_now_ms();
+	char name[64];
+	pid_t guardian;
+	int ret;
+
+	if (!all_private(img)) {
+		pr_info("pid %d: shared RAM blocks: eager restore\n", pid);
+		return -EOPNOTSUPP;
+	}
+	fr_image_name(name, sizeof(name), img->pid);
+	ret = handoff_start_opts(pid, img, name, &o, &h);
+	if (ret && !h)
+		return ret;
+	guardian = handoff_guardian_pid(h);
+	handoff_finish(h, HANDOFF_GIVE_BACK);
+	if (ret)
+		return ret;
+	pr_info("pid %d: lazy restore: guest RAM handed to guardian %d in %.1f ms; it fills in the "
+		"background\n", pid, guardian, ram_io_now_ms() - t0);
+	return 0;
+}
+
 int qp_restore_resume(const struct qp_config *c, pid_t pid)
 {
 	struct ram_io_opts o = { .workers = c->workers, .odirect = c->odirect };
@@ -133,6 +179,13 @@ int qp_restore_resume(const struct qp_config *c, pid_t pid)
 	if (!img) {
 		pr_debug("resume-devices-late: pid %d: no RAM image, nothing to do\n", pid);
 		return -ENOTSUP;
+	}
+	if (c->lazy_restore) {
+		ret = lazy_restore(pid, img);
+		if (!ret)
+			return 0;
+		if (ret != -EOPNOTSUPP)
+			pr_warn("pid %d: lazy restore failed (%s); filling RAM now\n", pid, strerror(-ret));
 	}
 	ret = ram_fill_from_image(pid, img, &o, &st);
 	if (ret) {
