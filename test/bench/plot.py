@@ -22,13 +22,14 @@ LABEL = {
     "criu": "CRIU native",
     "plain": "criu-qemu plain",
     "live": "criu-qemu live",
+    "lazy": "criu-qemu live, lazy restore",
     "qemu-mr": "QEMU mapped-ram",
     "qemu-mr-mfd": "QEMU mapped-ram+multifd",
     "qemu-mr-mfd-dio": "QEMU mr+multifd+direct-io",
     "qemu-mr-mfd-paused": "QEMU mr+multifd, paused",
 }
 COLOR = {
-    "criu": "#7f7f7f", "plain": "#1f77b4", "live": "#2ca02c", "qemu-mr": "#ff7f0e",
+    "criu": "#7f7f7f", "plain": "#1f77b4", "live": "#2ca02c", "lazy": "#17becf", "qemu-mr": "#ff7f0e",
     "qemu-mr-mfd": "#d62728", "qemu-mr-mfd-dio": "#9467bd", "qemu-mr-mfd-paused": "#8c564b",
 }
 MARK = {"criu": "s", "plain": "o", "live": "^", "qemu-mr-mfd": "D"}
