@@ -267,21 +267,13 @@ static void open_base(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
 	if (ret) {
 		if (ret != -ENOENT && ret != -EEXIST)
 			pr_warn("pid %d: base image unusable (%s); full dump\n", pid, err);
-		fr_close(&d->base);
-		d->base.fd = d->base.meta_fd = -1;
+		fr_close(&d->base);	/* what a failed fr_open() left */
 		return;
 	}
 	pr_info("pid %d: incremental dump: base %s%s%s%s (%llu MiB of data)\n", pid,
 		c->base_image[0] ? c->base_image : "parent", name == d->name ? "/" : "",
 		name == d->name ? name : "", c->incremental_verify ? ", verified by bytes" : "",
 		(unsigned long long)(present_bytes(&d->base) >> 20));
-}
-
-static void close_base(struct qemu_dump *d)
-{
-	if (d->base.fd >= 0)
-		fr_close(&d->base);
-	d->base.fd = d->base.meta_fd = -1;
 }
 
 /* Discover guest RAM and create the (still incomplete) image for it. */
@@ -314,7 +306,7 @@ static void drop_image(struct qemu_dump *d)
 {
 	live_stop(d->live);
 	d->live = NULL;
-	close_base(d);
+	fr_close(&d->base);
 	if (d->img.fd >= 0)
 		unlinkat(criu_get_image_dir(), d->name, 0);
 	fr_close(&d->img);
@@ -442,7 +434,7 @@ int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 	if (d->img.fd < 0 && create_image(c, q, d))
 		return 0;	/* nothing of ours: CRIU dumps RAM itself */
 	ret = copy_frozen(c, q->pid, d);
-	close_base(d);
+	fr_close(&d->base);
 	t0 = ram_io_now_ms();
 	if (!ret)
 		ret = fr_finish(&d->img);

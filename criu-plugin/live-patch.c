@@ -63,16 +63,6 @@ struct lp_ctx {
 	atomic_uint_fast64_t read, written, bytes, dropped;
 };
 
-static void set_bits(uint64_t *bm, uint64_t s, uint64_t e)
-{
-	for (; s < e && s % 64; s++)
-		fr_bit_set(bm, s);
-	for (; s + 64 <= e; s += 64)
-		bm[s / 64] = ~0ULL;
-	for (; s < e; s++)
-		fr_bit_set(bm, s);
-}
-
 static uint64_t *bitmap_alloc(uint64_t bits)
 {
 	return calloc((bits + 63) / 64 + 1, sizeof(uint64_t));
@@ -94,8 +84,8 @@ static void mark_dirty(const struct fr_block *b, struct lp_block *lb,
 			continue;
 		s = (s < b->host_addr ? 0 : s - b->host_addr) / b->page_size;
 		e = ((e > end ? end : e) - b->host_addr + b->page_size - 1) / b->page_size;
-		set_bits(lb->dirty, s, e);
-		set_bits(lb->todo, s / b->chunk_pages, (e - 1) / b->chunk_pages + 1);
+		ram_set_bits(lb->dirty, s, e);
+		ram_set_bits(lb->todo, s / b->chunk_pages, (e - 1) / b->chunk_pages + 1);
 	}
 }
 
@@ -115,7 +105,7 @@ static int scan_pop(int pagemap, const struct fr_block *b, struct lp_block *lb)
 		uint64_t s = (r[i].start - b->host_addr) / b->page_size;
 		uint64_t e = (r[i].end - b->host_addr + b->page_size - 1) / b->page_size;
 
-		set_bits(lb->pop, s, e < b->nr_pages ? e : b->nr_pages);
+		ram_set_bits(lb->pop, s, e < b->nr_pages ? e : b->nr_pages);
 	}
 	free(r);
 	return 0;

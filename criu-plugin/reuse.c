@@ -62,13 +62,6 @@ static bool same_summary(const struct fr_block *b, const struct fr_block *bb, ui
 	       !memcmp(b->bitmap + w0, bb->bitmap + w0, nw * sizeof(uint64_t));
 }
 
-static bool any_present(const struct fr_block *b, uint64_t chunk)
-{
-	uint64_t first = chunk * b->chunk_pages, s, e;
-
-	return ram_next_run(b->bitmap + first / 64, 0, fr_chunk_nr_pages(b, chunk), &s, &e);
-}
-
 /* The present pages of the chunk, from memory (buf) and from the base (cmp). */
 static bool same_bytes(const struct fr_block *b, uint64_t chunk, const char *buf, const char *cmp)
 {
@@ -117,7 +110,8 @@ bool reuse_chunk(struct reuse_ctx *r, const struct fr_image *img, uint32_t bi, u
 		return false;
 	bb = &r->base->blocks[r->map[bi]];
 	/* A chunk without data has nothing to write or share. */
-	if (!same_summary(b, bb, chunk) || !any_present(b, chunk))
+	if (!same_summary(b, bb, chunk) ||
+	    !ram_any_bit(b->bitmap, chunk * b->chunk_pages, fr_chunk_nr_pages(b, chunk)))
 		return false;
 	atomic_fetch_add(&r->chunks_same, 1);
 	/* A damaged base chunk fails its checksum here and is written anew. */

@@ -142,7 +142,7 @@ bool ram_next_run(const uint64_t *bm, uint64_t from, uint64_t end, uint64_t *sta
 	return true;
 }
 
-static void set_bits(uint64_t *bm, uint64_t s, uint64_t e)
+void ram_set_bits(uint64_t *bm, uint64_t s, uint64_t e)
 {
 	for (; s < e && s % 64; s++)
 		fr_bit_set(bm, s);
@@ -152,7 +152,7 @@ static void set_bits(uint64_t *bm, uint64_t s, uint64_t e)
 		fr_bit_set(bm, s);
 }
 
-static bool any_bit(const uint64_t *bm, uint64_t s, uint64_t n)
+bool ram_any_bit(const uint64_t *bm, uint64_t s, uint64_t n)
 {
 	return find_bit(bm, s, s + n, true) < s + n;
 }
@@ -471,7 +471,7 @@ static int write_chunk(struct wr_worker *w, uint32_t bi, uint64_t chunk)
 
 	w->total += n;
 	/* Empty chunks cost no read and no buffer: just clear bits, csum. */
-	if (any_bit(pop, first, n)) {
+	if (ram_any_bit(pop, first, n)) {
 		buf = free_buf(w, &ret);
 		if (!buf)
 			return ret;
@@ -506,6 +506,14 @@ static void worker_fini(struct wr_worker *w)
 	}
 }
 
+/* mmap: page aligned for O_DIRECT, and untouched parts cost nothing. NULL on failure. */
+static char *chunk_buf(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 static int worker_init(struct wr_worker *w, struct wr_ctx *c)
 {
 	uint64_t max_pages = 0;
@@ -522,24 +530,17 @@ static int worker_init(struct wr_worker *w, struct wr_ctx *c)
 	for (i = 0; i < WR_BUFS; i++) {
 		struct wr_buf *buf = &w->bufs[i];
 
-		/* mmap: page aligned for O_DIRECT, and untouched parts cost nothing. */
-		buf->mem = mmap(NULL, c->buf_bytes, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (buf->mem == MAP_FAILED) {
-			buf->mem = NULL;
+		buf->mem = chunk_buf(c->buf_bytes);
+		if (!buf->mem)
 			return -ENOMEM;
-		}
 		buf->reqs = calloc(w->max_reqs, sizeof(*buf->reqs));
 		if (!buf->reqs)
 			return -ENOMEM;
 	}
 	if (reuse_needs_cmp(&c->reuse)) {
-		w->cmp = mmap(NULL, c->buf_bytes, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (w->cmp == MAP_FAILED) {
-			w->cmp = NULL;
+		w->cmp = chunk_buf(c->buf_bytes);
+		if (!w->cmp)
 			return -ENOMEM;
-		}
 	}
 	ret = io_uring_queue_init(c->qd, &w->ring, 0);
 	if (ret) {
@@ -598,7 +599,7 @@ static int scan_extent(int pagemap, const struct fr_block *b, uint64_t *pop, uin
 		uint64_t s = (r[i].start - b->host_addr) / b->page_size;
 		uint64_t e = (r[i].end - b->host_addr + b->page_size - 1) / b->page_size;
 
-		set_bits(pop, s < p0 ? p0 : s, e > p1 ? p1 : e);
+		ram_set_bits(pop, s < p0 ? p0 : s, e > p1 ? p1 : e);
 	}
 	free(r);
 	return 0;
@@ -659,7 +660,7 @@ static int select_ranges(struct wr_ctx *c, const struct page_range *r, size_t nr
 				continue;
 			s = s < b->host_addr ? 0 : s - b->host_addr;
 			e = (e > b->host_addr + b->length ? b->length : e - b->host_addr) - 1;
-			set_bits(c->todo[i], s / bytes, e / bytes + 1);
+			ram_set_bits(c->todo[i], s / bytes, e / bytes + 1);
 		}
 	}
 	return 0;

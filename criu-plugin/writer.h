@@ -91,6 +91,12 @@ int ram_vm_copy(pid_t pid, struct iovec *local, struct iovec *remote, int cnt, b
 /* Next run [*start, *stop) of set bits of bm at or after from, below end. */
 bool ram_next_run(const uint64_t *bm, uint64_t from, uint64_t end, uint64_t *start, uint64_t *stop);
 
+/* Set bits [s, e) of bm. */
+void ram_set_bits(uint64_t *bm, uint64_t s, uint64_t e);
+
+/* Is any bit of bm in [s, s + n) set? */
+bool ram_any_bit(const uint64_t *bm, uint64_t s, uint64_t n);
+
 double ram_io_now_ms(void);
 
 /* Is the page all zero? */

@@ -186,6 +186,14 @@ class Guest:
             return st if st and st["w"] > after["w"] and st["pass"] > after["pass"] else None
         return self.wait_for(ok, timeout, "workload progress")
 
+    def keeps_running(self, at, since=0, passes=3, restarts_at=()):
+        """The workload goes on past the status `at`: `passes` full
+        verification passes and new rewrites in the console after line
+        `since`, and the whole console checks out (check_console)."""
+        self.wait_passes(passes, after=at, since=since)
+        self.wait_progress(after=at, since=since)
+        self.check_console(restarts_at=restarts_at)
+
     def check_console(self, restarts_at=()):
         """No CORRUPT line anywhere, every checksum matches its w, and w and
         the pass count never go back -- except at the console lines in
@@ -427,6 +435,14 @@ def image_present_pages(path):
             out[b[1].decode()] = {k * 8 + i for k, v in enumerate(data) if v
                                   for i in range(8) if v >> i & 1}
         return out
+
+
+def uffd_vmas(pid, kinds=("um", "uw", "ui")):
+    """VmFlags lines of pid's VMAs registered with a userfaultfd in any of
+    `kinds` (um: missing, uw: write-protect, ui: minor)."""
+    with open("/proc/%d/smaps" % pid) as f:
+        return [l.strip() for l in f if l.startswith("VmFlags:") and
+                any(" " + k in l for k in kinds)]
 
 
 def present_pages(pid, start, end):

@@ -26,9 +26,7 @@ def test_tcg_guest_survives_dump_restore(workdir, criu, guests):
     criu.restore(imgdir)
     assert harness.pid_alive(g.pid), "restored QEMU is not running"
     # Two full verification passes after restore: every page was re-read.
-    g.wait_passes(2, after=at_dump, since=mark)
-    g.wait_progress(after=at_dump, since=mark)
-    g.check_console()
+    g.keeps_running(at_dump, since=mark, passes=2)
 
 
 def test_non_qemu_process_is_left_alone(workdir, criu):

@@ -4,7 +4,6 @@ the image first and fills the rest in the background. Every page still
 comes from a checksum-verified chunk; a damaged image kills the guest rather
 than let it run on wrong memory. Real QEMU, real CRIU."""
 import os
-import time
 
 import harness
 from test_ram import corrupt_copy, dump_and_check_handoff, start_guest
@@ -12,23 +11,8 @@ from test_ram import corrupt_copy, dump_and_check_handoff, start_guest
 LAZY = {"CRIU_QEMU_LAZY_RESTORE": "1"}
 
 
-def uffd_vmas(pid):
-    """VMAs of pid still registered with a userfaultfd (any mode)."""
-    with open("/proc/%d/smaps" % pid) as f:
-        return [l for l in f if l.startswith("VmFlags:") and (" um" in l or " uw" in l or " ui" in l)]
-
-
 def guardian_log(imgdir, pid):
     return harness.log_text(os.path.join(imgdir, "guardian-%d.log" % pid))
-
-
-def wait_text(path_fn, text, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in path_fn():
-            return
-        time.sleep(0.1)
-    raise AssertionError("no '%s' after %d s" % (text, timeout))
 
 
 def test_lazy_restore_runs_at_once_and_is_exact(workdir, criu, guests):
@@ -44,13 +28,11 @@ def test_lazy_restore_runs_at_once_and_is_exact(workdir, criu, guests):
     assert "RAM restored:" not in log, "the eager filler ran"
     # The guest re-verifies every page against the generation it last
     # wrote and keeps rewriting, while the guardian fills in the background.
-    g.wait_passes(2, after=at_dump, since=mark)
-    g.wait_progress(after=at_dump, since=mark)
-    g.check_console()
-    wait_text(lambda: guardian_log(imgdir, g.pid), "gave back")
+    g.keeps_running(at_dump, since=mark, passes=2)
+    g.wait_for(lambda: "gave back" in guardian_log(imgdir, g.pid), what="the background fill")
     gl = guardian_log(imgdir, g.pid).split("giving guest RAM back")[-1]
     assert "fails its checksum" not in gl and "killing" not in gl, gl
-    wait_text(lambda: "" if uffd_vmas(g.pid) else "unregistered", "unregistered", timeout=30)
+    g.wait_for(lambda: not harness.uffd_vmas(g.pid), timeout=30, what="no userfaultfd left")
 
 
 def test_lazy_restore_of_a_damaged_image_kills_the_guest(workdir, criu, guests):

@@ -20,16 +20,6 @@ def live_passes(dumplog):
     return out
 
 
-def uffd_wp_vmas(pid):
-    """VMAs of pid still registered for userfaultfd write-protect."""
-    flags = []
-    with open("/proc/%d/smaps" % pid) as f:
-        for line in f:
-            if line.startswith("VmFlags:") and " uw" in line:
-                flags.append(line.strip())
-    return flags
-
-
 def test_live_passes_shrink_and_restore_is_exact(workdir, criu, guests):
     # 4 MiB/s of rewrites while the dump runs.
     g = start_guest(workdir, guests, mem="1G", wl_mb=256, rate_kbs=4096)
@@ -57,10 +47,8 @@ def test_live_leave_running_then_restore_elsewhere(workdir, criu, guests):
     criu.dump(g.pid, imgdir, leave_running=True)
     assert live_passes(os.path.join(imgdir, "dump.log"))
     at_dump = g.last_status()
-    g.wait_passes(3, after=at_dump, since=mark)
-    g.wait_progress(after=at_dump, since=mark)
-    g.check_console()
-    assert not uffd_wp_vmas(g.pid), "write protection left behind"
+    g.keeps_running(at_dump, since=mark)
+    assert not harness.uffd_vmas(g.pid, ("uw",)), "write protection left behind"
     g.kill()
     restore_and_verify(criu, g, imgdir, at_dump, rewinds=True)
 
@@ -73,10 +61,8 @@ def test_criu_killed_during_live_phase(workdir, criu, guests, point):
     assert rc == -9, "criu was expected to die by SIGKILL, rc %d" % rc
     assert harness.pid_alive(g.pid)
     at = g.last_status()
-    g.wait_passes(3, after=at)
-    g.wait_progress(after=at)
-    g.check_console()
-    assert not uffd_wp_vmas(g.pid), "write protection left behind"
+    g.keeps_running(at)
+    assert not harness.uffd_vmas(g.pid, ("uw",)), "write protection left behind"
 
 
 def wait_log(path, text, proc, timeout=60):

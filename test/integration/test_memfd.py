@@ -90,9 +90,7 @@ def test_memfd_leave_running_keeps_guest_and_image_restores(workdir, criu, guest
     check_shared_handoff(imgdir, g.pid)
     assert shmem_pages(imgdir) == 0
     # The original keeps running on its memfd, refilled by the guardian.
-    g.wait_passes(3, after=at_dump, since=mark)
-    g.wait_progress(after=at_dump, since=mark)
-    g.check_console()
+    g.keeps_running(at_dump, since=mark)
     gb = [l for l in harness.log_text(os.path.join(imgdir, "guardian-%d.log" % g.pid)).splitlines()
           if "gave back" in l]
     assert gb, "the guardian logged no give-back"
@@ -110,6 +108,4 @@ def test_memfd_criu_killed_guest_keeps_memory(workdir, criu, guests):
     check_shared_handoff(imgdir, g.pid)
     assert harness.pid_alive(g.pid)
     at = g.last_status()
-    g.wait_passes(3, after=at)
-    g.wait_progress(after=at)
-    g.check_console()
+    g.keeps_running(at)

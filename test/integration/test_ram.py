@@ -42,9 +42,7 @@ def restore_and_verify(criu, g, imgdir, at_dump, rewinds=False):
     mark = g.mark()
     criu.restore(imgdir)
     assert harness.pid_alive(g.pid)
-    g.wait_passes(2, after=at_dump, since=mark)
-    g.wait_progress(after=at_dump, since=mark)
-    g.check_console(restarts_at=[mark] if rewinds else [])
+    g.keeps_running(at_dump, since=mark, passes=2, restarts_at=[mark] if rewinds else [])
     assert "RAM restored" in harness.log_text(os.path.join(imgdir, "restore.log"))
 
 
@@ -105,9 +103,7 @@ def test_leave_running_keeps_guest_and_image_restores(workdir, criu, guests):
     assert harness.pid_alive(g.pid)
     at_dump = g.last_status()
     # The original keeps running on its pages, given back by the guardian.
-    g.wait_passes(3, after=at_dump, since=mark)
-    g.wait_progress(after=at_dump, since=mark)
-    g.check_console()
+    g.keeps_running(at_dump, since=mark)
 
     g.kill()
     restore_and_verify(criu, g, imgdir, at_dump, rewinds=True)
@@ -125,9 +121,7 @@ def test_failed_post_dump_script_gives_pages_back(workdir, criu, guests):
     assert "complete and durable" in harness.log_text(os.path.join(imgdir, "dump.log"))
     assert harness.pid_alive(g.pid), "CRIU killed the guest although post-dump failed"
     at = g.last_status()
-    g.wait_passes(3, after=at)
-    g.wait_progress(after=at)
-    g.check_console()
+    g.keeps_running(at)
 
 
 @pytest.mark.parametrize("when", ["after-handoff", "post-dump"])
@@ -148,9 +142,7 @@ def test_criu_killed_guest_keeps_memory(workdir, criu, guests, when):
     assert rc == -9, "criu was expected to die by SIGKILL, rc %d" % rc
     assert harness.pid_alive(g.pid)
     at = g.last_status()
-    g.wait_passes(3, after=at)
-    g.wait_progress(after=at)
-    g.check_console()
+    g.keeps_running(at)
 
 
 def corrupt_copy(src, dst, how):
