@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+
+/* A config file is a few hundred bytes; anything this big is a mistake. */
+#define QP_CONFIG_MAX	(1 << 20)
 
 static const struct qp_config defaults = {
 	.enabled = true,
@@ -22,6 +30,40 @@ static const struct qp_config defaults = {
 	.incremental_verify = true,
 	.lazy_restore = false,
 };
+
+enum key_type { K_BOOL, K_UINT, K_MIB, K_STR };
+
+struct key {
+	const char *name;	/* the environment variable is CRIU_QEMU_<NAME> */
+	enum key_type type;
+	size_t off, size;	/* of the field in struct qp_config */
+};
+
+#define KEY(name, type, field) \
+	{ name, type, offsetof(struct qp_config, field), sizeof(((struct qp_config *)0)->field) }
+
+static const struct key keys[] = {
+	KEY("enabled", K_BOOL, enabled),
+	KEY("workers", K_UINT, workers),
+	KEY("odirect", K_BOOL, odirect),
+	KEY("min_block_mb", K_MIB, min_block_bytes),
+	KEY("qmp_timeout_ms", K_UINT, qmp_timeout_ms),
+	KEY("live", K_BOOL, live),
+	KEY("downtime_ms", K_UINT, downtime_ms),
+	KEY("live_max_passes", K_UINT, live_max_passes),
+	KEY("live_max_ms", K_UINT, live_max_ms),
+	KEY("incremental", K_BOOL, incremental),
+	KEY("base_image", K_STR, base_image),
+	KEY("incremental_verify", K_BOOL, incremental_verify),
+	KEY("lazy_restore", K_BOOL, lazy_restore),
+};
+
+#define NR_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+void qp_config_defaults(struct qp_config *c)
+{
+	*c = defaults;
+}
 
 static int parse_bool(const char *v, bool *out)
 {
@@ -55,45 +97,43 @@ static int parse_uint(const char *v, unsigned *out)
 	return 0;
 }
 
-int qp_config_set(struct qp_config *c, const char *key, const char *value)
+static const struct key *find_key(const char *name)
 {
+	for (size_t i = 0; i < NR_KEYS; i++)
+		if (!strcmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
+}
+
+static int set_key(struct qp_config *c, const struct key *k, const char *v)
+{
+	void *field = (char *)c + k->off;
 	unsigned long long mb;
 
-	if (!strcmp(key, "enabled"))
-		return parse_bool(value, &c->enabled);
-	if (!strcmp(key, "workers"))
-		return parse_uint(value, &c->workers);
-	if (!strcmp(key, "odirect"))
-		return parse_bool(value, &c->odirect);
-	if (!strcmp(key, "qmp_timeout_ms"))
-		return parse_uint(value, &c->qmp_timeout_ms);
-	if (!strcmp(key, "live"))
-		return parse_bool(value, &c->live);
-	if (!strcmp(key, "downtime_ms"))
-		return parse_uint(value, &c->downtime_ms);
-	if (!strcmp(key, "live_max_passes"))
-		return parse_uint(value, &c->live_max_passes);
-	if (!strcmp(key, "live_max_ms"))
-		return parse_uint(value, &c->live_max_ms);
-	if (!strcmp(key, "incremental"))
-		return parse_bool(value, &c->incremental);
-	if (!strcmp(key, "lazy_restore"))
-		return parse_bool(value, &c->lazy_restore);
-	if (!strcmp(key, "incremental_verify"))
-		return parse_bool(value, &c->incremental_verify);
-	if (!strcmp(key, "base_image")) {
-		if (strlen(value) >= sizeof(c->base_image))
+	switch (k->type) {
+	case K_BOOL:
+		return parse_bool(v, field);
+	case K_UINT:
+		return parse_uint(v, field);
+	case K_MIB:
+		if (parse_ull(v, &mb))
 			return -EINVAL;
-		strcpy(c->base_image, value);
+		*(unsigned long long *)field = mb << 20;
+		return 0;
+	case K_STR:
+		if (strlen(v) >= k->size)
+			return -EINVAL;
+		strcpy(field, v);
 		return 0;
 	}
-	if (!strcmp(key, "min_block_mb")) {
-		if (parse_ull(value, &mb))
-			return -EINVAL;
-		c->min_block_bytes = mb << 20;
-		return 0;
-	}
-	return -ENOENT;
+	return -EINVAL;
+}
+
+int qp_config_set(struct qp_config *c, const char *key, const char *value)
+{
+	const struct key *k = find_key(key);
+
+	return k ? set_key(c, k, value) : -ENOENT;
 }
 
 static char *trim(char *s)
@@ -108,63 +148,133 @@ static char *trim(char *s)
 	return s;
 }
 
-static int load_file(struct qp_config *c, const char *path)
+/* One line, NUL-terminated and without its newline. */
+static int parse_line(struct qp_config *c, char *line, const char *path, int lineno)
 {
-	char line[512];
-	int lineno = 0, ret = 0;
-	FILE *f;
+	char *key, *eq, *s = trim(line);
 
-	f = fopen(path, "re");
-	if (!f)
-		return errno == ENOENT ? 0 : -errno;
-	while (fgets(line, sizeof(line), f)) {
-		char *key, *eq, *s = trim(line);
+	if (!*s || *s == '#')
+		return 0;
+	eq = strchr(s, '=');
+	if (!eq) {
+		pr_err("%s:%d: expected 'key = value'\n", path, lineno);
+		return -EINVAL;
+	}
+	*eq = 0;
+	key = trim(s);
+	if (qp_config_set(c, key, trim(eq + 1))) {
+		pr_err("%s:%d: bad setting '%s'\n", path, lineno, key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int qp_config_parse(struct qp_config *c, const char *text, size_t len, const char *path)
+{
+	const char *p = text, *end;
+	int lineno = 0, ret = 0;
+
+	if (!len)
+		return 0;	/* text may be NULL */
+	end = text + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', end - p);
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		char *line;
 
 		lineno++;
-		if (!*s || *s == '#')
-			continue;
-		eq = strchr(s, '=');
-		if (!eq) {
-			pr_err("%s:%d: expected 'key = value'\n", path, lineno);
+		if (memchr(p, '\0', n)) {
+			pr_err("%s:%d: NUL byte in line\n", path, lineno);
 			ret = -EINVAL;
-			continue;
+		} else {
+			line = strndup(p, n);
+			if (!line)
+				return -ENOMEM;
+			if (parse_line(c, line, path, lineno))
+				ret = -EINVAL;
+			free(line);
 		}
-		*eq = 0;
-		key = trim(s);
-		if (qp_config_set(c, key, trim(eq + 1))) {
-			pr_err("%s:%d: bad setting '%s'\n", path, lineno, key);
-			ret = -EINVAL;
-		}
+		if (!nl)
+			break;
+		p = nl + 1;
 	}
-	fclose(f);
 	return ret;
 }
 
-static const char *const env_keys[][2] = {
-	{ "CRIU_QEMU_ENABLED", "enabled" },
-	{ "CRIU_QEMU_WORKERS", "workers" },
-	{ "CRIU_QEMU_ODIRECT", "odirect" },
-	{ "CRIU_QEMU_MIN_BLOCK_MB", "min_block_mb" },
-	{ "CRIU_QEMU_QMP_TIMEOUT_MS", "qmp_timeout_ms" },
-	{ "CRIU_QEMU_LIVE", "live" },
-	{ "CRIU_QEMU_DOWNTIME_MS", "downtime_ms" },
-	{ "CRIU_QEMU_LIVE_MAX_PASSES", "live_max_passes" },
-	{ "CRIU_QEMU_LIVE_MAX_MS", "live_max_ms" },
-	{ "CRIU_QEMU_INCREMENTAL", "incremental" },
-	{ "CRIU_QEMU_BASE_IMAGE", "base_image" },
-	{ "CRIU_QEMU_INCREMENTAL_VERIFY", "incremental_verify" },
-	{ "CRIU_QEMU_LAZY_RESTORE", "lazy_restore" },
-};
+/* Whole file into a buffer without a NUL; less than QP_CONFIG_MAX bytes. */
+static int read_all(int fd, char **text, size_t *len)
+{
+	size_t cap = 0, n = 0;
+	char *buf = NULL, *nbuf;
+	ssize_t r;
+
+	do {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 4096;
+			nbuf = cap > QP_CONFIG_MAX ? NULL : realloc(buf, cap);
+			if (!nbuf) {
+				free(buf);
+				return cap > QP_CONFIG_MAX ? -EFBIG : -ENOMEM;
+			}
+			buf = nbuf;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r > 0)
+			n += r;
+	} while (r > 0 || (r < 0 && errno == EINTR));
+	if (r < 0) {
+		r = -errno;
+		free(buf);
+		return r;
+	}
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
+static int load_file(struct qp_config *c, const char *path)
+{
+	size_t len = 0;
+	char *text = NULL;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	ret = read_all(fd, &text, &len);
+	close(fd);
+	if (ret == -EISDIR)
+		return 0;	/* a directory: ignored, as fgets() did */
+	if (ret) {
+		pr_err("cannot read config file %s: %s\n", path, strerror(-ret));
+		return ret;
+	}
+	ret = qp_config_parse(c, text, len, path);
+	free(text);
+	return ret;
+}
+
+/* CRIU_QEMU_<KEY> for every key, e.g. CRIU_QEMU_MIN_BLOCK_MB. */
+static void env_name(const struct key *k, char *buf, size_t len)
+{
+	size_t i = snprintf(buf, len, "CRIU_QEMU_");
+
+	for (const char *s = k->name; *s && i + 1 < len; s++)
+		buf[i++] = toupper((unsigned char)*s);
+	buf[i] = '\0';
+}
 
 static int load_env(struct qp_config *c)
 {
-	size_t i;
+	char name[64];
 
-	for (i = 0; i < sizeof(env_keys) / sizeof(env_keys[0]); i++) {
-		const char *v = getenv(env_keys[i][0]);
+	for (size_t i = 0; i < NR_KEYS; i++) {
+		const char *v;
 
-		if (v && qp_config_set(c, env_keys[i][1], v)) {
-			pr_err("bad value '%s' in %s\n", v, env_keys[i][0]);
+		env_name(&keys[i], name, sizeof(name));
+		v = getenv(name);
+		if (v && set_key(c, &keys[i], v)) {
+			pr_err("bad value '%s' in %s\n", v, name);
 			return -EINVAL;
 		}
 	}

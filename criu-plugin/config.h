@@ -3,6 +3,7 @@
 #define CRIU_QEMU_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define QP_CONFIG_FILE "/etc/criu/qemu_plugin.conf"
 
@@ -29,6 +30,16 @@ struct qp_config {
  * file alone must be enough. Returns 0 or -EINVAL on a malformed file.
  */
 int qp_config_load(struct qp_config *c);
+
+/* The built-in defaults, without file or environment. */
+void qp_config_defaults(struct qp_config *c);
+
+/*
+ * Apply config file text (len bytes, no NUL terminator needed) on top of *c.
+ * path names the text in error messages ("path:line: ..."). Every line is
+ * tried; returns 0, or -EINVAL if any line was bad (-ENOMEM on no memory).
+ */
+int qp_config_parse(struct qp_config *c, const char *text, size_t len, const char *path);
 
 /* Apply one "key = value" setting; exposed for tests. */
 int qp_config_set(struct qp_config *c, const char *key, const char *value);

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unit tests for the plugin's configuration (criu-plugin/config.c): the
+ * file format (comments, quotes, line numbers in errors), number ranges,
+ * the config path (missing, a directory), and environment overrides.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "log.h"
+
+static char tmpdir[64];
+static char conf[128];
+
+/* Every variable qp_config_load() reads: tests start from a clean slate. */
+static const char *const env_names[] = {
+	"CRIU_QEMU_CONFIG", "CRIU_QEMU_ENABLED", "CRIU_QEMU_WORKERS", "CRIU_QEMU_ODIRECT",
+	"CRIU_QEMU_MIN_BLOCK_MB", "CRIU_QEMU_QMP_TIMEOUT_MS", "CRIU_QEMU_LIVE",
+	"CRIU_QEMU_DOWNTIME_MS", "CRIU_QEMU_LIVE_MAX_PASSES", "CRIU_QEMU_LIVE_MAX_MS",
+	"CRIU_QEMU_INCREMENTAL", "CRIU_QEMU_BASE_IMAGE", "CRIU_QEMU_INCREMENTAL_VERIFY",
+	"CRIU_QEMU_LAZY_RESTORE",
+};
+
+/* Log capture: stderr goes to a memfd between capture_start/capture_end. */
+static int saved_stderr = -1, cap_fd = -1;
+static char captured[8192];
+
+static void capture_start(void)
+{
+	fflush(stderr);
+	saved_stderr = dup(2);
+	cap_fd = memfd_create("log", MFD_CLOEXEC);
+	assert_true(saved_stderr >= 0 && cap_fd >= 0);
+	assert_int_equal(dup2(cap_fd, 2), 2);
+	qp_log_set_level(LOG_DEBUG);
+}
+
+static const char *capture_end(void)
+{
+	ssize_t n;
+
+	fflush(stderr);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	qp_log_set_level(LOG_WARN);
+	n = pread(cap_fd, captured, sizeof(captured) - 1, 0);
+	close(cap_fd);
+	captured[n > 0 ? n : 0] = '\0';
+	return captured;
+}
+
+static void write_conf(const char *text)
+{
+	FILE *f = fopen(conf, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	setenv("CRIU_QEMU_CONFIG", conf, 1);
+}
+
+/* qp_config_load() with text as the config file; log lines in *log. */
+static int load_text(struct qp_config *c, const char *text, const char **log)
+{
+	int ret;
+
+	write_conf(text);
+	capture_start();
+	ret = qp_config_load(c);
+	*log = capture_end();
+	return ret;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++)
+		unsetenv(env_names[i]);
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_config.XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	snprintf(conf, sizeof(conf), "%s/qemu_plugin.conf", tmpdir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(conf);
+	rmdir(tmpdir);
+	return 0;
+}
+
+static void test_errors_keep_going(void **state)
+{
+	struct qp_config c;
+	const char *log;
+
+	(void)state;
+	assert_int_equal(load_text(&c, "workers = 2\nno equals sign\nbogus = 1\nodirect = maybe\nlive = no\n",
+				   &log),
+			 -EINVAL);
+	assert_non_null(strstr(log, ":2:"));
+	assert_non_null(strstr(log, ":3:"));
+	assert_non_null(strstr(log, "bogus"));
+	/* Good lines around the bad ones still apply (the dump fails anyway). */
+	assert_int_equal(c.workers, 2);
+	assert_false(c.live);
+}
+
+/* A line longer than any fixed line buffer: a long base_image path. */
+static void test_long_line(void **state)
+{
+	char text[5000], path[4000];
+	struct qp_config c;
+	const char *log;
+
+	(void)state;
+	memset(path, 'a', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	snprintf(text, sizeof(text), "base_image = %s\nworkers = 1\n", path);
+	assert_int_equal(load_text(&c, text, &log), 0);
+	assert_string_equal(c.base_image, path);
+	assert_int_equal(c.workers, 1);
+}
+
+static void test_base_image_too_long(void **state)
+{
+	char path[sizeof(((struct qp_config *)0)->base_image) + 1];
+	struct qp_config c;
+
+	(void)state;
+	qp_config_defaults(&c);
+	memset(path, 'b', sizeof(path) - 1);
+	path[sizeof(path) - 1] = '\0';
+	assert_int_not_equal(qp_config_set(&c, "base_image", path), 0);
+	path[sizeof(path) - 2] = '\0';
+	assert_int_equal(qp_config_set(&c, "base_image", path), 0);
+	assert_int_equal(strlen(c.base_image), sizeof(c.base_image) - 1);
+}
+
+static void test_env_overrides_file(void **state)
+{
+	struct qp_config c;
+	const char *log;
+
+	(void)state;
+	setenv("CRIU_QEMU_WORKERS", "7", 1);
+	setenv("CRIU_QEMU_LAZY_RESTORE", "on", 1);
+	setenv("CRIU_QEMU_BASE_IMAGE", "../dump1", 1);
+	assert_int_equal(load_text(&c, "workers = 3\nodirect = yes\n", &log), 0);
+	assert_int_equal(c.workers, 7);
+	assert_true(c.odirect);
+	assert_true(c.lazy_restore);
+	assert_string_equal(c.base_image, "../dump1");
+	setenv("CRIU_QEMU_WORKERS", "many", 1);
+	assert_int_equal(load_text(&c, "", &log), -EINVAL);
+	assert_non_null(strstr(log, "CRIU_QEMU_WORKERS"));
+	assert_non_null(strstr(log, "many"));
+	unsetenv("CRIU_QEMU_WORKERS");
+	unsetenv("CRIU_QEMU_LAZY_RESTORE");
+	unsetenv("CRIU_QEMU_BASE_IMAGE");
+}
+
+/* qp_config_parse() takes a length: no NUL terminator, NUL bytes inside. */
+static void test_parse_buffer(void **state)
+{
+	static const char text[] = "workers = 5\nlive = no";
+	static const char nul[] = "workers = 6\0junk\nlive = no\n";
+	struct qp_config c;
+
+	(void)state;
+	qp_config_defaults(&c);
+	assert_int_equal(qp_config_parse(&c, text, strlen("workers = 5"), "buf"), 0);
+	assert_int_equal(c.workers, 5);
+	assert_true(c.live);
+	assert_int_equal(qp_config_parse(&c, text, sizeof(text) - 1, "buf"), 0);
+	assert_false(c.live);
+	assert_int_equal(qp_config_parse(&c, "", 0, "buf"), 0);
+	assert_int_equal(qp_config_parse(&c, "\n\n  \r\n", 5, "buf"), 0);
+
+	qp_config_defaults(&c);
+	capture_start();
+	assert_int_equal(qp_config_parse(&c, nul, sizeof(nul) - 1, "buf"), -EINVAL);
+	assert_non_null(strstr(capture_end(), "buf:1:"));
+	assert_int_equal(c.workers, 0);
+	assert_false(c.live);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_errors_keep_going, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_base_image_too_long, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_env_overrides_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parse_buffer, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
