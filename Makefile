@@ -83,7 +83,7 @@ $(GUEST): test/guest/build-guest.sh $(wildcard test/guest/*.c test/guest/init*)
 
 guest: $(GUEST)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(IMGTOOL)	# test_imgtool runs the tool
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integration: all

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,8 @@ static void usage(FILE *f)
 		"  show [--json] FILE       print the header, blocks, layout and sparseness\n"
 		"  verify FILE              check the header, bitmaps and every chunk checksum\n"
 		"  extract FILE BLOCK OUT   write block BLOCK (name or index) as a raw file of\n"
-		"                           its length to OUT; absent pages become holes\n"
+		"                           its length to OUT; absent pages become holes; OUT\n"
+		"                           is replaced only once complete\n"
 		"  help                     show this text\n"
 		"\n"
 		"Exit status: 0 ok, 1 invalid or corrupt image / I/O error, 2 usage error.\n",
@@ -317,14 +319,131 @@ static const struct fr_block *find_block(const struct fr_image *img, const char 
 	return NULL;
 }
 
+/*
+ * OUT is written to a temporary file beside it and renamed over it only
+ * once complete and fsync'ed: a failed extract leaves an existing OUT as it
+ * was, and OUT is never truncated while we read. OUT naming the image
+ * itself (the same path, a symlink or a hard link to it) is refused, else
+ * the rename would replace the image by one of its blocks. Symlinks in OUT
+ * are followed, so the file it points to is replaced, not the link.
+ */
+struct out_file {
+	char path[PATH_MAX];	/* OUT, symlinks resolved when it exists */
+	char tmp[PATH_MAX + 16];
+	int fd;
+};
+
+static int out_check(struct out_file *o, const char *out, int image_fd)
+{
+	struct stat img, st;
+
+	if (!realpath(out, o->path))
+		snprintf(o->path, sizeof(o->path), "%s", out);	/* new file */
+	if (stat(o->path, &st))
+		return 0;
+	if (!fstat(image_fd, &img) && img.st_dev == st.st_dev && img.st_ino == st.st_ino) {
+		fprintf(stderr, "%s: error: %s is the image itself; choose another output file\n", prog, out);
+		return -EINVAL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fprintf(stderr, "%s: error: %s exists and is not a regular file\n", prog, out);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A new file keeps the mode an O_CREAT of 0644 would get; a replaced one its own. */
+static mode_t out_mode(const char *path)
+{
+	struct stat st;
+	mode_t mask;
+
+	if (!stat(path, &st))
+		return st.st_mode & 07777;
+	mask = umask(0);
+	umask(mask);
+	return 0644 & ~mask;
+}
+
+static int out_open(struct out_file *o)
+{
+	const char *slash = strrchr(o->path, '/');
+	const char *base = slash ? slash + 1 : o->path;
+	int dlen = slash ? (int)(slash - o->path) + 1 : 0;
+
+	snprintf(o->tmp, sizeof(o->tmp), "%.*s.%s.XXXXXX", dlen, o->path, base);
+	o->fd = mkostemp(o->tmp, O_CLOEXEC);
+	if (o->fd < 0 || fchmod(o->fd, out_mode(o->path))) {
+		fprintf(stderr, "%s: error: %s: %s\n", prog, o->fd < 0 ? o->tmp : o->path, strerror(errno));
+		if (o->fd >= 0) {
+			close(o->fd);
+			unlink(o->tmp);
+		}
+		o->fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+/* fsync, rename into place, fsync the directory so the new name is durable. */
+static int out_commit(struct out_file *o)
+{
+	const char *slash = strrchr(o->path, '/');
+	char dir[PATH_MAX];
+	int dfd;
+
+	if (fsync(o->fd) || rename(o->tmp, o->path)) {
+		fprintf(stderr, "%s: error: %s: %s\n", prog, o->path, strerror(errno));
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - o->path) + 1 : 1, slash ? o->path : ".");
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+static int extract_block(const struct fr_image *img, const struct fr_block *b, const char *file,
+			 struct extract_ctx *x)
+{
+	char nbuf[FR_NAME_MAX];
+	void *buf = NULL;
+	int ret = 0;
+
+	/* Absent pages stay holes: only present pages are written. */
+	if (ftruncate(x->fd, (off_t)b->length)) {
+		ret = -errno;
+		fprintf(stderr, "%s: error: %s: cannot size to %" PRIu64 " bytes: %s\n", prog, x->out, b->length,
+			strerror(-ret));
+		return ret;
+	}
+	if (posix_memalign(&buf, 4096, SCAN_BUF_SIZE)) {
+		fprintf(stderr, "%s: error: out of memory\n", prog);
+		return -ENOMEM;
+	}
+	for (uint64_t c = 0; c < b->nr_chunks && !ret; c++) {
+		ret = fr_scan_chunk(img, b, c, buf, SCAN_BUF_SIZE, extract_write, x);
+		if (ret)
+			fprintf(stderr, "%s: error: %s: block '%s' chunk %" PRIu64 ": %s\n", prog, file,
+				safe_name(b->name, nbuf, sizeof(nbuf)), c,
+				ret == -EBADMSG ? "checksum mismatch, page data is corrupt"
+				: ret == -EIO	? "truncated or unreadable page data"
+						: strerror(-ret));
+	}
+	free(buf);
+	return ret;
+}
+
 static int cmd_extract(const char *file, const char *sel, const char *out)
 {
 	struct extract_ctx x = { .fd = -1, .out = out };
 	const struct fr_block *b;
 	char nbuf[FR_NAME_MAX];
+	struct out_file o;
 	struct fr_image img;
-	void *buf = NULL;
-	int ret = 0;
+	int ret;
 
 	qp_log_set_level(LOG_ERROR);
 	if (open_image(&img, file))
@@ -338,44 +457,21 @@ static int cmd_extract(const char *file, const char *sel, const char *out)
 		fr_close(&img);
 		return EXIT_BAD;
 	}
-	x.fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (x.fd < 0) {
-		fprintf(stderr, "%s: error: %s: %s\n", prog, out, strerror(errno));
+	if (out_check(&o, out, img.meta_fd)) {
+		fr_close(&img);
+		return EXIT_USAGE;
+	}
+	if (out_open(&o)) {
 		fr_close(&img);
 		return EXIT_BAD;
 	}
-	/* Absent pages stay holes: only present pages are written. */
-	if (ftruncate(x.fd, (off_t)b->length)) {
-		ret = -errno;
-		fprintf(stderr, "%s: error: %s: cannot size to %" PRIu64 " bytes: %s\n", prog, out, b->length,
-			strerror(-ret));
-		goto out;
-	}
-	if (posix_memalign(&buf, 4096, SCAN_BUF_SIZE)) {
-		fprintf(stderr, "%s: error: out of memory\n", prog);
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (uint64_t c = 0; c < b->nr_chunks; c++) {
-		ret = fr_scan_chunk(&img, b, c, buf, SCAN_BUF_SIZE, extract_write, &x);
-		if (ret) {
-			fprintf(stderr, "%s: error: %s: block '%s' chunk %" PRIu64 ": %s\n", prog, file,
-				safe_name(b->name, nbuf, sizeof(nbuf)), c,
-				ret == -EBADMSG ? "checksum mismatch, page data is corrupt"
-				: ret == -EIO	? "truncated or unreadable page data"
-						: strerror(-ret));
-			goto out;
-		}
-	}
-	if (fsync(x.fd)) {
-		ret = -errno;
-		fprintf(stderr, "%s: error: %s: fsync: %s\n", prog, out, strerror(errno));
-	}
-out:
-	free(buf);
-	close(x.fd);
+	x.fd = o.fd;
+	ret = extract_block(&img, b, file, &x);
+	if (!ret && out_commit(&o))
+		ret = -EIO;
+	close(o.fd);
 	if (ret) {
-		unlink(out);
+		unlink(o.tmp);
 		fprintf(stderr, "%s: %s not written\n", prog, out);
 	} else {
 		printf("extracted block '%s': %" PRIu64 " bytes, %" PRIu64 " of %" PRIu64 " pages present -> %s\n",
