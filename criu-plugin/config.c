@@ -76,23 +76,24 @@ static int parse_bool(const char *v, bool *out)
 	return 0;
 }
 
-static int parse_ull(const char *v, unsigned long long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoull(v, &end, 0);
-	if (errno || end == v || *end || *v == '-')
-		return -EINVAL;
-	return 0;
-}
-
-static int parse_uint(const char *v, unsigned *out)
+/*
+ * Unsigned number (decimal, 0x hex, 0 octal: strtoull base 0) up to max.
+ * strtoull() accepts "-1" (also after blanks) as ULLONG_MAX and saturates
+ * on overflow with ERANGE: both are errors here.
+ */
+static int parse_num(const char *v, unsigned long long max, unsigned long long *out)
 {
 	unsigned long long x;
+	char *end;
 
-	if (parse_ull(v, &x) || x > 1u << 20)
+	if (strchr(v, '-'))
 		return -EINVAL;
+	errno = 0;
+	x = strtoull(v, &end, 0);
+	if (end == v || *end)
+		return -EINVAL;
+	if (errno == ERANGE || x > max)
+		return -ERANGE;
 	*out = x;
 	return 0;
 }
@@ -105,24 +106,37 @@ static const struct key *find_key(const char *name)
 	return NULL;
 }
 
+/* Largest number a numeric key takes. */
+static unsigned long long key_max(const struct key *k)
+{
+	/* Thread counts, milliseconds, passes: 2^20 is beyond any sane value. */
+	if (k->type == K_UINT)
+		return 1u << 20;
+	return ULLONG_MAX >> 20;	/* K_MIB: the byte count must fit */
+}
+
 static int set_key(struct qp_config *c, const struct key *k, const char *v)
 {
 	void *field = (char *)c + k->off;
-	unsigned long long mb;
+	unsigned long long x;
+	int ret;
 
 	switch (k->type) {
 	case K_BOOL:
 		return parse_bool(v, field);
 	case K_UINT:
-		return parse_uint(v, field);
+		ret = parse_num(v, key_max(k), &x);
+		if (!ret)
+			*(unsigned *)field = x;
+		return ret;
 	case K_MIB:
-		if (parse_ull(v, &mb))
-			return -EINVAL;
-		*(unsigned long long *)field = mb << 20;
-		return 0;
+		ret = parse_num(v, key_max(k), &x);
+		if (!ret)
+			*(unsigned long long *)field = x << 20;
+		return ret;
 	case K_STR:
 		if (strlen(v) >= k->size)
-			return -EINVAL;
+			return -ENAMETOOLONG;
 		strcpy(field, v);
 		return 0;
 	}
@@ -134,6 +148,32 @@ int qp_config_set(struct qp_config *c, const char *key, const char *value)
 	const struct key *k = find_key(key);
 
 	return k ? set_key(c, k, value) : -ENOENT;
+}
+
+/* Set key or say why not; where is "file:line" or the variable's name. */
+static int apply(struct qp_config *c, const char *where, const char *key, const char *v)
+{
+	const struct key *k = find_key(key);
+	static const char *const what[] = {
+		[K_BOOL] = "yes/no, on/off, true/false or 1/0",
+		[K_UINT] = "an unsigned number",
+		[K_MIB] = "an unsigned number",
+		[K_STR] = "a path",
+	};
+	int ret;
+
+	if (!k) {
+		pr_err("%s: unknown key '%s'\n", where, key);
+		return -EINVAL;
+	}
+	ret = set_key(c, k, v);
+	if (ret == -ERANGE)
+		pr_err("%s: %s = '%s' is out of range (0..%llu)\n", where, k->name, v, key_max(k));
+	else if (ret == -ENAMETOOLONG)
+		pr_err("%s: %s is %zu bytes long, at most %zu\n", where, k->name, strlen(v), k->size - 1);
+	else if (ret)
+		pr_err("%s: %s = '%s' is not %s\n", where, k->name, v, what[k->type]);
+	return ret ? -EINVAL : 0;
 }
 
 static char *trim(char *s)
@@ -151,7 +191,7 @@ static char *trim(char *s)
 /* One line, NUL-terminated and without its newline. */
 static int parse_line(struct qp_config *c, char *line, const char *path, int lineno)
 {
-	char *key, *eq, *s = trim(line);
+	char *key, *eq, *s = trim(line), where[PATH_MAX + 16];
 
 	if (!*s || *s == '#')
 		return 0;
@@ -162,11 +202,8 @@ static int parse_line(struct qp_config *c, char *line, const char *path, int lin
 	}
 	*eq = 0;
 	key = trim(s);
-	if (qp_config_set(c, key, trim(eq + 1))) {
-		pr_err("%s:%d: bad setting '%s'\n", path, lineno, key);
-		return -EINVAL;
-	}
-	return 0;
+	snprintf(where, sizeof(where), "%s:%d", path, lineno);
+	return apply(c, where, key, trim(eq + 1));
 }
 
 int qp_config_parse(struct qp_config *c, const char *text, size_t len, const char *path)
@@ -273,10 +310,8 @@ static int load_env(struct qp_config *c)
 
 		env_name(&keys[i], name, sizeof(name));
 		v = getenv(name);
-		if (v && set_key(c, &keys[i], v)) {
-			pr_err("bad value '%s' in %s\n", v, name);
+		if (v && apply(c, name, keys[i].name, v))
 			return -EINVAL;
-		}
 	}
 	return 0;
 }

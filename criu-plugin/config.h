@@ -41,7 +41,11 @@ void qp_config_defaults(struct qp_config *c);
  */
 int qp_config_parse(struct qp_config *c, const char *text, size_t len, const char *path);
 
-/* Apply one "key = value" setting; exposed for tests. */
+/*
+ * Apply one "key = value" setting, silently; exposed for tests. Returns 0,
+ * -ENOENT (unknown key), -EINVAL (malformed value), -ERANGE (number out of
+ * range) or -ENAMETOOLONG (string too long); *c is unchanged on error.
+ */
 int qp_config_set(struct qp_config *c, const char *key, const char *value);
 
 #endif

@@ -103,6 +103,64 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* 2^44 MiB is 2^64 bytes: it used to wrap to 0 and be accepted. */
+static void test_min_block_overflow(void **state)
+{
+	struct qp_config c;
+	const char *log;
+
+	(void)state;
+	qp_config_defaults(&c);
+	assert_int_not_equal(qp_config_set(&c, "min_block_mb", "17592186044416"), 0);
+	assert_int_equal(c.min_block_bytes, 64ULL << 20);
+	assert_int_equal(qp_config_set(&c, "min_block_mb", "17592186044415"), 0);
+	assert_int_equal(c.min_block_bytes, 17592186044415ULL << 20);
+
+	assert_int_equal(load_text(&c, "min_block_mb = 17592186044416\n", &log), -EINVAL);
+	assert_non_null(strstr(log, "min_block_mb"));
+	assert_non_null(strstr(log, "17592186044416"));
+	assert_non_null(strstr(log, "out of range"));
+	assert_non_null(strstr(log, ":1:"));
+
+	setenv("CRIU_QEMU_MIN_BLOCK_MB", "35184372088832", 1);
+	unlink(conf);
+	capture_start();
+	assert_int_equal(qp_config_load(&c), -EINVAL);
+	log = capture_end();
+	assert_non_null(strstr(log, "CRIU_QEMU_MIN_BLOCK_MB"));
+	assert_non_null(strstr(log, "35184372088832"));
+	unsetenv("CRIU_QEMU_MIN_BLOCK_MB");
+}
+
+/* Every numeric key: overflowing, negative and out-of-range values fail. */
+static void test_numbers_out_of_range(void **state)
+{
+	static const char *const keys[] = { "workers",	   "qmp_timeout_ms",  "downtime_ms",
+					    "live_max_passes", "live_max_ms", "min_block_mb" };
+	static const char *const bad[] = { "18446744073709551616", "99999999999999999999999", "-1",
+					   " -1", "\t-5", "-0", "" , "12abc", "0x" };
+	struct qp_config c, orig;
+
+	(void)state;
+	qp_config_defaults(&orig);
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+			c = orig;
+			if (!qp_config_set(&c, keys[k], bad[b]))
+				fail_msg("%s = '%s' accepted", keys[k], bad[b]);
+			assert_memory_equal(&c, &orig, sizeof(c));
+		}
+		c = orig;
+		assert_int_equal(qp_config_set(&c, keys[k], "0x10"), 0);
+	}
+	/* The unsigned keys stop at 2^20 (workers, milliseconds, passes). */
+	assert_int_equal(qp_config_set(&c, "live_max_ms", "1048576"), 0);
+	assert_int_equal(c.live_max_ms, 1048576);
+	assert_int_equal(qp_config_set(&c, "live_max_ms", "1048577"), -ERANGE);
+	assert_int_equal(qp_config_set(&c, "workers", "4294967296"), -ERANGE);
+	assert_int_equal(c.workers, 0);
+}
+
 static void test_errors_keep_going(void **state)
 {
 	struct qp_config c;
@@ -115,6 +173,8 @@ static void test_errors_keep_going(void **state)
 	assert_non_null(strstr(log, ":2:"));
 	assert_non_null(strstr(log, ":3:"));
 	assert_non_null(strstr(log, "bogus"));
+	assert_non_null(strstr(log, ":4:"));
+	assert_non_null(strstr(log, "maybe"));
 	/* Good lines around the bad ones still apply (the dump fails anyway). */
 	assert_int_equal(c.workers, 2);
 	assert_false(c.live);
@@ -203,6 +263,8 @@ static void test_parse_buffer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_min_block_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_numbers_out_of_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors_keep_going, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_base_image_too_long, setup, teardown),
