@@ -487,6 +487,8 @@ int fr_finish(struct fr_image *img)
 	hdr.blocks = eptrs;
 	hdr.has_dump_time_ns = true;
 	hdr.dump_time_ns = img->dump_time_ns;
+	if (img->criu_run_id[0])
+		hdr.criu_run_id = img->criu_run_id;
 
 	hlen = ram_image_entry__get_packed_size(&hdr);
 	if (hlen == 0 || hlen > FR_HEADER_MAX) {
@@ -718,6 +720,67 @@ static int load_block_tables(struct open_ctx *c, int fd, const RamBlockEntry *e,
 	return 0;
 }
 
+static int check_unique_names(struct open_ctx *c, const struct fr_block *blocks, uint32_t nb)
+{
+	struct name_ref *names = calloc(nb, sizeof(*names));
+	uint32_t i;
+	int ret = 0;
+
+	if (!names)
+		return fail(c, -ENOMEM, "out of memory for %u block names", nb);
+	for (i = 0; i < nb; i++)
+		names[i] = (struct name_ref){ blocks[i].name, i };
+	qsort(names, nb, sizeof(*names), name_cmp);
+	for (i = 1; i < nb && !ret; i++)
+		if (!strcmp(names[i - 1].name, names[i].name))
+			ret = fail(c, -EBADMSG, "blocks %u and %u have the same name '%s'", names[i - 1].block,
+				   names[i].block, names[i].name);
+	free(names);
+	return ret;
+}
+
+/* Bitmaps, checksum tables and page data of all blocks never share bytes. */
+static int check_file_regions(struct open_ctx *c, const struct fr_block *blocks, struct region *regs,
+			      uint32_t nr)
+{
+	uint32_t i;
+
+	qsort(regs, nr, sizeof(*regs), region_cmp);
+	for (i = 1; i < nr; i++) {
+		const struct region *a = &regs[i - 1], *b = &regs[i];
+
+		if (b->start < a->end)
+			return fail(c, -EBADMSG,
+				    "block %u '%s' %s [0x%" PRIx64 ", 0x%" PRIx64 ") overlaps block %u '%s' "
+				    "%s [0x%" PRIx64 ", 0x%" PRIx64 ")",
+				    b->block, blocks[b->block].name, b->what, b->start, b->end, a->block,
+				    blocks[a->block].name, a->what, a->start, a->end);
+	}
+	return 0;
+}
+
+/*
+ * Two blocks can never be mapped at the same QEMU address: a header that
+ * says so is forged or corrupt, and filling it would write one block's
+ * pages over the other's.
+ */
+static int check_host_ranges(struct open_ctx *c, const struct fr_block *blocks, uint32_t nb)
+{
+	uint32_t i, j;
+
+	for (i = 0; i < nb; i++)
+		for (j = i + 1; j < nb; j++) {
+			const struct fr_block *a = &blocks[i], *b = &blocks[j];
+
+			if (a->host_addr < b->host_addr + b->length && b->host_addr < a->host_addr + a->length)
+				return fail(c, -EBADMSG,
+					    "blocks %u '%s' and %u '%s' overlap in QEMU's address space "
+					    "([0x%" PRIx64 ", +%" PRIu64 ") and [0x%" PRIx64 ", +%" PRIu64 "))",
+					    i, a->name, j, b->name, a->host_addr, a->length, b->host_addr, b->length);
+		}
+	return 0;
+}
+
 static void free_blocks(struct fr_block *blocks, uint32_t n)
 {
 	if (!blocks)
@@ -734,7 +797,6 @@ int fr_open(struct fr_image *img, int dirfd, const char *name, char *err, size_t
 	RamImageEntry *h = NULL;
 	struct fr_block *blocks = NULL;
 	struct region *regs = NULL;
-	struct name_ref *names = NULL;
 	struct fr_prefix p;
 	uint8_t *hbuf = NULL;
 	uint32_t version, hlen, i, nb = 0;
@@ -795,8 +857,9 @@ int fr_open(struct fr_image *img, int dirfd, const char *name, char *err, size_t
 	hlen = le32toh(p.header_len);
 	hcsum = le64toh(p.header_csum);
 	if (version != FR_VERSION) {
-		ret = fail(&c, -EPROTONOSUPPORT, "image version %u, this build reads %d", version,
-			   FR_VERSION);
+		ret = fail(&c, -EPROTONOSUPPORT, "image version %u, this build reads %d%s", version,
+			   FR_VERSION, version == 1 ? " (version 1 images are not bound to their "
+			   "checkpoint and cannot be verified: dump again)" : "");
 		goto out;
 	}
 	if (hlen == 0 || hlen > FR_HEADER_MAX) {
@@ -846,51 +909,40 @@ int fr_open(struct fr_image *img, int dirfd, const char *name, char *err, size_t
 				   (long long)st.st_size, h->file_size);
 		goto out;
 	}
+	if (h->n_blocks == 0) {
+		ret = fail(&c, -EBADMSG, "header lists no RAM blocks: no dump writes such an image");
+		goto out;
+	}
 	if (h->n_blocks > UINT32_MAX / 3) {
 		ret = fail(&c, -EBADMSG, "too many blocks (%zu)", h->n_blocks);
+		goto out;
+	}
+	if (h->criu_run_id && strlen(h->criu_run_id) >= FR_RUN_ID_MAX) {
+		ret = fail(&c, -EBADMSG, "CRIU run id is %zu bytes, at most %d", strlen(h->criu_run_id),
+			   FR_RUN_ID_MAX - 1);
 		goto out;
 	}
 
 	/* Blocks: fields and regions */
 	nb = h->n_blocks;
-	if (nb) {
-		blocks = calloc(nb, sizeof(*blocks));
-		regs = calloc((size_t)nb * 3, sizeof(*regs));
-		names = calloc(nb, sizeof(*names));
-		if (!blocks || !regs || !names) {
-			ret = fail(&c, -ENOMEM, "out of memory for %u blocks", nb);
-			goto out;
-		}
+	blocks = calloc(nb, sizeof(*blocks));
+	regs = calloc((size_t)nb * 3, sizeof(*regs));
+	if (!blocks || !regs) {
+		ret = fail(&c, -ENOMEM, "out of memory for %u blocks", nb);
+		goto out;
 	}
 	for (i = 0; i < nb; i++) {
 		ret = validate_block(&c, h, i, &blocks[i], &regs[3 * i]);
 		if (ret)
 			goto out;
-		names[i] = (struct name_ref){ blocks[i].name, i };
 	}
-	if (nb) {
-		qsort(names, nb, sizeof(*names), name_cmp);
-		for (i = 1; i < nb; i++) {
-			if (!strcmp(names[i - 1].name, names[i].name)) {
-				ret = fail(&c, -EBADMSG, "blocks %u and %u have the same name '%s'",
-					   names[i - 1].block, names[i].block, names[i].name);
-				goto out;
-			}
-		}
-		qsort(regs, (size_t)nb * 3, sizeof(*regs), region_cmp);
-		for (i = 1; i < nb * 3; i++) {
-			const struct region *a = &regs[i - 1], *b = &regs[i];
-
-			if (b->start < a->end) {
-				ret = fail(&c, -EBADMSG,
-					   "block %u '%s' %s [0x%" PRIx64 ", 0x%" PRIx64 ") overlaps block %u '%s' "
-					   "%s [0x%" PRIx64 ", 0x%" PRIx64 ")",
-					   b->block, blocks[b->block].name, b->what, b->start, b->end, a->block,
-					   blocks[a->block].name, a->what, a->start, a->end);
-				goto out;
-			}
-		}
-	}
+	ret = check_unique_names(&c, blocks, nb);
+	if (!ret)
+		ret = check_file_regions(&c, blocks, regs, nb * 3);
+	if (!ret)
+		ret = check_host_ranges(&c, blocks, nb);
+	if (ret)
+		goto out;
 
 	/* Bitmaps and checksum tables: bounded by the (checked) file size. */
 	for (i = 0; i < nb; i++) {
@@ -922,6 +974,7 @@ int fr_open(struct fr_image *img, int dirfd, const char *name, char *err, size_t
 	img->blocks = blocks;
 	img->file_size = h->file_size;
 	img->dump_time_ns = h->has_dump_time_ns ? h->dump_time_ns : 0;
+	snprintf(img->criu_run_id, sizeof(img->criu_run_id), "%s", h->criu_run_id ? h->criu_run_id : "");
 	fd = meta_fd = -1;
 	blocks = NULL;
 	ret = 0;
@@ -929,7 +982,6 @@ out:
 	if (h)
 		ram_image_entry__free_unpacked(h, NULL);
 	free_blocks(blocks, nb);
-	free(names);
 	free(regs);
 	free(hbuf);
 	if (fd >= 0)

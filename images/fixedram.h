@@ -28,11 +28,12 @@
 #include <sys/types.h>
 
 #define FR_MAGIC	"CRQMRAM1"	/* 8 bytes, no NUL stored */
-#define FR_VERSION	1
+#define FR_VERSION	2		/* 2: criu_run_id binds an image to its checkpoint */
 #define FR_ALIGN	(1ULL << 20)	/* page regions aligned like QEMU's mapped-ram */
 #define FR_CHUNK_PAGES	256		/* multiple of 64: a chunk owns whole bitmap words */
 #define FR_NAME_MAX	64
 #define FR_PREFIX_SIZE	32
+#define FR_RUN_ID_MAX	64		/* CRIU's run id: a UUID string (36 bytes) */
 
 struct fr_prefix {
 	char magic[8];
@@ -78,6 +79,7 @@ struct fr_image {
 	struct fr_block *blocks;
 	uint64_t file_size;
 	uint64_t dump_time_ns;
+	char criu_run_id[FR_RUN_ID_MAX];	/* the CRIU run that dumped it; "" if none */
 };
 
 /* "qemu-ram-<pid>.img" */

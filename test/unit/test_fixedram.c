@@ -581,11 +581,15 @@ static void test_bad_magic(void **state)
 
 static void test_bad_version(void **state)
 {
-	uint32_t v = htole32(2);
+	uint32_t v = htole32(3);
 
 	(void)state;
 	pwrite_at(&v, 4, offsetof(struct fr_prefix, version));
-	expect_open_error(-EPROTONOSUPPORT, "image version 2, this build reads 1", NULL);
+	expect_open_error(-EPROTONOSUPPORT, "image version 3, this build reads 2", NULL);
+	/* Version 1 had no checkpoint identity: say so, and what to do. */
+	v = htole32(1);
+	pwrite_at(&v, 4, offsetof(struct fr_prefix, version));
+	expect_open_error(-EPROTONOSUPPORT, "image version 1", "not bound to their checkpoint", NULL);
 }
 
 static void test_header_flip(void **state)
@@ -855,6 +859,9 @@ MUT(m_name_empty, free(b1->name); b1->name = strdup(""))
 MUT(m_name_long, free(b1->name); b1->name = strdup(LONG_NAME))
 MUT(m_name_dup, free(b1->name); b1->name = strdup(b0->name))
 MUT(m_host_wrap, b0->host_addr = UINT64_MAX - 4096)
+MUT(m_host_overlap, b1->host_addr = b0->host_addr + b0->length - 4096)
+MUT(m_host_same, b1->host_addr = b0->host_addr)
+MUT(m_run_id_long, free(h->criu_run_id); h->criu_run_id = strdup(LONG_NAME))
 MUT(m_file_size_small, h->file_size -= 4096)
 MUT(m_file_size_big, h->file_size += 4096)
 MUT(m_bitmap_csum, b1->bitmap_csum ^= 1)
@@ -891,6 +898,9 @@ static void test_hostile_headers(void **state)
 		{ m_name_long, -EBADMSG, "block 1: name is 99 bytes", NULL },
 		{ m_name_dup, -EBADMSG, "blocks 0 and 1 have the same name 'pc.ram'", NULL },
 		{ m_host_wrap, -EBADMSG, "block 0 'pc.ram'", "host range" },
+		{ m_host_overlap, -EBADMSG, "blocks 0 'pc.ram' and 1 'vga.vram' overlap in QEMU's address space", NULL },
+		{ m_host_same, -EBADMSG, "overlap in QEMU's address space", NULL },
+		{ m_run_id_long, -EBADMSG, "CRIU run id is 99 bytes", NULL },
 		{ m_file_size_small, -EBADMSG, "size mismatch", NULL },
 		{ m_file_size_big, -EBADMSG, "truncated: file is", NULL },
 		{ m_bitmap_csum, -EBADMSG, "block 1 'vga.vram'", "bitmap checksum mismatch" },
@@ -959,10 +969,10 @@ static void test_garbage_protobuf(void **state)
 	expect_open_error(-EBADMSG, "not a valid ram_image_entry protobuf", NULL);
 }
 
+/* No dump writes an image without blocks; one that claims none is rejected. */
 static void test_zero_blocks(void **state)
 {
 	struct fr_image img;
-	char err[256];
 
 	(void)state;
 	assert_int_equal(fr_image_init(&img, 7, 0), 0);
@@ -971,9 +981,24 @@ static void test_zero_blocks(void **state)
 	assert_int_equal(fr_create(&img, dirfd_, IMG, 0), 0);
 	assert_int_equal(fr_finish(&img), 0);
 	fr_close(&img);
+	expect_open_error(-EBADMSG, "lists no RAM blocks", NULL);
+}
+
+/* The CRIU run id written at the dump comes back from fr_open(). */
+static void test_run_id_roundtrip(void **state)
+{
+	static const char id[] = "0b4ad5e3-7c1d-4c55-9a37-3f1f8d2b6a10";
+	struct fr_image img;
+	char err[256];
+
+	(void)state;
+	setup_blocks(&img);
+	snprintf(img.criu_run_id, sizeof(img.criu_run_id), "%s", id);
+	assert_int_equal(fr_create(&img, dirfd_, IMG, 0), 0);
+	assert_int_equal(fr_finish(&img), 0);
+	fr_close(&img);
 	assert_int_equal(open_image(&img, err, sizeof(err)), 0);
-	assert_int_equal(img.nr_blocks, 0);
-	assert_int_equal(img.pid, 7);
+	assert_string_equal(img.criu_run_id, id);
 	fr_close(&img);
 }
 
@@ -1089,6 +1114,7 @@ int main(void)
 		cmocka_unit_test(test_open_missing),
 		cmocka_unit_test_setup(test_bad_magic, fresh_image),
 		cmocka_unit_test_setup(test_bad_version, fresh_image),
+		cmocka_unit_test_setup(test_run_id_roundtrip, fresh_image),
 		cmocka_unit_test_setup(test_header_flip, fresh_image),
 		cmocka_unit_test_setup(test_header_csum_flip, fresh_image),
 		cmocka_unit_test_setup(test_header_len_huge, fresh_image),
