@@ -188,10 +188,47 @@ static char *trim(char *s)
 	return s;
 }
 
+/*
+ * The value after '=': "quoted" (taken as is, no escapes) or bare, either
+ * one followed by an optional comment. A '#' starts a comment after a
+ * blank only, so "/srv/vm#1" keeps its '#'. NULL on a malformed value.
+ */
+static char *parse_value(char *v, const char **why)
+{
+	char *s;
+
+	while (isspace((unsigned char)*v))
+		v++;
+	if (*v == '"') {
+		s = strchr(v + 1, '"');
+		if (!s) {
+			*why = "unterminated quote";
+			return NULL;
+		}
+		*s++ = 0;
+		while (isspace((unsigned char)*s))
+			s++;
+		if (*s && *s != '#') {
+			*why = "text after the closing quote";
+			return NULL;
+		}
+		return v + 1;
+	}
+	/* v[-1] is '=' or a blank: the line is still there before v. */
+	for (s = v; *s; s++) {
+		if (*s == '#' && isspace((unsigned char)s[-1])) {
+			*s = 0;
+			break;
+		}
+	}
+	return trim(v);
+}
+
 /* One line, NUL-terminated and without its newline. */
 static int parse_line(struct qp_config *c, char *line, const char *path, int lineno)
 {
-	char *key, *eq, *s = trim(line), where[PATH_MAX + 16];
+	char *key, *eq, *v, *s = trim(line), where[PATH_MAX + 16];
+	const char *why = NULL;
 
 	if (!*s || *s == '#')
 		return 0;
@@ -202,8 +239,13 @@ static int parse_line(struct qp_config *c, char *line, const char *path, int lin
 	}
 	*eq = 0;
 	key = trim(s);
+	v = parse_value(eq + 1, &why);
+	if (!v) {
+		pr_err("%s:%d: %s: %s\n", path, lineno, key, why);
+		return -EINVAL;
+	}
 	snprintf(where, sizeof(where), "%s:%d", path, lineno);
-	return apply(c, where, key, trim(eq + 1));
+	return apply(c, where, key, v);
 }
 
 int qp_config_parse(struct qp_config *c, const char *text, size_t len, const char *path)

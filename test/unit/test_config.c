@@ -161,6 +161,46 @@ static void test_numbers_out_of_range(void **state)
 	assert_int_equal(c.workers, 0);
 }
 
+static void test_inline_comment(void **state)
+{
+	struct qp_config c;
+	const char *log;
+
+	(void)state;
+	assert_int_equal(load_text(&c,
+				   "# whole-line comment\n"
+				   "workers = 4   # four threads\n"
+				   "enabled = no\t# off\n"
+				   "live = yes #\n"
+				   "min_block_mb = 128# not a comment: no blank before it\n",
+				   &log),
+			 -EINVAL);
+	assert_int_equal(c.workers, 4);
+	assert_false(c.enabled);
+	assert_true(c.live);
+	assert_non_null(strstr(log, ":5:"));
+
+	/* '#' inside a value is kept; a blank before it starts a comment. */
+	assert_int_equal(load_text(&c, "base_image = /srv/vm#1 # the first one\n", &log), 0);
+	assert_string_equal(c.base_image, "/srv/vm#1");
+	assert_int_equal(load_text(&c, "base_image = # nothing: CRIU's parent link\n", &log), 0);
+	assert_string_equal(c.base_image, "");
+}
+
+static void test_quotes(void **state)
+{
+	struct qp_config c;
+	const char *log;
+
+	(void)state;
+	assert_int_equal(load_text(&c, "base_image = \"/srv/vm #1 \"  # comment\nworkers=\"2\"\n", &log), 0);
+	assert_string_equal(c.base_image, "/srv/vm #1 ");
+	assert_int_equal(c.workers, 2);
+	assert_int_equal(load_text(&c, "base_image = \"/srv/vm\n", &log), -EINVAL);
+	assert_non_null(strstr(log, "quote"));
+	assert_int_equal(load_text(&c, "base_image = \"/a\" /b\n", &log), -EINVAL);
+}
+
 static void test_errors_keep_going(void **state)
 {
 	struct qp_config c;
@@ -265,6 +305,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_min_block_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_numbers_out_of_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inline_comment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quotes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors_keep_going, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_base_image_too_long, setup, teardown),
