@@ -16,6 +16,7 @@
 
 #include "criu-plugin.h"
 
+#include "ckpt-id.h"
 #include "detect.h"
 #include "dump.h"
 #include "fixedram.h"
@@ -38,6 +39,7 @@ struct qemu_dump {
 	char name[64];		/* the image's file name */
 	struct live_ctx *live;	/* write tracking of the live phase, if any */
 	struct handoff *handoff;
+	bool complete;		/* the image is complete: removed again if the dump fails */
 };
 
 static struct qemu_dump qemus[MAX_QEMUS];
@@ -283,6 +285,9 @@ static int create_image(const struct qp_config *c, const struct qemu_proc *q, st
 	struct ram_layout layout;
 	int ret;
 
+	ret = ckpt_id_dump_supported();
+	if (ret)
+		return ret;
 	ret = discover(c, q, d, &layout);
 	if (ret)
 		return ret;
@@ -292,6 +297,7 @@ static int create_image(const struct qp_config *c, const struct qemu_proc *q, st
 	}
 	fr_image_name(d->name, sizeof(d->name), ns_pid);
 	ret = image_from_layout(&d->img, ns_pid, &layout);
+	snprintf(d->img.criu_run_id, sizeof(d->img.criu_run_id), "%s", ckpt_id_run_id());
 	if (!ret)
 		ret = fr_create(&d->img, criu_get_image_dir(), d->name, c->odirect ? O_DIRECT : 0);
 	if (ret) {
@@ -302,13 +308,19 @@ static int create_image(const struct qp_config *c, const struct qemu_proc *q, st
 	return 0;
 }
 
+/*
+ * An image of a dump that did not succeed must not stay behind: beside
+ * older CRIU images in the same directory it would look like a checkpoint.
+ * A guardian that still gives pages back holds its own open file.
+ */
 static void drop_image(struct qemu_dump *d)
 {
 	live_stop(d->live);
 	d->live = NULL;
 	fr_close(&d->base);
-	if (d->img.fd >= 0)
-		unlinkat(criu_get_image_dir(), d->name, 0);
+	if ((d->img.fd >= 0 || d->complete) && unlinkat(criu_get_image_dir(), d->name, 0) && errno != ENOENT)
+		pr_err("pid %d: cannot remove %s of the failed dump: %s\n", d->pid, d->name, strerror(errno));
+	d->complete = false;
 	fr_close(&d->img);
 }
 
@@ -438,13 +450,16 @@ int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 	t0 = ram_io_now_ms();
 	if (!ret)
 		ret = fr_finish(&d->img);
+	d->complete = !ret;
+	if (!ret)
+		ret = ckpt_id_register();
 	if (ret) {
 		pr_err("pid %d: saving guest RAM into %s failed: %s\n", q->pid, d->name, strerror(-ret));
 		drop_image(d);
 		return ret;
 	}
-	pr_info("pid %d: %s complete and durable (fsync + header %.1f ms)\n", q->pid, d->name,
-		ram_io_now_ms() - t0);
+	pr_info("pid %d: %s complete and durable (fsync + header %.1f ms), CRIU run %s\n", q->pid,
+		d->name, ram_io_now_ms() - t0, d->img.criu_run_id);
 	ret = handoff_start(q->pid, &d->img, d->name, &d->handoff);
 	if (ret && !d->handoff)
 		drop_image(d);
@@ -488,9 +503,9 @@ void qp_dump_finish(int ret)
 	if (ret == 0 && !leave_running())
 		v = HANDOFF_DONE;
 	for (i = 0; i < nr_qemus; i++) {
-		if (qemus[i].live || qemus[i].img.fd >= 0) {
-			pr_info("pid %d: dump ended before the freeze copy; dropping the image\n",
-				qemus[i].pid);
+		if (qemus[i].live || qemus[i].img.fd >= 0 || (ret && qemus[i].complete)) {
+			pr_info("pid %d: dump %s; removing %s\n", qemus[i].pid,
+				ret ? "failed" : "ended before the freeze copy", qemus[i].name);
 			drop_image(&qemus[i]);
 		}
 		if (!qemus[i].handoff)

@@ -23,12 +23,14 @@
 
 #include "criu-plugin.h"
 
+#include "ckpt-id.h"
 #include "dump.h"
 #include "filler.h"
 #include "handoff.h"
 #include "fixedram.h"
 #include "log.h"
 #include "restore.h"
+#include "restore-check.h"
 
 #define MAX_IMAGES 16
 
@@ -42,12 +44,19 @@ static bool is_ram_image(const char *name)
 	return !strncmp(name, "qemu-ram-", 9) && n > 13 && !strcmp(name + n - 4, ".img");
 }
 
-static int open_image(int dirfd, const char *name)
+/*
+ * A RAM image of this checkpoint: valid, named for the pid in its header,
+ * written by the CRIU run that wrote CRIU's images (an image of another run
+ * is skipped: *used = false), the only one for its pid, and covering no page
+ * that CRIU stored itself.
+ */
+static int open_image(int dirfd, const char *name, const char *run_id, bool *used)
 {
 	struct fr_image *img = &images[nr_images];
-	char err[512] = "";
-	int ret;
+	char err[512] = "", want[64];
+	int ret, i;
 
+	*used = false;
 	if (nr_images == MAX_IMAGES) {
 		pr_err("more than %d QEMU RAM images\n", MAX_IMAGES);
 		return -E2BIG;
@@ -57,18 +66,47 @@ static int open_image(int dirfd, const char *name)
 		pr_err("RAM image %s is unusable: %s\n", name, err[0] ? err : strerror(-ret));
 		return ret;
 	}
-	pr_info("RAM image %s: pid %u, %u blocks\n", name, img->pid, img->nr_blocks);
+	ret = -EINVAL;
+	fr_image_name(want, sizeof(want), img->pid);
+	if (strcmp(name, want)) {
+		pr_err("RAM image %s holds the RAM of pid %u, whose image is named %s: a renamed or "
+		       "copied image; remove it from the checkpoint directory\n", name, img->pid, want);
+		goto out;
+	}
+	if (strcmp(img->criu_run_id, run_id)) {
+		pr_warn("RAM image %s is not of this checkpoint (written by CRIU run %s, the checkpoint "
+			"by run %s): ignored\n", name, img->criu_run_id[0] ? img->criu_run_id : "(none)",
+			run_id);
+		ret = 0;
+		goto out;
+	}
+	for (i = 0; i < nr_images; i++)
+		if (images[i].pid == img->pid) {
+			pr_err("two RAM images of this checkpoint for pid %u\n", img->pid);
+			goto out;
+		}
+	ret = restore_check_criu_pages(dirfd, img, err, sizeof(err));
+	if (ret) {
+		pr_err("RAM image %s does not fit CRIU's images: %s\n", name, err);
+		goto out;
+	}
+	pr_info("RAM image %s: pid %u, %u blocks, of this checkpoint (CRIU run %s)\n", name, img->pid,
+		img->nr_blocks, run_id);
+	*used = true;
 	nr_images++;
 	return 0;
+out:
+	fr_close(img);
+	return ret;
 }
 
-int qp_restore_init(const struct qp_config *c)
+/* Calls fn for every file named like one of our images, until one fails. */
+static int for_each_image(int (*fn)(const char *name, void *arg), void *arg)
 {
 	struct dirent *de;
 	int dirfd, ret = 0;
 	DIR *d;
 
-	(void)c;
 	dirfd = fcntl(criu_get_image_dir(), F_DUPFD_CLOEXEC, 0);
 	if (dirfd < 0)
 		return -errno;
@@ -80,8 +118,67 @@ int qp_restore_init(const struct qp_config *c)
 	rewinddir(d);
 	while (!ret && (de = readdir(d)))
 		if (is_ram_image(de->d_name))
-			ret = open_image(criu_get_image_dir(), de->d_name);
+			ret = fn(de->d_name, arg);
 	closedir(d);
+	return ret;
+}
+
+static int use_image(const char *name, void *arg)
+{
+	int *found = arg;
+	bool used;
+	int ret;
+
+	ret = open_image(criu_get_image_dir(), name, ckpt_id_checkpoint_run_id(), &used);
+	*found += used;
+	return ret;
+}
+
+static int ignore_image(const char *name, void *arg)
+{
+	(void)arg;
+	pr_info("%s ignored: the checkpoint was dumped without the plugin, CRIU's images hold guest "
+		"RAM, so this image is from another checkpoint\n", name);
+	return 0;
+}
+
+static int refuse_image(const char *name, void *arg)
+{
+	(void)arg;
+	pr_err("%s: the checkpoint has no CRIU run id (dumped by CRIU < 4.0), so nothing tells whether "
+	       "this RAM image belongs to it; remove the image, or restore with the CRIU and plugin "
+	       "that dumped it\n", name);
+	return -EINVAL;
+}
+
+/*
+ * CRIU's inventory says whether the checkpoint needs our images (the dump
+ * registered us) and of which CRIU run they must be; see ckpt-id.h. Every
+ * image used is validated here, since init's failure aborts the restore.
+ */
+int qp_restore_init(const struct qp_config *c)
+{
+	int needed = ckpt_id_restore_needed(), found = 0, ret;
+	const char *run_id = ckpt_id_checkpoint_run_id();
+
+	if (needed == 1 && !c->enabled) {
+		pr_err("this checkpoint's guest RAM is in %s's images, but the plugin is disabled "
+		       "(enabled = no): restoring it would start the guest without its memory\n",
+		       CKPT_PLUGIN_NAME);
+		return -EPERM;
+	}
+	if (!c->enabled)
+		return 0;
+	if (needed == 0)
+		return for_each_image(ignore_image, NULL);
+	if (!run_id)
+		return for_each_image(refuse_image, NULL);
+	ret = for_each_image(use_image, &found);
+	if (!ret && !found) {
+		pr_err("the checkpoint (CRIU run %s) was dumped with %s, but no RAM image of it "
+		       "(qemu-ram-<pid>.img) is in the image directory\n", run_id, CKPT_PLUGIN_NAME);
+		ret = -ENOENT;
+	}
 	if (ret)
 		qp_restore_finish();
 	return ret;
@@ -179,6 +276,13 @@ int qp_restore_resume(const struct qp_config *c, pid_t pid)
 	if (!img) {
 		pr_debug("resume-devices-late: pid %d: no RAM image, nothing to do\n", pid);
 		return -ENOTSUP;
+	}
+	ret = restore_check_vmas(pid, img);
+	if (ret) {
+		pr_err("pid %d: not restoring RAM into mappings it was not dumped from; killing the "
+		       "task\n", pid);
+		kill_task(pid);
+		return ret;
 	}
 	if (c->lazy_restore) {
 		ret = lazy_restore(pid, img);

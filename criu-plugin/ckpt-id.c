@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Checkpoint identity through CRIU's own inventory (see ckpt-id.h). All of
+ * it is exported by the criu binary (it links with -rdynamic); the symbols
+ * are weak so that the unit tests and the guardian link without CRIU.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "ckpt-id.h"
+#include "log.h"
+
+/* CRIU 4.x: criu/util.c, criu/image.c; RUN_ID_HASH_LENGTH is 37. */
+extern char criu_run_id[] __attribute__((weak));
+extern char dump_criu_run_id[] __attribute__((weak));
+extern int add_inventory_plugin(const char *name) __attribute__((weak));
+extern bool check_and_remove_inventory_plugin(const char *name, size_t n) __attribute__((weak));
+
+#define RUN_ID_LEN 36		/* a UUID string */
+#define NO_DUMP_CRIU_RUN_ID 0x7f	/* CRIU's marker: the inventory had none */
+
+static bool registered;
+
+int ckpt_id_dump_supported(void)
+{
+	registered = false;
+	if (criu_run_id && add_inventory_plugin && strlen(criu_run_id) == RUN_ID_LEN)
+		return 0;
+	pr_err("this CRIU exports no run id or plugin inventory (CRIU >= 4.0 does): RAM images "
+	       "could not be bound to their checkpoint, so the plugin does not dump RAM\n");
+	return -ENOTSUP;
+}
+
+const char *ckpt_id_run_id(void)
+{
+	return criu_run_id ? criu_run_id : "";
+}
+
+int ckpt_id_register(void)
+{
+	if (registered)
+		return 0;
+	if (!add_inventory_plugin || add_inventory_plugin(CKPT_PLUGIN_NAME)) {
+		pr_err("cannot record %s in CRIU's inventory\n", CKPT_PLUGIN_NAME);
+		return -ENOMEM;
+	}
+	registered = true;
+	pr_info("recorded in CRIU's inventory: this checkpoint needs %s at restore (CRIU run %s)\n",
+		CKPT_PLUGIN_NAME, ckpt_id_run_id());
+	return 0;
+}
+
+int ckpt_id_restore_needed(void)
+{
+	static const char name[] = CKPT_PLUGIN_NAME;
+
+	if (!check_and_remove_inventory_plugin)
+		return -1;
+	return check_and_remove_inventory_plugin(name, sizeof(name)) ? 1 : 0;
+}
+
+const char *ckpt_id_checkpoint_run_id(void)
+{
+	if (!dump_criu_run_id || !dump_criu_run_id[0] || dump_criu_run_id[0] == NO_DUMP_CRIU_RUN_ID)
+		return NULL;
+	return dump_criu_run_id;
+}
