@@ -315,19 +315,32 @@ static int load_file(struct qp_config *c, const char *path)
 {
 	size_t len = 0;
 	char *text = NULL;
+	struct stat st;
 	int fd, ret;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+	if (fd < 0 && errno == ENOENT) {
+		pr_info("config file %s does not exist, using defaults\n", path);
+		return 0;
+	}
+	if (fd < 0) {
+		ret = -errno;
+		pr_err("cannot open config file %s: %s\n", path, strerror(-ret));
+		return ret;
+	}
+	/* A directory opens and reads as nothing: it would be ignored. */
+	if (!fstat(fd, &st) && S_ISDIR(st.st_mode)) {
+		pr_err("config file %s is a directory\n", path);
+		close(fd);
+		return -EISDIR;
+	}
 	ret = read_all(fd, &text, &len);
 	close(fd);
-	if (ret == -EISDIR)
-		return 0;	/* a directory: ignored, as fgets() did */
 	if (ret) {
 		pr_err("cannot read config file %s: %s\n", path, strerror(-ret));
 		return ret;
 	}
+	pr_info("config file %s (%zu bytes)\n", path, len);
 	ret = qp_config_parse(c, text, len, path);
 	free(text);
 	return ret;

@@ -103,6 +103,37 @@ static int teardown(void **state)
 	return 0;
 }
 
+static void test_defaults_missing_file(void **state)
+{
+	struct qp_config c;
+	const char *log;
+
+	(void)state;
+	setenv("CRIU_QEMU_CONFIG", conf, 1);	/* not created */
+	capture_start();
+	assert_int_equal(qp_config_load(&c), 0);
+	log = capture_end();
+	assert_true(c.enabled);
+	assert_int_equal(c.workers, 0);
+	assert_int_equal(c.min_block_bytes, 64ULL << 20);
+	assert_int_equal(c.qmp_timeout_ms, 1000);
+	assert_string_equal(c.base_image, "");
+	/* The log says which file was looked for, and that there is none. */
+	assert_non_null(strstr(log, conf));
+	assert_non_null(strstr(log, "does not exist"));
+}
+
+static void test_log_names_file(void **state)
+{
+	struct qp_config c;
+	const char *log;
+
+	(void)state;
+	assert_int_equal(load_text(&c, "workers = 3\n", &log), 0);
+	assert_int_equal(c.workers, 3);
+	assert_non_null(strstr(log, conf));
+}
+
 /* 2^44 MiB is 2^64 bytes: it used to wrap to 0 and be accepted. */
 static void test_min_block_overflow(void **state)
 {
@@ -199,6 +230,20 @@ static void test_quotes(void **state)
 	assert_int_equal(load_text(&c, "base_image = \"/srv/vm\n", &log), -EINVAL);
 	assert_non_null(strstr(log, "quote"));
 	assert_int_equal(load_text(&c, "base_image = \"/a\" /b\n", &log), -EINVAL);
+}
+
+static void test_directory(void **state)
+{
+	struct qp_config c;
+	const char *log;
+
+	(void)state;
+	setenv("CRIU_QEMU_CONFIG", tmpdir, 1);
+	capture_start();
+	assert_int_equal(qp_config_load(&c), -EISDIR);
+	log = capture_end();
+	assert_non_null(strstr(log, tmpdir));
+	assert_non_null(strstr(log, "directory"));
 }
 
 static void test_errors_keep_going(void **state)
@@ -303,10 +348,13 @@ static void test_parse_buffer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_defaults_missing_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_names_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_min_block_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_numbers_out_of_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inline_comment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quotes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_directory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors_keep_going, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_base_image_too_long, setup, teardown),
