@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * qp_log() outside CRIU (guardian, image tool): lines go to stderr. errno
+ * must be the caller's again afterwards, also when writing stderr fails
+ * (a full disk under the guardian's log), and lines from many threads
+ * arrive whole. test_log.c covers the path through CRIU's logger.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+
+#define THREADS	4
+#define LINES	2000
+
+static int saved_stderr = -1;
+
+/* Point stderr at fd for one test; restore_stderr() undoes it, also after a failure. */
+static void stderr_to(int fd)
+{
+	saved_stderr = dup(STDERR_FILENO);
+	assert_true(saved_stderr >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+	close(fd);
+}
+
+static int restore_stderr(void **state)
+{
+	(void)state;
+	if (saved_stderr >= 0) {
+		dup2(saved_stderr, STDERR_FILENO);
+		close(saved_stderr);
+		saved_stderr = -1;
+	}
+	return 0;
+}
+
+static void test_errno_kept_when_stderr_full(void **state)
+{
+	(void)state;
+	stderr_to(open("/dev/full", O_WRONLY | O_CLOEXEC));
+	errno = EXDEV;
+	pr_err("lost on a full disk\n");
+	assert_int_equal(errno, EXDEV);
+	errno = ENOENT;
+	pr_perror("with %%m");
+	assert_int_equal(errno, ENOENT);
+}
+
+static void test_errno_kept_when_logged(void **state)
+{
+	(void)state;
+	stderr_to(open("/dev/null", O_WRONLY | O_CLOEXEC));
+	errno = EAGAIN;
+	pr_warn("a line\n");
+	assert_int_equal(errno, EAGAIN);
+}
+
+static void *logger(void *arg)
+{
+	for (int n = 0; n < LINES; n++)
+		pr_warn("t%d n%d %.*s\n", (int)(intptr_t)arg, n, n % 50,
+			"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
+	return NULL;
+}
+
+static void test_threads_lines_whole(void **state)
+{
+	char path[] = "/tmp/test_log_stderr.XXXXXX", line[256];
+	static unsigned char seen[THREADS][LINES];
+	pthread_t tid[THREADS];
+	int fd, t, n, lines = 0;
+	FILE *f;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	stderr_to(fd);
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(pthread_create(&tid[i], NULL, logger, (void *)(intptr_t)i), 0);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(tid[i], NULL);
+	restore_stderr(NULL);
+
+	f = fopen(path, "r");
+	assert_non_null(f);
+	unlink(path);
+	while (fgets(line, sizeof(line), f)) {
+		char *tail = strstr(line, LOG_PREFIX);
+
+		lines++;
+		assert_non_null(tail);
+		assert_int_equal(sscanf(tail, LOG_PREFIX "t%d n%d", &t, &n), 2);
+		assert_true(t >= 0 && t < THREADS && n >= 0 && n < LINES);
+		assert_int_equal(strspn(strrchr(line, ' ') + 1, "y\n"), strlen(strrchr(line, ' ') + 1));
+		seen[t][n]++;
+	}
+	fclose(f);
+	assert_int_equal(lines, THREADS * LINES);
+	for (t = 0; t < THREADS; t++)
+		for (n = 0; n < LINES; n++)
+			assert_int_equal(seen[t][n], 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_errno_kept_when_stderr_full, restore_stderr),
+		cmocka_unit_test_teardown(test_errno_kept_when_logged, restore_stderr),
+		cmocka_unit_test_teardown(test_threads_lines_whole, restore_stderr),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
