@@ -1,0 +1,241 @@
+"""Restore integrity: a RAM image is used only for the checkpoint it belongs
+to, and only into the mappings it was dumped from. Each case restores the
+right state or fails clearly; the guest verifies its own memory after every
+restore that succeeds. Real QEMU, real CRIU."""
+import os
+import shutil
+import subprocess
+
+import pytest
+import xxhash
+
+import harness
+from test_ram import img_tool, ram_image, start_guest
+
+
+def restore_fails(criu, g, imgdir, why, env=None):
+    rc, _ = criu.restore(imgdir, expect_ok=False, env=env)
+    assert rc != 0, "restore succeeded, expected: %s" % why
+    harness.wait_pid_gone(g.pid)
+    log = harness.log_text(os.path.join(imgdir, "restore.log"))
+    assert why in log, "no '%s' in restore.log:\n%s" % (why, "\n".join(harness.plugin_lines(
+        os.path.join(imgdir, "restore.log"))[-10:]))
+    assert "RAM restored" not in log
+    return log
+
+
+def restore_and_verify(criu, g, imgdir, at_dump):
+    """The restored guest continues from at_dump: its counters never go back
+    and every page checks out (a guest on another dump's RAM fails here)."""
+    mark = g.mark()
+    criu.restore(imgdir)
+    assert harness.pid_alive(g.pid)
+    g.keeps_running(at_dump, since=mark, passes=2)
+    return harness.log_text(os.path.join(imgdir, "restore.log"))
+
+
+def wait_guardian_gone(g):
+    """A --leave-running dump's guardian gives pages back; a dump without the
+    plugin must not start before (it would store pages not yet back as zero)."""
+    g.wait_for(lambda: not harness.uffd_vmas(g.pid), 60, "pages given back")
+
+
+def copy_dir(src, dst):
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("restore.log"))
+    return dst
+
+
+# --- header forging: as image-format.md says, checksums recomputed ----------
+
+def pb_varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def pb_encode(items):
+    out = bytearray()
+    for field, v in items:
+        if isinstance(v, bytes):
+            out += pb_varint(field << 3 | 2) + pb_varint(len(v)) + v
+        else:
+            out += pb_varint(field << 3) + pb_varint(v)
+    return bytes(out)
+
+
+def forge_header(path, edit):
+    """edit(header_items, blocks) changes the decoded header in place (blocks:
+    a list of {field: value} dicts); the header and its checksum are
+    rewritten, so only the plugin's consistency checks can find it out."""
+    with open(path, "r+b") as f:
+        prefix = bytearray(f.read(32))
+        hdr = f.read(int.from_bytes(prefix[12:16], "little"))
+        items = harness.pb_message_items(hdr)
+        blocks = [dict(harness.pb_message_items(v)) for k, v in items if k == 3]
+        items = [(k, v) for k, v in items if k != 3]
+        edit(f, items, blocks)
+        items = items[:2] + [(3, pb_encode(sorted(b.items()))) for b in blocks] + items[2:]
+        new = pb_encode(items)
+        prefix[12:16] = len(new).to_bytes(4, "little")
+        prefix[16:24] = xxhash.xxh3_64_intdigest(new).to_bytes(8, "little")
+        f.seek(32)
+        f.write(new)
+        f.seek(0)
+        f.write(prefix)
+
+
+def set_pid(pid):
+    def edit(f, items, blocks):
+        items[:] = [(k, pid if k == 1 else v) for k, v in items]
+    return edit
+
+
+def shift_host(delta=None, to=None):
+    def edit(f, items, blocks):
+        blocks[0][2] = to if to is not None else blocks[0][2] + delta
+    return edit
+
+
+def halve_length(f, items, blocks):
+    """Block 0 keeps its first half: bitmap, checksum table, their checksums
+    and the present count all recomputed for it."""
+    b = blocks[0]
+    b[3] //= 2
+    nr_pages = b[3] // b[4]
+    f.seek(b[6])
+    bitmap = f.read(nr_pages // 8)
+    f.seek(b[7])
+    csums = f.read(-(-nr_pages // b[9]) * 8)
+    b[10] = sum(bin(x).count("1") for x in bitmap)
+    b[11] = xxhash.xxh3_64_intdigest(bitmap)
+    b[12] = xxhash.xxh3_64_intdigest(csums)
+
+
+def code_buffer(pid):
+    """Start of QEMU's TCG translation buffer: its one large rwx mapping."""
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            addrs, perms = line.split()[:2]
+            lo, hi = (int(x, 16) for x in addrs.split("-"))
+            if perms.startswith("rwx") and hi - lo >= 64 << 20:
+                return lo
+    raise AssertionError("no TCG code buffer in QEMU's maps")
+
+
+# --- tests ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["no plugin", "enabled = no"])
+def test_stale_image_beside_dump_without_plugin(workdir, criu, guests, how):
+    """A checkpoint taken with the plugin, then one without it (plugin not
+    loaded, or enabled = no) into the same directory: the old image stays
+    beside CRIU's new images and must be ignored -- the guest continues from
+    the newer dump, not on the older RAM."""
+    g = start_guest(workdir, guests, mem="512M", wl_mb=64)
+    imgdir = os.path.join(workdir, "img")
+    criu.dump(g.pid, imgdir, leave_running=True)
+    old = ram_image(imgdir)
+    wait_guardian_gone(g)
+    g.wait_progress(after=g.last_status())
+    if how == "no plugin":
+        criu.dump(g.pid, imgdir, plugin=False)
+    else:
+        criu.dump(g.pid, imgdir, env={"CRIU_QEMU_ENABLED": "no"})
+    harness.wait_pid_gone(g.pid)
+    at = g.last_status()
+    assert os.path.exists(old), "the stale image is part of this case"
+    log = restore_and_verify(criu, g, imgdir, at)
+    assert "ignored: the checkpoint was dumped without the plugin" in log
+    assert "RAM restored" not in log
+
+
+def test_image_of_another_checkpoint(workdir, criu, guests):
+    """CRIU's images of dump B with the RAM image of dump A, a second image
+    for the same pid, a deleted image, the plugin disabled at restore: each
+    fails the restore clearly; B's own image then restores exactly."""
+    g = start_guest(workdir, guests, mem="512M", wl_mb=64)
+    dir_a, dir_b = os.path.join(workdir, "a"), os.path.join(workdir, "b")
+    criu.dump(g.pid, dir_a, leave_running=True)
+    wait_guardian_gone(g)
+    g.wait_progress(after=g.last_status())
+    criu.dump(g.pid, dir_b)
+    harness.wait_pid_gone(g.pid)
+    at = g.last_status()
+    name = os.path.basename(ram_image(dir_b))
+
+    mixed = copy_dir(dir_b, os.path.join(workdir, "mixed"))
+    shutil.copy(os.path.join(dir_a, name), os.path.join(mixed, name))
+    restore_fails(criu, g, mixed, "is not of this checkpoint")
+    restore_fails(criu, g, mixed, "but no RAM image of it")
+
+    two = copy_dir(dir_b, os.path.join(workdir, "two"))
+    shutil.copy(os.path.join(two, name), os.path.join(two, name[:-4] + "-a.img"))
+    restore_fails(criu, g, two, "a renamed or copied image")
+
+    gone = copy_dir(dir_b, os.path.join(workdir, "gone"))
+    os.unlink(os.path.join(gone, name))
+    restore_fails(criu, g, gone, "but no RAM image of it")
+
+    restore_fails(criu, g, dir_b, "the plugin is disabled (enabled = no)",
+                  env={"CRIU_QEMU_ENABLED": "no"})
+
+    log = restore_and_verify(criu, g, dir_b, at)
+    assert "of this checkpoint (CRIU run" in log
+
+
+def test_forged_headers_fail_restore(workdir, criu, guests):
+    """Headers changed with their checksums recomputed (they pass
+    `criu-qemu-img verify`): the restore refuses to write guest RAM where the
+    block was not mapped as dumped, or for another pid."""
+    g = start_guest(workdir, guests, mem="512M", wl_mb=64)
+    imgdir = os.path.join(workdir, "img")
+    tcg = code_buffer(g.pid)
+    criu.dump(g.pid, imgdir)
+    harness.wait_pid_gone(g.pid)
+    at = g.last_status()
+    cases = {
+        "pid": (set_pid(99999), "holds the RAM of pid 99999"),
+        "length": (halve_length, "ends inside the mapping"),
+        "shift": (shift_host(delta=4096), "starts earlier"),
+        # CRIU has the code buffer's pages: the pagemap check finds it first
+        # (the mapping check would too: rwx, see test_restore_check.c).
+        "tcg": (shift_host(to=tcg), "CRIU stored pages"),
+    }
+    for how, (edit, why) in cases.items():
+        bad = copy_dir(imgdir, os.path.join(workdir, "bad-" + how))
+        forge_header(ram_image(bad), edit)
+        r = img_tool("verify", ram_image(bad))
+        assert r.returncode == 0, "%s: forged image should pass verify: %s" % (how, r.stdout)
+        restore_fails(criu, g, bad, why)
+    restore_and_verify(criu, g, imgdir, at)
+
+
+def test_disk_full_while_criu_writes_removes_image(workdir, criu, guests):
+    """The file system fills up while CRIU writes its own pages, after our
+    image is complete: the dump fails, no valid-looking RAM image stays
+    behind, and the guest keeps running with its memory."""
+    g = start_guest(workdir, guests, mem="512M", wl_mb=64)
+    probe = os.path.join(workdir, "probe")
+    criu.dump(g.pid, probe, leave_running=True)
+    ours = harness.allocated_bytes(ram_image(probe))
+    theirs = harness.pages_img_bytes(probe)
+    assert theirs > 8 << 20, "CRIU's pages too small to fill a disk between: %d" % theirs
+    size_mb = (ours + theirs // 2) >> 20
+    wait_guardian_gone(g)
+    small = os.path.join(workdir, "small")
+    os.makedirs(small)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % size_mb, "tmpfs", small], check=True)
+    try:
+        rc, _ = criu.dump(g.pid, small, expect_ok=False)
+        log = harness.log_text(os.path.join(small, "dump.log"))
+        assert rc != 0, "dump into a %d MiB file system succeeded" % size_mb
+        assert "complete and durable" in log, "our image should have been complete first"
+        assert "No space left on device" in log or "ENOSPC" in log
+        assert not [f for f in os.listdir(small) if f.startswith("qemu-ram-")], os.listdir(small)
+        assert harness.pid_alive(g.pid)
+        g.keeps_running(g.last_status())
+    finally:
+        subprocess.run(["umount", "-l", small])
