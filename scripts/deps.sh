@@ -10,7 +10,7 @@ PKGS=(
 	libnl-3-dev libnl-route-3-dev libnet1-dev libcap-dev libaio-dev libbsd-dev
 	libgnutls28-dev uuid-dev
 	qemu-system-x86 busybox-static cpio xz-utils dpkg-dev
-	python3 python3-pytest iproute2 e2fsprogs xfsprogs
+	python3 python3-pytest python3-xxhash iproute2 e2fsprogs xfsprogs
 )
 
 missing=()
