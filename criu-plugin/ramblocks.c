@@ -55,6 +55,111 @@ int ram_parse_ramblock_table(const char *text, struct ram_want *want, int *nr, i
 	return *nr ? 0 : -ENOENT;
 }
 
+int ram_parse_mtree(const char *text, const char *name, uint64_t *gpa, uint64_t *offset)
+{
+	const char *line = text;
+
+	for (; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+		unsigned long long start, end, off = 0;
+		char rname[FR_NAME_MAX];
+		int n = 0;
+
+		/* Only the first flat view: the next starts with a blank line. */
+		if (line[0] == '\n' && line != text)
+			break;
+		if (sscanf(line, " %llx-%llx (prio %*d, ram): %63s%n", &start, &end, rname, &n) != 3 ||
+		    strcmp(rname, name))
+			continue;
+		sscanf(line + n, " @%llx", &off);
+		*gpa = start;
+		*offset = off;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int ram_parse_gpa2hva(const char *text, uint64_t *hva)
+{
+	const char *is = strstr(text, ") is 0x");
+	unsigned long long v;
+
+	if (!is || sscanf(is + 5, "%llx", &v) != 1)
+		return -EBADMSG;
+	*hva = v;
+	return 0;
+}
+
+static int hmp(struct qmp *m, const char *cmdline, json_t **out, const char **text)
+{
+	json_t *args = json_pack("{s:s}", "command-line", cmdline);
+	int err;
+
+	if (!args)
+		return -ENOMEM;
+	err = qmp_execute(m, "human-monitor-command", args, out);
+	json_decref(args);
+	if (!err && !json_is_string(*out)) {
+		json_decref(*out);
+		return -EBADMSG;
+	}
+	if (!err)
+		*text = json_string_value(*out);
+	return err;
+}
+
+/* Where QEMU maps block `name`: the host address of its first guest page. */
+static int block_host_addr(struct qmp *m, const char *name, uint64_t *host)
+{
+	uint64_t gpa, off, hva;
+	char cmd[64];
+	const char *text;
+	json_t *out;
+	int err;
+
+	err = hmp(m, "info mtree -f", &out, &text);
+	if (err)
+		return err;
+	err = ram_parse_mtree(text, name, &gpa, &off);
+	json_decref(out);
+	if (err)
+		return err;
+	snprintf(cmd, sizeof(cmd), "gpa2hva 0x%llx", (unsigned long long)gpa);
+	err = hmp(m, cmd, &out, &text);
+	if (err)
+		return err;
+	err = ram_parse_gpa2hva(text, &hva);
+	json_decref(out);
+	if (!err)
+		*host = hva - off;
+	return err;
+}
+
+/*
+ * Blocks of equal size and kind cannot be told apart in /proc/PID/maps:
+ * ask QEMU where each is mapped (the guest-physical range it backs, then
+ * gpa2hva). A block it cannot place is matched by address only, so it is
+ * left to CRIU rather than saved under another block's name.
+ */
+static void place_twins(struct qmp *m, struct ram_want *want, int nr)
+{
+	int i, j;
+
+	for (i = 0; i < nr; i++)
+		for (j = 0; j < nr; j++)
+			if (i != j && want[i].size == want[j].size && want[i].shared == want[j].shared)
+				want[i].needs_addr = true;
+	for (i = 0; i < nr; i++) {
+		if (!want[i].needs_addr)
+			continue;
+		if (block_host_addr(m, want[i].name, &want[i].host_addr))
+			pr_warn("RAM block %s has the size and kind of another block and QEMU does not "
+				"say where it is mapped\n", want[i].name);
+		else
+			pr_debug("RAM block %s is mapped at %#llx\n", want[i].name,
+				 (unsigned long long)want[i].host_addr);
+	}
+}
+
 /* query-memdev: which backends are share=on. The memdev id is the block name. */
 static void apply_memdev_share(struct qmp *m, struct ram_want *want, int nr)
 {
@@ -101,6 +206,7 @@ int ram_query_monitor(const struct qemu_proc *q, unsigned timeout_ms, struct ram
 		apply_memdev_share(&m, want, *nr);
 		for (i = 0; i < *nr; i++)
 			want[i].known_share = true;
+		place_twins(&m, want, *nr);
 	}
 	qmp_close(&m);
 	return err;
@@ -195,6 +301,8 @@ static int match_at(const struct vma_run *v, int nr, int i, const struct ram_wan
 	int j;
 
 	if (w->known_share && v[i].shared != w->shared)
+		return -1;
+	if (w->needs_addr && v[i].start != w->host_addr)
 		return -1;
 	for (j = i; j < nr; j++) {
 		if (v[j].used || (j > i && !same_kind(&v[j - 1], &v[j])))

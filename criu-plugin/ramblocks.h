@@ -17,6 +17,8 @@ struct ram_want {
 	uint32_t page_size;
 	bool shared;		/* memory backend with share=on */
 	bool known_share;	/* false: unknown (no monitor), try both */
+	uint64_t host_addr;	/* where QEMU says it is mapped; 0: unknown */
+	bool needs_addr;	/* another block has its size and kind: match by host_addr only */
 };
 
 /* A RAM block found in the process: what the plugin saves. */
@@ -51,5 +53,13 @@ int ram_locate(pid_t pid, const struct ram_want *want, int nr_want, uint64_t min
 
 /* Parse x-query-ramblock's text table; exposed for tests. */
 int ram_parse_ramblock_table(const char *text, struct ram_want *want, int *nr, int max);
+/*
+ * In HMP "info mtree -f" text, the first guest-physical range of RAM
+ * region `name` of the first flat view (system memory): its address and
+ * its offset into the region. 0 or -ENOENT.
+ */
+int ram_parse_mtree(const char *text, const char *name, uint64_t *gpa, uint64_t *offset);
+/* From HMP "gpa2hva" output: the host address. 0 or -EBADMSG. */
+int ram_parse_gpa2hva(const char *text, uint64_t *hva);
 
 #endif

@@ -2,6 +2,7 @@
 to, and only into the mappings it was dumped from. Each case restores the
 right state or fails clearly; the guest verifies its own memory after every
 restore that succeeds. Real QEMU, real CRIU."""
+import json
 import os
 import shutil
 import subprocess
@@ -239,3 +240,27 @@ def test_disk_full_while_criu_writes_removes_image(workdir, criu, guests):
         g.keeps_running(g.last_status())
     finally:
         subprocess.run(["umount", "-l", small])
+
+
+def test_equal_size_blocks_keep_their_names(workdir, criu, guests):
+    """Two RAM backends of one size and kind (NUMA nodes; one dump=off):
+    /proc/PID/maps cannot tell them apart, so each is placed where QEMU says
+    it is mapped and saved under its own name; the guest restores exactly."""
+    numa = ["-object", "memory-backend-ram,id=m0,size=256M",
+            "-object", "memory-backend-ram,id=m1,size=256M,dump=off",
+            "-numa", "node,memdev=m0", "-numa", "node,memdev=m1"]
+    g = start_guest(workdir, guests, mem="512M", wl_mb=64, extra_args=numa)
+    where = {}
+    for name, gpa in (("m0", 0), ("m1", 256 << 20)):
+        out = g.qmp("human-monitor-command", {"command-line": "gpa2hva %#x" % gpa})
+        assert "(%s)" % name in out, out
+        where[name] = int(out.split(" is ")[1], 16)
+    imgdir = os.path.join(workdir, "img")
+    criu.dump(g.pid, imgdir)
+    harness.wait_pid_gone(g.pid)
+    at = g.last_status()
+    show = json.loads(img_tool("show", "--json", ram_image(imgdir)).stdout)
+    saved = {b["name"]: int(b["host_addr"], 0) if isinstance(b["host_addr"], str) else b["host_addr"]
+             for b in show["blocks"]}
+    assert saved == where, "blocks saved under the wrong names: %s, QEMU: %s" % (saved, where)
+    restore_and_verify(criu, g, imgdir, at)
