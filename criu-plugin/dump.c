@@ -19,6 +19,7 @@
 #include "ckpt-id.h"
 #include "detect.h"
 #include "dump.h"
+#include "fault-inject.h"
 #include "fixedram.h"
 #include "handoff.h"
 #include "live.h"
@@ -68,20 +69,6 @@ static struct qemu_dump *dump_state(const struct qp_config *c, pid_t pid, int *r
 
 	*ret = c->enabled && !d ? -ENOSPC : 0;
 	return d;
-}
-
-/*
- * Fault injection for the safety tests: CRIU_QEMU_TEST_CRASH=<point> makes
- * CRIU die by SIGKILL there, as a crash or an OOM kill would.
- */
-static void test_crash_point(const char *point)
-{
-	const char *want = getenv("CRIU_QEMU_TEST_CRASH");
-
-	if (want && !strcmp(want, point)) {
-		pr_warn("test crash point %s: killing CRIU\n", point);
-		kill(getpid(), SIGKILL);
-	}
 }
 
 pid_t qp_ns_pid(pid_t pid)
@@ -331,7 +318,7 @@ static void drop_image(struct qemu_dump *d)
  */
 static int test_pause_after_pass_1(struct live_ctx *lc)
 {
-	const char *ms = getenv("CRIU_QEMU_TEST_PAUSE_MS");
+	unsigned ms = fault_pause_ms();
 	int ret;
 
 	if (!ms)
@@ -339,8 +326,8 @@ static int test_pause_after_pass_1(struct live_ctx *lc)
 	ret = live_pass(lc, NULL);
 	if (ret)
 		return ret;
-	pr_warn("test pause: %s ms after live pass 1\n", ms);
-	usleep(atoi(ms) * 1000);
+	pr_warn("test pause: %u ms after live pass 1\n", ms);
+	usleep(ms * 1000);
 	return 0;
 }
 
@@ -363,7 +350,7 @@ static int live_phase(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
 		return ret;
 	}
 	pr_info("pid %d: live phase done in %.1f ms\n", pid, ram_io_now_ms() - t0);
-	test_crash_point("live");
+	fault_crash_point("live");
 	return 0;
 }
 
@@ -401,6 +388,7 @@ int qp_dump_pause(const struct qp_config *c, const struct qemu_proc *q)
 	d = dump_state(c, q->pid, &ret);
 	if (!d)
 		return ret;
+	fault_crash_point("pause-devices");
 	alarm_left = alarm(0);
 	ret = pause_one(c, q, d);
 	if (alarm_left)
@@ -418,7 +406,7 @@ static int copy_frozen(const struct qp_config *c, pid_t pid, struct qemu_dump *d
 
 	if (d->live) {
 		ret = live_final(d->live, &ls);
-		test_crash_point("final-pass");
+		fault_crash_point("final-pass");
 		live_stop(d->live);
 		d->live = NULL;
 		if (!ret)
@@ -443,6 +431,7 @@ int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 	d = dump_state(c, q->pid, &ret);
 	if (!d)
 		return ret;
+	fault_crash_point("checkpoint-devices");
 	if (d->img.fd < 0 && create_image(c, q, d))
 		return 0;	/* nothing of ours: CRIU dumps RAM itself */
 	ret = copy_frozen(c, q->pid, d);
@@ -460,12 +449,13 @@ int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 	}
 	pr_info("pid %d: %s complete and durable (fsync + header %.1f ms), CRIU run %s\n", q->pid,
 		d->name, ram_io_now_ms() - t0, d->img.criu_run_id);
+	fault_crash_point("before-handoff");
 	ret = handoff_start(q->pid, &d->img, d->name, &d->handoff);
 	if (ret && !d->handoff)
 		drop_image(d);
 	fr_close(&d->img);
 	if (!ret)
-		test_crash_point("after-handoff");
+		fault_crash_point("after-handoff");
 	return ret;
 }
 
@@ -500,6 +490,8 @@ void qp_dump_finish(int ret)
 	enum handoff_verdict v = HANDOFF_GIVE_BACK;
 	int i;
 
+	if (nr_qemus)
+		fault_crash_point("exit-hook");
 	if (ret == 0 && !leave_running())
 		v = HANDOFF_DONE;
 	for (i = 0; i < nr_qemus; i++) {
