@@ -31,6 +31,8 @@
 #include "log.h"
 #include "restore.h"
 #include "restore-check.h"
+#include "restore-guard.h"
+#include "fault-inject.h"
 
 #define MAX_IMAGES 16
 
@@ -161,6 +163,7 @@ int qp_restore_init(const struct qp_config *c)
 	int needed = ckpt_id_restore_needed(), found = 0, ret;
 	const char *run_id = ckpt_id_checkpoint_run_id();
 
+	fault_crash_point("restore-init");
 	if (needed == 1 && !c->enabled) {
 		pr_err("this checkpoint's guest RAM is in %s's images, but the plugin is disabled "
 		       "(enabled = no): restoring it would start the guest without its memory\n",
@@ -291,7 +294,13 @@ int qp_restore_resume(const struct qp_config *c, pid_t pid)
 		if (ret != -EOPNOTSUPP)
 			pr_warn("pid %d: lazy restore failed (%s); filling RAM now\n", pid, strerror(-ret));
 	}
-	ret = ram_fill_from_image(pid, img, &o, &st);
+	ret = restore_guard_arm(pid);
+	if (!ret) {
+		fault_crash_point("restore-fill");
+		ret = ram_fill_from_image(pid, img, &o, &st);
+	}
+	if (!ret)
+		ret = restore_guard_disarm(pid);
 	if (ret) {
 		pr_err("pid %d: restoring guest RAM failed: %s; killing the task so that it never "
 		       "runs with wrong memory\n", pid, strerror(-ret));
