@@ -5,6 +5,8 @@
 #   make check    unit tests (cmocka) + integration tests (pytest, real QEMU + CRIU)
 #   make demo     boot a guest, checkpoint it with criu + plugin, restore it
 #   make install  install the plugin into CRIU's plugin directory
+#   make fuzz     fuzz the image reader and the config parser (libFuzzer, 10 M runs each)
+#   make fuzz-short  the same for 30 s each (part of make check)
 #   SAN=1         build everything with AddressSanitizer + UBSan
 
 BUILD   := build
@@ -40,7 +42,7 @@ GUARDIAN    := $(BUILD)/plugin/criu-qemu-guardian
 IMGTOOL     := $(BUILD)/criu-qemu-img
 GUEST       := build/guest/.stamp
 
-.PHONY: all deps criu check unit integration demo bench install clean guest
+.PHONY: all deps criu check unit integration demo bench install clean guest fuzz fuzz-short fuzz-build
 all: $(PLUGIN) $(GUARDIAN) $(IMGTOOL) $(GUEST)
 
 deps:
@@ -93,6 +95,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) SAN=1 BUILD=build/san unit
 	$(MAKE) unit
+	$(MAKE) fuzz-short
 	$(MAKE) integration
 
 demo: deps
@@ -109,13 +112,73 @@ bench: deps
 		  apt-get install -y -q --no-install-recommends python3-matplotlib; }
 	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) /usr/bin/python3 test/bench.py $(BENCH_ARGS)
 
+# Fuzzing: libFuzzer harnesses in test/fuzz, built by clang with ASan and
+# UBSan from the sources (objects of their own under build/fuzz: gcc's are
+# not instrumented). The image corpus is seeded with real images from
+# gen_corpus, rebuilt when the image code changes; the config corpus with
+# test/fuzz/corpus-config. Each corpus keeps what earlier runs found.
+FUZZ        := $(BUILD)/fuzz
+FUZZ_CC     := clang-14
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -fno-omit-frame-pointer \
+	       -fsanitize=address,undefined -fno-sanitize-recover=all \
+	       -Icriu-plugin -Iimages -I$(BUILD)/proto -Itest/fuzz
+FUZZ_OBJ    := $(patsubst %.c,$(FUZZ)/obj/%.o,images/fixedram.c criu-plugin/config.c criu-plugin/log.c) \
+	       $(patsubst $(BUILD)/%.c,$(FUZZ)/obj/%.o,$(PROTO_C))
+FUZZ_BIN    := $(FUZZ)/fuzz_image $(FUZZ)/fuzz_config
+# A one-block image is 2 MiB and more, but its slot form (fuzz_image.h) a
+# few KiB: 64 KiB inputs hold any seed with room to grow. Any allocation
+# above 64 MiB is a bug here (inputs and files are far smaller).
+FUZZ_OPTS   := -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=64
+FUZZ_OPTS_image  := $(FUZZ_OPTS) -max_len=65536 -dict=test/fuzz/image.dict
+FUZZ_OPTS_config := $(FUZZ_OPTS) -max_len=8192 -dict=test/fuzz/config.dict
+FUZZ_RUNS   := 10000000
+FUZZ_SECS   := 30
+
+# Keep what the fuzz chains would delete as intermediate: the harness
+# objects, and the generated protobuf sources the main build also uses.
+.SECONDARY: $(PROTO_C) $(FUZZ)/obj/test/fuzz/fuzz_image.o $(FUZZ)/obj/test/fuzz/fuzz_config.o
+
+$(FUZZ)/obj/proto/%.o: $(BUILD)/proto/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ)/obj/%.o: %.c $(PROTO_C)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ)/fuzz_%: $(FUZZ)/obj/test/fuzz/fuzz_%.o $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ -lxxhash -lprotobuf-c -lpthread
+
+$(FUZZ)/gen_corpus: $(FUZZ)/obj/test/fuzz/gen_corpus.o $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ -lxxhash -lprotobuf-c -lpthread
+
+$(FUZZ)/seeds-image.stamp: $(FUZZ)/gen_corpus
+	@mkdir -p $(FUZZ)/corpus-image
+	$(FUZZ)/gen_corpus $(FUZZ)/corpus-image
+	touch $@
+
+$(FUZZ)/seeds-config.stamp: $(wildcard test/fuzz/corpus-config/*)
+	@mkdir -p $(FUZZ)/corpus-config
+	cp test/fuzz/corpus-config/* $(FUZZ)/corpus-config
+	touch $@
+
+fuzz-build: $(FUZZ_BIN) $(FUZZ)/seeds-image.stamp $(FUZZ)/seeds-config.stamp
+
+fuzz: fuzz-build
+	test/fuzz/run.sh $(FUZZ) config $(FUZZ_OPTS_config) -runs=$(FUZZ_RUNS)
+	test/fuzz/run.sh $(FUZZ) image $(FUZZ_OPTS_image) -runs=$(FUZZ_RUNS)
+
+fuzz-short: fuzz-build
+	test/fuzz/run.sh $(FUZZ) config $(FUZZ_OPTS_config) -max_total_time=$(FUZZ_SECS)
+	test/fuzz/run.sh $(FUZZ) image $(FUZZ_OPTS_image) -max_total_time=$(FUZZ_SECS)
+
 install: $(PLUGIN) $(GUARDIAN) $(IMGTOOL)
 	install -D -m 0644 $(PLUGIN) $(DESTDIR)$(PLUGIN_DIR)/qemu_plugin.so
 	install -D -m 0755 $(GUARDIAN) $(DESTDIR)$(PLUGIN_DIR)/criu-qemu-guardian
 	install -D -m 0755 $(IMGTOOL) $(DESTDIR)$(PREFIX)/bin/criu-qemu-img
 
 clean:
-	rm -rf $(BUILD)/criu-plugin $(BUILD)/images $(BUILD)/proto $(BUILD)/test $(BUILD)/san \
+	rm -rf $(BUILD)/criu-plugin $(BUILD)/images $(BUILD)/proto $(BUILD)/test $(BUILD)/san $(FUZZ) \
 		$(LIB) $(PLUGIN) $(GUARDIAN) $(IMGTOOL)
 
 -include $(shell find $(BUILD) -name '*.d' -not -path '*/criu-src/*' 2>/dev/null)
