@@ -2,13 +2,15 @@
 a restore fills guest RAM. The guest keeps running with its memory, or,
 restored half way, never runs at all. Real QEMU, real CRIU."""
 import os
+import shutil
+import subprocess
 import time
 
 import pytest
 
 import harness
-from test_integrity import restore_and_verify
-from test_ram import start_guest
+from test_integrity import restore_and_verify, wait_guardian_gone
+from test_ram import ram_image, start_guest
 
 
 def task_state(pid):
@@ -49,3 +51,48 @@ def test_criu_killed_while_restore_fills_ram(workdir, criu, guests):
     assert g.console_size() == size, "the half-restored guest wrote to its console"
     g.kill()
     restore_and_verify(criu, g, imgdir, at)
+
+
+def mount_small(kind, where, size_mb, workdir):
+    os.makedirs(where)
+    if kind == "tmpfs":
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % size_mb, "tmpfs", where], check=True)
+        return
+    backing = where + ".ext4"
+    subprocess.run(["truncate", "-s", "%dM" % size_mb, backing], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", backing], check=True)
+    subprocess.run(["mount", "-o", "loop", backing, where], check=True)
+
+
+@pytest.mark.parametrize("kind", ["tmpfs", "ext4"])
+def test_disk_full_at_several_points(workdir, criu, guests, kind):
+    """ENOSPC while our image is written in the live phase (a quarter of it
+    fits), near its end, and after it, while CRIU writes its own pages: each
+    dump fails, leaves no RAM image, and the guest runs on with its memory."""
+    g = start_guest(workdir, guests, mem="512M", wl_mb=64)
+    probe = os.path.join(workdir, "probe")
+    criu.dump(g.pid, probe, leave_running=True)
+    ours = harness.allocated_bytes(ram_image(probe))
+    theirs = harness.pages_img_bytes(probe)
+    points = {"image-quarter": ours // 4, "image-end": ours * 9 // 10,
+              "criu-pages": ours + theirs // 2}
+    for what, size in points.items():
+        wait_guardian_gone(g)
+        small = os.path.join(workdir, what)
+        mount_small(kind, small, max(size >> 20, 8), workdir)
+        try:
+            rc, _ = criu.dump(g.pid, small, expect_ok=False)
+            shutil.copy(os.path.join(small, "dump.log"), small + "-dump.log")
+            ours_full = [l for l in harness.plugin_lines(small + "-dump.log")
+                         if "No space left on device" in l]
+            assert rc != 0, "%s: dump into a full %s succeeded" % (what, kind)
+            if what.startswith("image"):
+                assert ours_full, "%s: the plugin did not report ENOSPC" % what
+            else:
+                assert "No space left on device" in harness.log_text(small + "-dump.log")
+            left = [f for f in os.listdir(small) if f.startswith("qemu-ram-")]
+            assert not left, "%s: %s left behind" % (what, left)
+            assert harness.pid_alive(g.pid), "%s: the guest died" % what
+            g.keeps_running(g.last_status(), passes=1)
+        finally:
+            subprocess.run(["umount", "-l", small])
