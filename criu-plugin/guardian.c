@@ -35,6 +35,7 @@
 
 #include "fixedram.h"
 #include "guardian.h"
+#include "guardian-cgroup.h"
 #include "guardian-map.h"
 #include "guardian-proto.h"
 #include "guardian-uffd.h"
@@ -860,6 +861,8 @@ int guardian_main(int argc, char **argv)
 		pr_perror("guardian: non-blocking control socket");
 	ret = handshake(&g, image_fd);
 	close(image_fd);
+	if (!ret)
+		guardian_join_cgroups(g.pid);
 	if (!ret)
 		loop(&g);
 	pr_info("guardian: pid %d: exiting (%.0f ms after start)\n", g.pid, now_ms() - g.t0);

@@ -96,3 +96,54 @@ def test_disk_full_at_several_points(workdir, criu, guests, kind):
             g.keeps_running(g.last_status(), passes=1)
         finally:
             subprocess.run(["umount", "-l", small])
+
+
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if " - cgroup2 " in line:
+                return line.split()[4]
+    return None
+
+
+def test_engine_kills_criu_cgroup_guardian_survives(workdir, criu, guests):
+    """An engine gives up on a checkpoint by killing CRIU's cgroup (here from
+    CRIU's own post-dump script, so after the handoff): the guardian, now in
+    QEMU's cgroup, survives and gives the guest its memory back."""
+    root = cgroup2_mount()
+    if not root or not os.path.exists(os.path.join(root, "cgroup.procs")):
+        pytest.skip("no cgroup2 hierarchy with cgroup.kill on this host")
+    cg = os.path.join(root, "criu-qemu-test-%d" % os.getpid())
+    os.mkdir(cg)
+    try:
+        if not os.path.exists(os.path.join(cg, "cgroup.kill")):
+            pytest.skip("cgroup2 without cgroup.kill (kernel < 5.14)")
+        g = start_guest(workdir, guests, mem="512M", wl_mb=64)
+        script = os.path.join(workdir, "kill-cgroup.sh")
+        with open(script, "w") as f:
+            f.write('#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] && echo 1 > %s/cgroup.kill\n'
+                    'exit 0\n' % cg)
+        os.chmod(script, 0o755)
+        imgdir = os.path.join(workdir, "img")
+        # CRIU starts inside the cgroup: a shell moves itself there, then execs it.
+        wrapper = os.path.join(workdir, "criu-in-cgroup.sh")
+        with open(wrapper, "w") as f:
+            f.write('#!/bin/sh\necho $$ > %s/cgroup.procs && exec %s "$@"\n' % (cg, criu.bin))
+        os.chmod(wrapper, 0o755)
+        criu.bin = wrapper
+        rc, _ = criu.dump(g.pid, imgdir, extra=["--action-script", script], expect_ok=False)
+        assert rc == -9, "CRIU's cgroup was expected to be killed, rc %d" % rc
+        assert "complete and durable" in harness.log_text(os.path.join(imgdir, "dump.log"))
+        assert harness.pid_alive(g.pid)
+        g.keeps_running(g.last_status())
+        g.wait_for(lambda: not harness.uffd_vmas(g.pid), 60, "pages given back")
+        glog = harness.log_text(os.path.join(imgdir, "guardian-%d.log" % g.pid))
+        assert "joined QEMU's cgroups" in glog, glog[-2000:]
+    finally:
+        harness.reap_zombies()
+        for _ in range(50):
+            try:
+                os.rmdir(cg)
+                break
+            except OSError:
+                time.sleep(0.1)
