@@ -153,11 +153,55 @@ int qmp_execute(struct qmp *q, const char *command, json_t *args, json_t **ret)
 	return err;
 }
 
+/*
+ * QEMU's QMP chardev serves one client at a time and does not accept while
+ * it has one. A second connect() still succeeds: the connection waits in
+ * the listening socket's backlog until QEMU accepts it, and stays there
+ * after we time out and close our end. Nothing but QEMU's accept() takes
+ * it out again, and CRIU then fails the dump ("Found a closed in-flight
+ * socket") -- so we never connect to a busy monitor. QEMU's accepted
+ * sockets and connections queued for it carry the listener's name in
+ * /proc/PID/net/unix (QEMU's network namespace), state connected (03) or
+ * connecting (02); the listener itself is unconnected (01). Another
+ * socket of that name elsewhere (an old QEMU's, the path rebound) reads
+ * as busy too: that only costs the fallback to the command line.
+ * A client connecting between this check and our connect() still queues
+ * us behind it; no check can close that window.
+ */
+int qmp_monitor_busy(pid_t pid, const char *path)
+{
+	char name[64], line[4352];
+	int busy = 0, off;
+	unsigned type, st;
+	FILE *f;
+
+	snprintf(name, sizeof(name), "/proc/%d/net/unix", pid);
+	f = fopen(name, "re");
+	if (!f)
+		return -errno;
+	while (!busy && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		/* Num RefCount Protocol Flags Type St Inode [Path] */
+		if (sscanf(line, "%*s %*s %*s %*x %x %x %*u %n", &type, &st, &off) != 2)
+			continue;
+		busy = type == SOCK_STREAM && (st == 2 || st == 3) && !strcmp(line + off, path);
+	}
+	fclose(f);
+	return busy;
+}
+
 int qmp_open(struct qmp *q, pid_t pid, const char *path, unsigned timeout_ms)
 {
 	json_t *greeting;
 	int ret;
 
+	ret = qmp_monitor_busy(pid, path);
+	if (ret > 0) {
+		pr_info("qmp: monitor %s is busy (it has a client); not connecting\n", path);
+		return -EBUSY;
+	}
+	if (ret < 0)
+		pr_debug("qmp: cannot tell whether %s is busy: %s\n", path, strerror(-ret));
 	q->len = 0;
 	q->deadline_ms = now_ms() + timeout_ms;
 	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -27,6 +27,13 @@ struct qmp {
  */
 int qmp_open(struct qmp *q, pid_t pid, const char *path, unsigned timeout_ms);
 
+/*
+ * 1 if the QMP socket at `path` of QEMU pid already has a client or a
+ * queued connection, 0 if not, -errno if that cannot be told. qmp_open()
+ * returns -EBUSY without connecting when it has.
+ */
+int qmp_monitor_busy(pid_t pid, const char *path);
+
 /* Run a command; *ret receives the "return" value (caller json_decref). */
 int qmp_execute(struct qmp *q, const char *command, json_t *args, json_t **ret);
 
