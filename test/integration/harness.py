@@ -274,11 +274,12 @@ class Criu:
             e.update(env)
         return e
 
-    def run(self, args, log, expect_ok=True, timeout=300, env=None):
+    def run(self, args, log, expect_ok=True, timeout=300, env=None, pass_fds=()):
         cmd = [self.bin] + args
         t0 = time.monotonic()
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=timeout, env=self._env(env))
+                           stderr=subprocess.STDOUT, timeout=timeout, env=self._env(env),
+                           pass_fds=pass_fds)
         elapsed = time.monotonic() - t0
         reap_zombies()
         if expect_ok and r.returncode != 0:
@@ -313,7 +314,7 @@ class Criu:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=self._env(env))
 
-    def restore(self, imgdir, plugin=True, extra=(), expect_ok=True, env=None):
+    def restore(self, imgdir, plugin=True, extra=(), expect_ok=True, env=None, pass_fds=()):
         log = os.path.join(imgdir, "restore.log")
         args = ["restore", "-D", imgdir, "-d", "-o", "restore.log", "-v4"]
         if plugin:
@@ -321,7 +322,7 @@ class Criu:
         else:
             args += ["--libdir", os.path.join(self.workdir, "no-plugins")]
             os.makedirs(args[-1], exist_ok=True)
-        return self.run(args + list(extra), log, expect_ok, env=env)
+        return self.run(args + list(extra), log, expect_ok, env=env, pass_fds=pass_fds)
 
     def version(self):
         r = subprocess.run([self.bin, "--version"], stdout=subprocess.PIPE, text=True)
