@@ -13,6 +13,8 @@
 #include "log.h"
 #include "qmp.h"
 
+#define QMP_BUSY_POLL_MS 20
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -190,20 +192,30 @@ int qmp_monitor_busy(pid_t pid, const char *path)
 	return busy;
 }
 
+/* A client that has just left keeps it busy until QEMU sees its EOF. */
+static int wait_not_busy(struct qmp *q, pid_t pid, const char *path)
+{
+	int ret;
+
+	while ((ret = qmp_monitor_busy(pid, path)) > 0 && now_ms() < q->deadline_ms)
+		usleep(QMP_BUSY_POLL_MS * 1000);
+	return ret;
+}
+
 int qmp_open(struct qmp *q, pid_t pid, const char *path, unsigned timeout_ms)
 {
 	json_t *greeting;
 	int ret;
 
-	ret = qmp_monitor_busy(pid, path);
+	q->len = 0;
+	q->deadline_ms = now_ms() + timeout_ms;
+	ret = wait_not_busy(q, pid, path);
 	if (ret > 0) {
 		pr_info("qmp: monitor %s is busy (it has a client); not connecting\n", path);
 		return -EBUSY;
 	}
 	if (ret < 0)
 		pr_debug("qmp: cannot tell whether %s is busy: %s\n", path, strerror(-ret));
-	q->len = 0;
-	q->deadline_ms = now_ms() + timeout_ms;
 	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (q->fd < 0)
 		return -errno;

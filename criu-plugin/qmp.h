@@ -30,7 +30,8 @@ int qmp_open(struct qmp *q, pid_t pid, const char *path, unsigned timeout_ms);
 /*
  * 1 if the QMP socket at `path` of QEMU pid already has a client or a
  * queued connection, 0 if not, -errno if that cannot be told. qmp_open()
- * returns -EBUSY without connecting when it has.
+ * waits up to its timeout for a busy monitor to become free, then returns
+ * -EBUSY without having connected.
  */
 int qmp_monitor_busy(pid_t pid, const char *path);
 

@@ -3,10 +3,12 @@
  * qmp_monitor_busy() against a listening unix socket of our own, in the
  * states QEMU's QMP socket goes through: no client, a client waiting in
  * the backlog, that client gone but still queued (what CRIU refuses to
- * dump), accepted, closed. qmp_open() does not connect to a busy one.
+ * dump), accepted, closed. qmp_open() does not connect to a busy one,
+ * and waits for a client that is leaving.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,6 +96,43 @@ static void test_open_busy_does_not_connect(void **state)
 	unlink(sa.sun_path);
 }
 
+/* "QEMU": drops its client after 100 ms, then serves the next one. */
+static void *fake_qemu(void *arg)
+{
+	int l = *(int *)arg, a;
+	char buf[256];
+
+	a = accept(l, NULL, NULL);
+	usleep(100 * 1000);
+	close(a);
+	a = accept(l, NULL, NULL);
+	if (write(a, "{\"QMP\": {}}\n", 12) == 12 && read(a, buf, sizeof(buf)) > 0 &&
+	    write(a, "{\"return\": {}}\n", 15) == 15)
+		read(a, buf, sizeof(buf));	/* until qmp_close() */
+	close(a);
+	return NULL;
+}
+
+/* A client on its way out delays qmp_open() but does not make it give up. */
+static void test_open_after_client_left(void **state)
+{
+	pthread_t t;
+	struct qmp q;
+	int l, c;
+
+	(void)state;
+	l = listener();
+	assert_int_equal(pthread_create(&t, NULL, fake_qemu, &l), 0);
+	c = client();
+	usleep(20 * 1000);
+	close(c);
+	assert_int_equal(qmp_open(&q, getpid(), sa.sun_path, 2000), 0);
+	qmp_close(&q);
+	pthread_join(t, NULL);
+	close(l);
+	unlink(sa.sun_path);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -117,6 +156,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_busy_states),
 		cmocka_unit_test(test_open_busy_does_not_connect),
+		cmocka_unit_test(test_open_after_client_left),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
