@@ -41,6 +41,7 @@ PLUGIN      := $(BUILD)/plugin/qemu_plugin.so
 GUARDIAN    := $(BUILD)/plugin/criu-qemu-guardian
 IMGTOOL     := $(BUILD)/criu-qemu-img
 GUEST       := build/guest/.stamp
+FAULTFS     := $(BUILD)/test/faultfs
 
 .PHONY: all deps criu check unit integration demo bench install clean guest fuzz fuzz-short fuzz-build
 all: $(PLUGIN) $(GUARDIAN) $(IMGTOOL) $(GUEST)
@@ -85,10 +86,15 @@ $(GUEST): test/guest/build-guest.sh $(wildcard test/guest/*.c test/guest/init*)
 
 guest: $(GUEST)
 
+# FUSE pass-through that fails I/O on command, for test_eio.py.
+$(FAULTFS): test/faultfs/faultfs.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $$(pkg-config --cflags fuse3) $(LDFLAGS) -o $@ $< $$(pkg-config --libs fuse3)
+
 unit: $(UNIT_BIN) $(IMGTOOL)	# test_imgtool runs the tool
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-integration: all
+integration: all $(FAULTFS)
 	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) $(PYTEST) -v -rs test/integration $(PYTEST_ARGS)
 
 check: deps

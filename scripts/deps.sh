@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
 	build-essential pkg-config
 	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libprotobuf-dev python3-protobuf
-	liburing-dev libjansson-dev libxxhash-dev libcmocka-dev
+	liburing-dev libjansson-dev libxxhash-dev libcmocka-dev libfuse3-dev
 	clang-14 libclang-rt-14-dev
 	libnl-3-dev libnl-route-3-dev libnet1-dev libcap-dev libaio-dev libbsd-dev
 	libgnutls28-dev uuid-dev
