@@ -5,7 +5,9 @@ fsync of the RAM image, reads of the RAM image's page data. A dump that
 meets EIO fails with the error in dump.log, leaves the guest running with
 its memory and no RAM image behind; a restore that meets it fails and
 leaves no QEMU running, and the same images restore once the disk is good
-again. Real QEMU, real CRIU."""
+again. A guardian that cannot read the image (giving pages back after a
+failed dump, or serving a lazy restore) waits for the disk rather than
+give the guest pages it does not have. Real QEMU, real CRIU."""
 import json
 import os
 import shutil
@@ -22,7 +24,8 @@ FAULTFS = os.path.join(harness.BUILD, "test", "faultfs")
 EIO = "Input/output error"
 # Page data of a 512 MiB guest's image starts at 2 MiB (criu-qemu-img show);
 # 64 MiB further in, the writer has written part of the image already.
-WRITE_FAULT_AT = 66 << 20
+PAGES_OFFSET = 2 << 20
+WRITE_FAULT_AT = PAGES_OFFSET + (64 << 20)
 
 
 def fuse_missing():
@@ -119,6 +122,13 @@ def qemu_ram_files(imgdir):
     return [f for f in os.listdir(imgdir) if f.startswith("qemu-ram-")]
 
 
+def guardian_log(imgdir, pid):
+    try:
+        return harness.log_text(os.path.join(imgdir, "guardian-%d.log" % pid))
+    except FileNotFoundError:
+        return ""
+
+
 def plugin_tail(logpath, n=15):
     return "\n".join(harness.plugin_lines(logpath)[-n:])
 
@@ -143,15 +153,16 @@ def failed_dump(criu, g, faultfs, imgdir, env=None):
     return log
 
 
-@pytest.mark.parametrize("live", ["live", "frozen"])
+@pytest.mark.parametrize("live", ["live", "frozen", "frozen-odirect"])
 def test_eio_writing_ram_image(workdir, criu, guests, faultfs, live):
     """The RAM image's page data cannot be written past 64 MiB: in the live
     pre-dump (which then falls back to the copy after the freeze, and fails
-    there too) or, with live = no, in the frozen copy."""
+    there too) or, with live = no, in the frozen copy (also with O_DIRECT)."""
     g = start_guest(workdir, guests, mem="512M", wl_mb=64)
     imgdir = os.path.join(faultfs.mnt, "img")
     faultfs.arm("write qemu-ram- %d" % WRITE_FAULT_AT)
-    env = {"CRIU_QEMU_LIVE": "1" if live == "live" else "0"}
+    env = {"CRIU_QEMU_LIVE": "1" if live == "live" else "0",
+           "CRIU_QEMU_ODIRECT": "1" if live.endswith("odirect") else "0"}
     log = failed_dump(criu, g, faultfs, imgdir, env)
     lines = "\n".join(harness.plugin_lines(os.path.join(imgdir, "dump.log")))
     assert "of the RAM image: " + EIO in lines, lines
@@ -201,6 +212,7 @@ def test_eio_reading_ram_image_at_restore(workdir, criu, guests, faultfs):
     assert img_tool("verify", img).returncode == 0
     show = img_tool("show", "--json", img)
     block = json.loads(show.stdout)["blocks"][0]
+    assert block["pages_offset"] == PAGES_OFFSET, "image layout changed: update PAGES_OFFSET"
     present = sorted(harness.image_present_pages(img)[block["name"]])
     page = present[len(present) // 2]
     off = block["pages_offset"] + page * block["page_size"]
@@ -219,3 +231,61 @@ def test_eio_reading_ram_image_at_restore(workdir, criu, guests, faultfs):
     faultfs.off()
     log = restore_and_verify(criu, g, imgdir, at)
     assert "RAM restored" in log
+
+
+def test_eio_reading_ram_image_while_giving_back(workdir, criu, guests, faultfs):
+    """The dump fails after the handoff (CRIU's pages-*.img) while the RAM
+    image's page data cannot be read: the guardian holds the only copy of
+    guest RAM and must keep it -- no zero page for a page it cannot read --
+    and give everything back once the disk reads again."""
+    g = start_guest(workdir, guests, mem="512M", wl_mb=64)
+    imgdir = os.path.join(faultfs.mnt, "img")
+    # Header, bitmap and checksum table (below 2 MiB) read: the handoff works.
+    faultfs.arm("write pages- %d" % (1 << 20), "read qemu-ram- %d" % PAGES_OFFSET)
+    at = g.last_status()
+    rc, _ = criu.dump(g.pid, imgdir, expect_ok=False)
+    log = harness.log_text(os.path.join(imgdir, "dump.log"))
+    assert rc != 0, "dump succeeded on a failing disk"
+    assert "complete and durable" in log and "guardian gives the pages back" in log
+    g.wait_for(lambda: "reading pages" in guardian_log(imgdir, g.pid), 30, "a failed read")
+    time.sleep(3)
+    assert harness.pid_alive(g.pid)
+    assert harness.uffd_vmas(g.pid), "the guardian let go of RAM it could not read"
+    gl = guardian_log(imgdir, g.pid)
+    assert EIO in gl, gl[-2000:]
+    assert "gave back" not in gl, gl[-2000:]
+    faultfs.off()
+    wait_guardian_gone(g)
+    g.keeps_running(at)
+    assert not qemu_ram_files(imgdir)
+
+
+def test_eio_reading_ram_image_in_lazy_restore(workdir, criu, guests, faultfs):
+    """Lazy restore while the RAM image's page data cannot be read: the
+    guardian serves no fault it cannot read (the guest waits, or the restore
+    fails), and once the disk reads again the guest goes on exactly."""
+    g = start_guest(workdir, guests, mem="512M", wl_mb=64)
+    imgdir = os.path.join(faultfs.mnt, "img")
+    criu.dump(g.pid, imgdir)
+    harness.wait_pid_gone(g.pid)
+    at = g.last_status()
+    faultfs.restart()
+    faultfs.arm("read qemu-ram- %d" % PAGES_OFFSET)
+    mark = g.mark()
+    rc, _ = criu.restore(imgdir, expect_ok=False, env={"CRIU_QEMU_LAZY_RESTORE": "1"})
+    log = harness.log_text(os.path.join(imgdir, "restore.log"))
+    assert "lazy restore: guest RAM handed to guardian" in log, plugin_tail(
+        os.path.join(imgdir, "restore.log"))
+    time.sleep(3)
+    assert faultfs.hits() > 0, "the fault never hit:\n" + faultfs.log()
+    gl = guardian_log(imgdir, g.pid)
+    assert EIO in gl, gl[-2000:]
+    late = g.lines()[mark:]
+    assert not [l for l in late if "CORRUPT" in l], "the guest ran on memory it did not have"
+    if rc != 0:
+        harness.wait_pid_gone(g.pid)
+        return
+    assert harness.pid_alive(g.pid)
+    faultfs.off()
+    g.keeps_running(at, since=mark, passes=2)
+    g.wait_for(lambda: not harness.uffd_vmas(g.pid), 60, "no userfaultfd left")
