@@ -199,10 +199,13 @@ def test_eio_on_fsync_of_ram_image(workdir, criu, guests, faultfs, live):
     assert "complete and durable" not in log
 
 
-def test_eio_reading_ram_image_at_restore(workdir, criu, guests, faultfs):
+@pytest.mark.parametrize("where", ["pages", "bitmap", "header"])
+def test_eio_reading_ram_image_at_restore(workdir, criu, guests, faultfs, where):
     """The RAM image cannot be read past a present page in the middle of
-    the page data: the restore fails and no QEMU runs; once the disk reads
-    again, the same images restore exactly."""
+    the page data (the filler fails), or past the start of the bitmap or
+    of the header (the image is refused when the restore starts): the
+    restore fails and no QEMU runs; once the disk reads again, the same
+    images restore exactly."""
     g = start_guest(workdir, guests, mem="512M", wl_mb=64)
     imgdir = os.path.join(faultfs.mnt, "img")
     criu.dump(g.pid, imgdir)
@@ -215,7 +218,8 @@ def test_eio_reading_ram_image_at_restore(workdir, criu, guests, faultfs):
     assert block["pages_offset"] == PAGES_OFFSET, "image layout changed: update PAGES_OFFSET"
     present = sorted(harness.image_present_pages(img)[block["name"]])
     page = present[len(present) // 2]
-    off = block["pages_offset"] + page * block["page_size"]
+    off = {"pages": block["pages_offset"] + page * block["page_size"],
+           "bitmap": block["bitmap_offset"], "header": 0}[where]
     faultfs.restart()
     faultfs.arm("read qemu-ram- %d" % off)
     rc, _ = criu.restore(imgdir, expect_ok=False)
@@ -224,7 +228,9 @@ def test_eio_reading_ram_image_at_restore(workdir, criu, guests, faultfs):
     shutil.copy(restorelog, os.path.join(workdir, "restore-eio.log"))
     assert rc != 0, "restore succeeded on a failing disk:\n" + plugin_tail(restorelog)
     assert faultfs.hits() > 0, "the fault never hit:\n" + faultfs.log()
-    assert "cannot read" in log and EIO in log, plugin_tail(restorelog)
+    assert EIO in "\n".join(harness.plugin_lines(restorelog)), plugin_tail(restorelog)
+    if where == "pages":
+        assert "cannot read" in log, plugin_tail(restorelog)
     assert "RAM restored" not in log
     harness.wait_pid_gone(g.pid)
     assert not harness.pid_alive(g.pid)
