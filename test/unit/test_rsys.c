@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "rsys.h"
+#include "rsys-frame.h"
 
 #define SLEEP_MS 400
 
@@ -668,6 +669,63 @@ static void test_cost(void **state)
 	assert_echo("bench");
 }
 
+/* The frame as the kernel lays out signal frames, with the state where rt_sigreturn looks. */
+static void test_frame_layout(void **state)
+{
+	struct user_regs_struct regs = { 0 };
+	struct rsys_fpx_sw_bytes sw;
+	struct rsys_sigframe sf;
+	static unsigned char xsave[16384];
+	uint64_t xcr0 = 3, bv = 3;
+	struct rsys_frame f;
+	uint32_t magic2;
+	size_t off;
+
+	(void)state;
+	regs.rsp = 0x7ffd12345678;
+	regs.rip = 0x401234;
+	regs.rax = 0xaa;
+	regs.r15 = 0xff;
+	regs.cs = 0x33;
+	regs.ss = 0x2b;
+	memcpy(xsave + RSYS_XSAVE_SW_OFF, &xcr0, sizeof(xcr0));
+	memcpy(xsave + RSYS_XSAVE_HDR_OFF, &bv, sizeof(bv));
+	memset(xsave, 0x5a, 160);	/* some legacy state */
+	assert_int_equal(rsys_frame_make(&f, &regs, 0x1234, 0x7f0000001000, xsave, sizeof(xsave)), 0);
+
+	assert_int_equal((f.addr + 8) % 16, 0);		/* as after a call */
+	assert_int_equal(f.fpstate % 64, 0);
+	assert_int_equal(f.xstate_size, RSYS_XSAVE_MIN);	/* x87 + SSE only */
+	assert_true(f.addr + sizeof(sf) <= f.fpstate);
+	assert_true(f.fpstate + f.xstate_size + 4 <= regs.rsp - RSYS_RED_ZONE);
+	assert_int_equal(f.addr + f.len, f.fpstate + f.xstate_size + 4);
+
+	memcpy(&sf, f.buf, sizeof(sf));
+	assert_int_equal(sf.pretcode, 0x7f0000001000);
+	assert_int_equal(sf.uc.uc_sigmask, 0x1234);
+	assert_int_equal(sf.uc.uc_mcontext.rip, regs.rip);
+	assert_int_equal(sf.uc.uc_mcontext.rsp, regs.rsp);
+	assert_int_equal(sf.uc.uc_mcontext.rax, regs.rax);
+	assert_int_equal(sf.uc.uc_mcontext.r15, regs.r15);
+	assert_int_equal(sf.uc.uc_mcontext.cs, 0x33);
+	assert_int_equal(sf.uc.uc_mcontext.ss, 0x2b);
+	assert_int_equal(sf.uc.uc_mcontext.fpstate, f.fpstate);
+
+	off = f.fpstate - f.addr;
+	assert_memory_equal(f.buf + off, xsave, 160);
+	memcpy(&sw, f.buf + off + RSYS_XSAVE_SW_OFF, sizeof(sw));
+	assert_int_equal(sw.magic1, RSYS_FP_XSTATE_MAGIC1);
+	assert_int_equal(sw.xstate_size, f.xstate_size);
+	assert_int_equal(sw.extended_size, f.xstate_size + 4);
+	assert_int_equal(sw.xfeatures, 3);
+	memcpy(&magic2, f.buf + off + f.xstate_size, sizeof(magic2));
+	assert_int_equal(magic2, RSYS_FP_XSTATE_MAGIC2);
+	rsys_frame_free(&f);
+
+	regs.rsp = 0x1000;	/* nonsense stack */
+	assert_int_equal(rsys_frame_make(&f, &regs, 0, 1, xsave, sizeof(xsave)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -681,6 +739,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_killed_midflight, setup_child, teardown_child),
 		cmocka_unit_test_setup_teardown(test_seccomp, setup_child_seccomp, teardown_child),
 		cmocka_unit_test_setup_teardown(test_cost, setup_child, teardown_child),
+		cmocka_unit_test(test_frame_layout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
