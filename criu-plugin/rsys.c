@@ -16,10 +16,23 @@
  * and PTRACE_GETEVENTMSG (1 entry, 2 exit), which works whether or not the
  * tracer set PTRACE_O_TRACESYSGOOD; PTRACE_GET_SYSCALL_INFO reports op NONE
  * without TRACESYSGOOD, so it cannot be used in CRIU's case.
+ *
+ * Surviving our own death: if the tracer (CRIU) is killed while the task
+ * holds injected registers, the kernel detaches it and it would run on with
+ * them. So the saved state is also written into the task as a signal frame
+ * (rsys-frame.c: registers, signal mask, XSAVE state) below its stack
+ * pointer, and each syscall runs from a `syscall; ret` sequence with rsp on
+ * that frame, whose return slot points at a `mov $15,%rax; syscall`
+ * (rt_sigreturn) sequence: both are found in the task's code (libc's
+ * syscall wrappers and __restore_rt). A live tracer never lets the task
+ * reach the `ret`; a task left alone returns into rt_sigreturn and is back
+ * where it was stopped. Between calls, and from attach until the very last
+ * step of detach, the task is parked on that `ret`.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +46,7 @@
 
 #include "log.h"
 #include "rsys.h"
+#include "rsys-frame.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -321,38 +335,94 @@ int rsys_read(struct rsys *r, unsigned long remote, void *buf, size_t len)
 	return vm_rw(r->pid, remote, buf, len, false);
 }
 
-/* ------------------------------------------------ finding a syscall insn */
+/* ------------------------------------------------------ finding gadgets */
 
-/* Returns the address of the first 0f 05 in [start, end), or 0. */
-static unsigned long scan_for_syscall(pid_t pid, unsigned long start, unsigned long end)
+/* Byte sequences we run in the task; its code is never written. */
+enum gadget { GADGET_SYSCALL, GADGET_SYSCALL_RET, GADGET_RESTORER, NR_GADGETS };
+
+static const struct {
+	const char *code;
+	size_t len;
+} gadget_code[NR_GADGETS] = {
+	[GADGET_SYSCALL] = { "\x0f\x05", 2 },					/* syscall */
+	[GADGET_SYSCALL_RET] = { "\x0f\x05\xc3", 3 },				/* syscall; ret */
+	[GADGET_RESTORER] = { "\x48\xc7\xc0\x0f\x00\x00\x00\x0f\x05", 9 },	/* mov $15,%rax; syscall */
+};
+
+#define GADGET_MAX_LEN 9
+
+static bool all_found(const unsigned long *found)
 {
-	static const unsigned char insn[2] = { 0x0f, 0x05 };
+	int g;
+
+	for (g = 0; g < NR_GADGETS; g++)
+		if (!found[g])
+			return false;
+	return true;
+}
+
+/* Record the first address of each gadget not found yet in [start, end). */
+static void scan_for_gadgets(pid_t pid, unsigned long start, unsigned long end,
+			     unsigned long *found)
+{
 	unsigned char *buf = malloc(RSYS_SCAN_CHUNK);
-	unsigned long addr = start, found = 0;
+	unsigned long addr = start;
+	int g;
 
 	if (!buf)
-		return 0;
-	while (addr + 1 < end && !found) {
+		return;
+	while (addr + 1 < end && !all_found(found)) {
 		size_t len = end - addr < RSYS_SCAN_CHUNK ? end - addr : RSYS_SCAN_CHUNK;
 		struct iovec l = { buf, len }, r = { (void *)addr, len };
 		ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
-		unsigned char *p;
 
 		if (n < 2)
 			break;
-		p = memmem(buf, n, insn, sizeof(insn));
-		if (p)
-			found = addr + (p - buf);
-		addr += n - 1;	/* overlap one byte: 0f | 05 across chunks */
+		for (g = 0; g < NR_GADGETS; g++) {
+			unsigned char *p;
+
+			if (found[g])
+				continue;
+			p = memmem(buf, n, gadget_code[g].code, gadget_code[g].len);
+			if (p)
+				found[g] = addr + (p - buf);
+		}
+		/* overlap chunks by the longest gadget less one byte */
+		addr += n > GADGET_MAX_LEN ? n - (GADGET_MAX_LEN - 1) : n;
 	}
 	free(buf);
-	return found;
 }
 
-/* vdso first (small, always there); then any r-xp mapping. */
-static unsigned long find_syscall_ip(pid_t pid)
+static bool is_libc(const char *name)
 {
-	unsigned long start, end, ip = 0;
+	const char *base = strrchr(name, '/');
+
+	base = base ? base + 1 : name;
+	return !strncmp(base, "libc.so", 7) || !strncmp(base, "libc-", 5) ||
+	       !strncmp(base, "ld-musl", 7);
+}
+
+/*
+ * Where to look, best first: the vdso (small, always there), libc (never
+ * unloaded; holds __restore_rt and `syscall; ret` wrappers), then other
+ * file-backed code. Never anonymous or memfd code: a JIT (TCG) rewrites it.
+ */
+static bool pass_wants(int pass, const char *name)
+{
+	switch (pass) {
+	case 0:
+		return !strcmp(name, "[vdso]");
+	case 1:
+		return name[0] == '/' && is_libc(name);
+	default:
+		return name[0] == '/' && !is_libc(name) && strncmp(name, "/memfd:", 7) &&
+		       !strstr(name, " (deleted)");
+	}
+}
+
+static int find_gadgets(pid_t pid, unsigned long *found)
+{
+	unsigned long start, end;
 	char path[64], perms[8], *line = NULL;
 	size_t cap = 0;
 	int pass, name_off;
@@ -362,37 +432,103 @@ static unsigned long find_syscall_ip(pid_t pid)
 	f = fopen(path, "re");
 	if (!f) {
 		pr_perror("rsys: open %s", path);
-		return 0;
+		return -ESRCH;
 	}
-	for (pass = 0; pass < 2 && !ip; pass++) {
+	for (pass = 0; pass < 3 && !all_found(found); pass++) {
 		rewind(f);
-		while (!ip && getline(&line, &cap, f) > 0) {
+		while (!all_found(found) && getline(&line, &cap, f) > 0) {
 			name_off = 0;
+			line[strcspn(line, "\n")] = '\0';
 			if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &name_off) < 3)
 				continue;
 			if (strcmp(perms, "r-xp") && strcmp(perms, "r-xs"))
 				continue;
-			if (pass == 0 && (!name_off || strncmp(line + name_off, "[vdso]", 6)))
-				continue;
-			ip = scan_for_syscall(pid, start, end);
+			if (name_off && pass_wants(pass, line + name_off))
+				scan_for_gadgets(pid, start, end, found);
 		}
 	}
 	free(line);
 	fclose(f);
-	if (!ip)
+	if (!found[GADGET_SYSCALL]) {
 		pr_err("rsys: no syscall instruction found in %d\n", pid);
-	else
-		pr_debug("rsys: %d: syscall instruction at 0x%lx\n", pid, ip);
-	return ip;
+		return -ENOENT;
+	}
+	pr_debug("rsys: %d: syscall at 0x%lx, syscall;ret at 0x%lx, rt_sigreturn at 0x%lx\n", pid,
+		 found[GADGET_SYSCALL], found[GADGET_SYSCALL_RET], found[GADGET_RESTORER]);
+	return 0;
+}
+
+/* rt_sigreturn wants a restore token on an enabled shadow stack; we forge none. */
+static bool shadow_stack_on(pid_t pid)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0;
+	bool on = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (getline(&line, &cap, f) > 0)
+		if (!strncmp(line, "x86_Thread_features:", 20))
+			on = strstr(line + 20, "shstk") != NULL;
+	free(line);
+	fclose(f);
+	return on;
 }
 
 /* --------------------------------------------------------- attach/detach */
 
+/* Between calls: on the `ret` after the gadget's syscall, rsp on the frame. */
+static int park(struct rsys *r)
+{
+	struct user_regs_struct regs = r->saved;
+
+	regs.rip = r->syscall_ip + 2;
+	regs.rsp = r->frame;
+	regs.orig_rax = -1;	/* no restart logic on whatever the last call left in rax */
+	return set_regs(r->pid, &regs);
+}
+
+/*
+ * Write the frame and run calls from `syscall; ret` (see the top of the
+ * file). Without the gadgets or a frame the calls run unprotected, as
+ * before: a tracer that dies mid-call then leaves the task on garbage.
+ */
+static void protect(struct rsys *r, const unsigned long *gadget)
+{
+	struct rsys_frame f = { 0 };
+	const char *why = NULL;
+	int ret = 0;
+
+	if (!gadget[GADGET_SYSCALL_RET] || !gadget[GADGET_RESTORER])
+		why = "no `syscall; ret` or rt_sigreturn code in the task";
+	else if (shadow_stack_on(r->pid))
+		why = "shadow stack enabled";
+	else
+		ret = rsys_frame_build(&f, r->pid, &r->saved, r->saved_sigmask, gadget[GADGET_RESTORER]);
+	if (!why && !ret)
+		ret = rsys_write(r, f.addr, f.buf, f.len);
+	rsys_frame_free(&f);
+	if (!why && ret)
+		why = strerror(-ret);
+	if (why) {
+		pr_warn("rsys: %d: no signal frame (%s): the task is not restored if we die mid-call\n",
+			r->pid, why);
+		return;
+	}
+	r->frame = f.addr;
+	r->syscall_ip = gadget[GADGET_SYSCALL_RET];
+	pr_debug("rsys: %d: frame at 0x%lx (fpstate 0x%lx, %zu bytes, xfeatures 0x%llx)\n", r->pid,
+		 f.addr, f.fpstate, f.xstate_size, (unsigned long long)f.xfeatures);
+}
+
 int rsys_attach_stopped(struct rsys *r, pid_t pid)
 {
+	unsigned long gadget[NR_GADGETS] = { 0 };
 	struct user_regs_struct regs;
 	uint64_t mask;
-	unsigned long ip;
 	int pidfd, ret;
 
 	memset(r, 0, sizeof(*r));
@@ -413,9 +549,9 @@ int rsys_attach_stopped(struct rsys *r, pid_t pid)
 		return ret;
 	}
 
-	ip = find_syscall_ip(pid);
-	if (!ip)
-		return -ENOENT;
+	ret = find_gadgets(pid, gadget);
+	if (ret)
+		return ret;
 
 	pidfd = syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
@@ -424,18 +560,29 @@ int rsys_attach_stopped(struct rsys *r, pid_t pid)
 		return ret;
 	}
 
-	/* Last step: from here on the task must be restored. */
-	ret = set_sigmask(pid, ~0ULL);
-	if (ret) {
-		close(pidfd);
-		return ret;
-	}
-
 	r->pid = pid;
 	r->saved = regs;
 	r->saved_sigmask = mask;
-	r->syscall_ip = ip;
+	r->syscall_ip = gadget[GADGET_SYSCALL];
 	r->pidfd = pidfd;
+	protect(r, gadget);
+
+	/*
+	 * Last steps: from here on the task must be restored. Parked on the
+	 * frame before signals are blocked, so that there is no moment in
+	 * which our death would leave them blocked.
+	 */
+	ret = r->frame ? park(r) : 0;
+	if (!ret)
+		ret = set_sigmask(pid, ~0ULL);
+	if (ret) {
+		if (r->frame)
+			set_regs(pid, &r->saved);
+		close(pidfd);
+		memset(r, 0, sizeof(*r));
+		r->pidfd = -1;
+		return ret;
+	}
 	pr_debug("rsys: attached to %d (rip 0x%llx rax %lld)\n", pid, regs.rip, (long long)regs.rax);
 	return 0;
 }
@@ -506,10 +653,10 @@ detach:
 }
 
 /*
- * Leave the task in a PTRACE_EVENT_STOP again, with the saved regs, as
- * CRIU's seize left it (rather than in our last syscall-exit-stop). The
- * jobctl trap is taken on the way back to user space, before any user
- * instruction runs; all signals are still blocked.
+ * Leave the task in a PTRACE_EVENT_STOP again, as CRIU's seize left it
+ * (rather than in our last syscall-exit-stop). The jobctl trap is taken on
+ * the way back to user space, before any user instruction runs (so the
+ * parked regs never run); all signals are still blocked.
  */
 static int repark(pid_t pid)
 {
@@ -543,7 +690,11 @@ int rsys_detach(struct rsys *r)
 			goto out;	/* the task is gone: nothing left to restore */
 	}
 
-	err = set_regs(pid, &r->saved);
+	/*
+	 * With a frame the task stays parked on it until the saved registers
+	 * go back as the very last step: repark and the mask come first.
+	 */
+	err = r->frame ? park(r) : set_regs(pid, &r->saved);
 	if (!err && !r->seized_by_us)
 		err = repark(pid);
 	ret = ret ? ret : err;
@@ -552,6 +703,10 @@ int rsys_detach(struct rsys *r)
 
 	err = set_sigmask(pid, r->saved_sigmask);
 	ret = ret ? ret : err;
+	if (r->frame) {
+		err = set_regs(pid, &r->saved);
+		ret = ret ? ret : err;
+	}
 
 	if (r->seized_by_us && ptrace(PTRACE_DETACH, pid, NULL, NULL)) {
 		err = -errno;
@@ -563,6 +718,7 @@ out:
 		close(r->pidfd);
 	r->pidfd = -1;
 	r->pid = 0;
+	r->frame = 0;
 	r->seized_by_us = false;
 	pr_debug("rsys: detached from %d: %d\n", pid, ret);
 	return ret;
@@ -570,12 +726,47 @@ out:
 
 /* ---------------------------------------------------------------- calls */
 
+/*
+ * Fault injection for tests, like dump.c's crash points:
+ * CRIU_QEMU_TEST_CRASH=rsys-entry or rsys-exit kills us (the tracer) with
+ * the task at that stop of an injected syscall; "rsys-exit:N" only at the
+ * Nth injected syscall of this process.
+ */
+static void test_crash_point(const char *point, unsigned long nth)
+{
+	const char *want = getenv("CRIU_QEMU_TEST_CRASH");
+	size_t len = strlen(point);
+
+	if (!want || strncmp(want, point, len))
+		return;
+	if (want[len] == ':' ? strtoul(want + len + 1, NULL, 10) != nth : want[len] != '\0')
+		return;
+	pr_warn("test crash point %s (syscall %lu): killing the tracer\n", point, nth);
+	kill(getpid(), SIGKILL);
+}
+
+/* Number the injected syscalls of this process (a forked child counts afresh). */
+static unsigned long next_call_nr(void)
+{
+	static unsigned long nth;
+	static pid_t counting;
+
+	if (counting != getpid()) {
+		counting = getpid();
+		nth = 0;
+	}
+	return ++nth;
+}
+
 static long call_once(struct rsys *r, long nr, const long a[6])
 {
 	struct user_regs_struct regs = r->saved;
+	unsigned long nth = next_call_nr();
 	int ret;
 
 	regs.rip = r->syscall_ip;
+	if (r->frame)
+		regs.rsp = r->frame;
 	regs.rax = nr;
 	regs.orig_rax = -1;
 	regs.rdi = a[0];
@@ -589,7 +780,11 @@ static long call_once(struct rsys *r, long nr, const long a[6])
 	if (!ret)
 		ret = run_to_syscall_stop(r->pid, STOP_SYSCALL_ENTRY);
 	if (!ret)
+		test_crash_point("rsys-entry", nth);
+	if (!ret)
 		ret = run_to_syscall_stop(r->pid, STOP_SYSCALL_EXIT);
+	if (!ret)
+		test_crash_point("rsys-exit", nth);
 	if (!ret)
 		ret = get_regs(r->pid, &regs);
 	if (ret)

@@ -7,6 +7,11 @@
  * All calls must come from the thread that is the tracer of the task.
  * Signals are blocked in the task between attach and detach; only the
  * thread-group leader is stopped, other threads keep running.
+ *
+ * If the tracer dies (SIGKILL) while attached, even mid-call, the task
+ * finishes the call in flight and then restores its own registers, signal
+ * mask and FPU state through rt_sigreturn from a frame rsys wrote below its
+ * stack pointer (frame != 0; see rsys.c). Scratch memory stays mapped then.
  */
 #ifndef CRIU_QEMU_RSYS_H
 #define CRIU_QEMU_RSYS_H
@@ -22,7 +27,8 @@ struct rsys {
 	bool seized_by_us;		/* we did PTRACE_SEIZE and must detach */
 	struct user_regs_struct saved;	/* regs to restore, syscall restart already applied */
 	uint64_t saved_sigmask;
-	unsigned long syscall_ip;	/* address of a `syscall` instruction in the task */
+	unsigned long syscall_ip;	/* `syscall` (frame: `syscall; ret`) in the task */
+	unsigned long frame;		/* rsp during calls: a signal frame of saved state; 0: none */
 	unsigned long scratch;		/* scratch mapping in the task, 0 if none */
 	size_t scratch_len;
 	int pidfd;			/* pidfd_open(pid), for pidfd_getfd */
@@ -62,7 +68,8 @@ int rsys_get_fd(struct rsys *r, int remote_fd);
 int rsys_put_fd(struct rsys *r, int local_fd);
 
 /*
- * Unmap scratch, restore sigmask and registers; detach if we seized. If we
+ * Unmap scratch, restore sigmask and registers (the registers last: until
+ * then the task is parked on its frame); detach if we seized. If we
  * did not seize, the task is left in a PTRACE_EVENT_STOP (as after CRIU's
  * PTRACE_INTERRUPT) for the tracer to go on with. Safe to call after partial
  * failure, on a zeroed struct and twice. Returns 0 or the first -errno.

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -27,6 +28,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 
@@ -669,6 +671,574 @@ static void test_cost(void **state)
 	assert_echo("bench");
 }
 
+/* ------------------------------------------- surviving the tracer's death */
+
+/*
+ * A victim whose whole user state is known: victim_run() loads every GPR,
+ * the flags, MXCSR, ymm0-15 and, with AVX-512, zmm31, the upper half of
+ * zmm15 and k1 from victim_in, then either spins (jumping through
+ * victim_resume, which touches no register or flag) or makes the one
+ * syscall its registers describe, and stores all of it to victim_out.
+ * A tracer process seizes it, attaches rsys and dies mid-call; the victim
+ * must go on with exactly that state.
+ */
+enum { G_RAX, G_RBX, G_RCX, G_RDX, G_RSI, G_RDI, G_RBP, G_RSP,
+       G_R8, G_R9, G_R10, G_R11, G_R12, G_R13, G_R14, G_R15, NR_G };
+
+struct vstate {
+	uint64_t gpr[NR_G];	/* 0 */
+	uint64_t flags;		/* 128 */
+	uint64_t mxcsr;		/* 136 */
+	uint64_t k1;		/* 144 */
+	uint64_t pad[5];
+	uint8_t ymm[16][32];	/* 192 */
+	uint8_t zmm31[64];	/* 704 */
+	uint8_t zmm15hi[32];	/* 768 */
+};
+
+_Static_assert(offsetof(struct vstate, flags) == 128, "asm offsets");
+_Static_assert(offsetof(struct vstate, mxcsr) == 136, "asm offsets");
+_Static_assert(offsetof(struct vstate, k1) == 144, "asm offsets");
+_Static_assert(offsetof(struct vstate, ymm) == 192, "asm offsets");
+_Static_assert(offsetof(struct vstate, zmm31) == 704, "asm offsets");
+_Static_assert(offsetof(struct vstate, zmm15hi) == 768, "asm offsets");
+
+struct vstate victim_in, victim_out;
+uint64_t victim_op, victim_resume, victim_spinning, victim_saved_rsp;
+uint32_t victim_saved_mxcsr;
+uint8_t victim_avx512;
+void victim_run(void);
+extern char victim_spin[], victim_sys[], victim_done[];
+
+#define YMM_ALL "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15"
+#define R8_15 "8,9,10,11,12,13,14,15"
+
+asm(".text\n"
+    ".globl victim_run\n"
+    ".type victim_run, @function\n"
+    "victim_run:\n"
+    "	push %rbx\n	push %rbp\n	push %r12\n	push %r13\n	push %r14\n	push %r15\n"
+    "	mov %rsp, victim_saved_rsp(%rip)\n"
+    "	stmxcsr victim_saved_mxcsr(%rip)\n"
+    "	ldmxcsr victim_in+136(%rip)\n"
+    "	.irp i," YMM_ALL "\n"
+    "	vmovdqu victim_in+192+32*\\i(%rip), %ymm\\i\n"
+    "	.endr\n"
+    "	cmpb $0, victim_avx512(%rip)\n"
+    "	je 1f\n"
+    "	vmovdqu64 victim_in+704(%rip), %zmm31\n"
+    "	vinserti64x4 $1, victim_in+768(%rip), %zmm15, %zmm15\n"
+    "	kmovw victim_in+144(%rip), %k1\n"
+    "1:	pushq victim_in+128(%rip)\n"
+    "	popfq\n"
+    "	mov victim_in+0(%rip), %rax\n"
+    "	mov victim_in+8(%rip), %rbx\n"
+    "	mov victim_in+16(%rip), %rcx\n"
+    "	mov victim_in+24(%rip), %rdx\n"
+    "	mov victim_in+32(%rip), %rsi\n"
+    "	mov victim_in+40(%rip), %rdi\n"
+    "	mov victim_in+48(%rip), %rbp\n"
+    "	.irp i," R8_15 "\n"
+    "	mov victim_in+8*\\i(%rip), %r\\i\n"
+    "	.endr\n"
+    "	movq $1, victim_spinning(%rip)\n"
+    "	jmp *victim_op(%rip)\n"
+    ".globl victim_spin\n"
+    "victim_spin:\n"
+    "	pause\n"
+    "	jmp *victim_resume(%rip)\n"
+    ".globl victim_sys\n"
+    "victim_sys:\n"
+    "	syscall\n"
+    ".globl victim_done\n"
+    "victim_done:\n"
+    "	mov %rax, victim_out+0(%rip)\n"
+    "	mov %rbx, victim_out+8(%rip)\n"
+    "	mov %rcx, victim_out+16(%rip)\n"
+    "	mov %rdx, victim_out+24(%rip)\n"
+    "	mov %rsi, victim_out+32(%rip)\n"
+    "	mov %rdi, victim_out+40(%rip)\n"
+    "	mov %rbp, victim_out+48(%rip)\n"
+    "	mov %rsp, victim_out+56(%rip)\n"
+    "	.irp i," R8_15 "\n"
+    "	mov %r\\i, victim_out+8*\\i(%rip)\n"
+    "	.endr\n"
+    "	pushfq\n"
+    "	popq victim_out+128(%rip)\n"
+    "	cld\n"
+    "	stmxcsr victim_out+136(%rip)\n"
+    "	.irp i," YMM_ALL "\n"
+    "	vmovdqu %ymm\\i, victim_out+192+32*\\i(%rip)\n"
+    "	.endr\n"
+    "	cmpb $0, victim_avx512(%rip)\n"
+    "	je 2f\n"
+    "	vmovdqu64 %zmm31, victim_out+704(%rip)\n"
+    "	vextracti64x4 $1, %zmm15, victim_out+768(%rip)\n"
+    "	kmovw %k1, victim_out+144(%rip)\n"
+    "2:	ldmxcsr victim_saved_mxcsr(%rip)\n"
+    "	vzeroupper\n"
+    "	mov victim_saved_rsp(%rip), %rsp\n"
+    "	pop %r15\n	pop %r14\n	pop %r13\n	pop %r12\n	pop %rbp\n	pop %rbx\n"
+    "	ret\n"
+    ".size victim_run, .-victim_run\n");
+
+/* CF AF SF DF set, PF ZF OF clear: the arithmetic flags and DF are compared. */
+#define VFLAGS		0x491ULL
+#define VFLAGS_MASK	0xcd5ULL
+#define VMXCSR		0xffc0ULL	/* FTZ, round to zero, DAZ, all masked */
+#define VSLEEP_MS	300
+
+enum vmode { V_SPIN, V_READ, V_SLEEP, V_SLEEP_ABS };
+
+struct vreport {
+	struct vstate out;
+	uint64_t rsp;		/* victim_run's stack pointer */
+	sigset_t mask;
+	stack_t ss;
+	int usr1;
+	struct timespec rem, deadline, end;
+};
+
+struct victim {
+	pid_t pid;
+	enum vmode mode;
+	int rep;	/* we read its report */
+	int feed;	/* V_READ: we write the byte it reads */
+};
+
+static char victim_buf[8];
+static struct timespec victim_ts, victim_rem;
+static char victim_altstack[64 * 1024];
+
+static sigset_t victim_mask(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGWINCH);
+	sigaddset(&set, SIGRTMIN + 2);
+	return set;
+}
+
+static uint64_t victim_mask_bits(void)
+{
+	return 1ULL << (SIGUSR2 - 1) | 1ULL << (SIGWINCH - 1) | 1ULL << (SIGRTMIN + 2 - 1);
+}
+
+/* The state victim_run() loads; also run in the test process to know what to expect. */
+static void victim_fill(enum vmode mode, int fd)
+{
+	uint64_t *g = victim_in.gpr;
+	int i, j;
+
+	for (i = 0; i < NR_G; i++)
+		g[i] = 0xc0de000000000000ULL | (uint64_t)i << 32 | 0x01010101U * (i + 1);
+	victim_in.flags = VFLAGS;
+	victim_in.mxcsr = VMXCSR;
+	victim_in.k1 = 0xa5c3;
+	for (i = 0; i < 16; i++)
+		for (j = 0; j < 32; j++)
+			victim_in.ymm[i][j] = (uint8_t)((i * 32 + j) * 7 + 1);
+	for (j = 0; j < 64; j++)
+		victim_in.zmm31[j] = (uint8_t)(j * 13 + 3);
+	for (j = 0; j < 32; j++)
+		victim_in.zmm15hi[j] = (uint8_t)(j * 5 + 11);
+	victim_avx512 = __builtin_cpu_supports("avx512f") != 0;
+	victim_op = (uint64_t)(mode == V_SPIN ? victim_spin : victim_sys);
+	victim_resume = (uint64_t)victim_spin;
+
+	if (mode == V_READ) {
+		g[G_RAX] = SYS_read;
+		g[G_RDI] = fd;
+		g[G_RSI] = (uint64_t)victim_buf;
+		g[G_RDX] = 1;
+	} else if (mode != V_SPIN) {
+		clock_gettime(CLOCK_MONOTONIC, &victim_ts);
+		victim_ts.tv_sec += VSLEEP_MS / 1000;
+		victim_ts.tv_nsec += (VSLEEP_MS % 1000) * 1000000L;
+		if (victim_ts.tv_nsec >= 1000000000L) {
+			victim_ts.tv_sec++;
+			victim_ts.tv_nsec -= 1000000000L;
+		}
+		if (mode == V_SLEEP)
+			victim_ts = (struct timespec){ VSLEEP_MS / 1000, (VSLEEP_MS % 1000) * 1000000L };
+		g[G_RAX] = SYS_clock_nanosleep;
+		g[G_RDI] = CLOCK_MONOTONIC;
+		g[G_RSI] = mode == V_SLEEP_ABS ? TIMER_ABSTIME : 0;
+		g[G_RDX] = (uint64_t)&victim_ts;
+		g[G_R10] = (uint64_t)&victim_rem;
+	}
+}
+
+static __attribute__((noreturn)) void victim_main(int rep, int feed)
+{
+	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
+	stack_t ss = { .ss_sp = victim_altstack, .ss_size = sizeof(victim_altstack) };
+	sigset_t set = victim_mask();
+	struct vreport rp;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (sigaction(SIGUSR1, &sa, NULL) || sigaltstack(&ss, NULL) ||
+	    sigprocmask(SIG_SETMASK, &set, NULL))
+		_exit(5);
+	victim_run();
+	memset(&rp, 0, sizeof(rp));
+	rp.out = victim_out;
+	rp.rsp = victim_saved_rsp;
+	sigprocmask(SIG_SETMASK, NULL, &rp.mask);
+	sigaltstack(NULL, &rp.ss);
+	rp.usr1 = usr1_count;
+	rp.rem = victim_rem;
+	rp.deadline = victim_ts;
+	clock_gettime(CLOCK_MONOTONIC, &rp.end);
+	if (write(rep, &rp, sizeof(rp)) != sizeof(rp))
+		_exit(3);
+	while (read(feed, victim_buf, 1) > 0)
+		;	/* stay until the test closes feed: not a zombie while it checks */
+	_exit(0);
+}
+
+static uint64_t peek_u64(pid_t pid, void *addr)
+{
+	uint64_t v = 0;
+	struct iovec l = { &v, sizeof(v) }, r = { addr, sizeof(v) };
+
+	assert_int_equal(process_vm_readv(pid, &l, 1, &r, 1, 0), sizeof(v));
+	return v;
+}
+
+static void poke_u64(pid_t pid, void *addr, uint64_t v)
+{
+	struct iovec l = { &v, sizeof(v) }, r = { addr, sizeof(v) };
+
+	assert_int_equal(process_vm_writev(pid, &l, 1, &r, 1, 0), sizeof(v));
+}
+
+static void start_victim(struct victim *v, enum vmode mode)
+{
+	int rep[2], feed[2];
+	int i;
+
+	if (!__builtin_cpu_supports("avx")) {
+		printf("victim needs AVX: skipped\n");
+		skip();
+	}
+	assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(feed, O_CLOEXEC), 0);
+	victim_fill(mode, feed[0]);
+	v->mode = mode;
+	v->pid = fork();
+	assert_true(v->pid >= 0);
+	if (v->pid == 0) {
+		close(rep[0]);
+		close(feed[1]);
+		victim_main(rep[1], feed[0]);
+	}
+	close(rep[1]);
+	close(feed[0]);
+	v->rep = rep[0];
+	v->feed = feed[1];
+	if (mode == V_SPIN) {
+		for (i = 0; i < 5000 && !peek_u64(v->pid, &victim_spinning); i++)
+			usleep(1000);
+		assert_int_equal(peek_u64(v->pid, &victim_spinning), 1);
+	} else {
+		wait_blocked_in(v->pid, mode == V_READ ? SYS_read : SYS_clock_nanosleep);
+	}
+}
+
+/* A decimal field of /proc/PID/status (TracerPid). */
+static long status_dec(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	size_t klen = strlen(key);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen) && line[klen] == ':')
+			v = strtol(line + klen + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* After its tracer died: untraced, and its own signal mask back (it ran rt_sigreturn). */
+static void assert_victim_recovered(pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		if (status_dec(pid, "TracerPid") == 0 && status_hex(pid, "SigBlk") == victim_mask_bits())
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(status_dec(pid, "TracerPid"), 0);
+	assert_int_equal(status_hex(pid, "SigBlk"), victim_mask_bits());
+	assert_true(proc_state(pid) == 'R' || proc_state(pid) == 'S');
+}
+
+/* Let the victim finish and check every register it reports against victim_in. */
+static struct vreport finish_victim(struct victim *v, long rax)
+{
+	struct pollfd pfd = { .fd = v->rep, .events = POLLIN };
+	sigset_t want = victim_mask();
+	struct vreport rp;
+	int i, status, sig;
+
+	if (v->mode == V_SPIN)
+		poke_u64(v->pid, &victim_resume, (uint64_t)victim_done);
+	else if (v->mode == V_READ)
+		assert_int_equal(write(v->feed, "!", 1), 1);
+	if (poll(&pfd, 1, 5000) != 1) {
+		kill(v->pid, SIGKILL);
+		assert_int_equal(waitpid(v->pid, &status, 0), v->pid);
+		fail_msg("victim sent no report (status 0x%x)", status);
+	}
+	assert_int_equal(read(v->rep, &rp, sizeof(rp)), sizeof(rp));
+	close(v->rep);
+	close(v->feed);
+	assert_int_equal(waitpid(v->pid, &status, 0), v->pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	for (i = 0; i < NR_G; i++) {
+		if (i == G_RSP || (v->mode != V_SPIN && (i == G_RCX || i == G_R11)))
+			continue;	/* the syscall insn clobbers rcx, r11 */
+		if (i == G_RAX && v->mode != V_SPIN)
+			assert_int_equal((long)rp.out.gpr[i], rax);
+		else if (rp.out.gpr[i] != victim_in.gpr[i])
+			fail_msg("gpr %d: 0x%llx, want 0x%llx", i, (unsigned long long)rp.out.gpr[i],
+				 (unsigned long long)victim_in.gpr[i]);
+	}
+	assert_int_equal(rp.out.gpr[G_RSP], rp.rsp);
+	assert_int_equal(rp.out.flags & VFLAGS_MASK, VFLAGS);
+	assert_int_equal(rp.out.mxcsr, VMXCSR);
+	assert_memory_equal(rp.out.ymm, victim_in.ymm, sizeof(victim_in.ymm));
+	if (victim_avx512) {
+		assert_memory_equal(rp.out.zmm31, victim_in.zmm31, sizeof(victim_in.zmm31));
+		assert_memory_equal(rp.out.zmm15hi, victim_in.zmm15hi, sizeof(victim_in.zmm15hi));
+		assert_int_equal(rp.out.k1, victim_in.k1);
+	}
+	for (sig = 1; sig < SIGRTMAX; sig++)
+		if (sigismember(&rp.mask, sig) != sigismember(&want, sig))
+			fail_msg("signal %d: blocked %d, want %d", sig, sigismember(&rp.mask, sig),
+				 sigismember(&want, sig));
+	assert_ptr_equal(rp.ss.ss_sp, victim_altstack);
+	assert_int_equal(rp.ss.ss_size, sizeof(victim_altstack));
+	assert_int_equal(rp.ss.ss_flags, 0);
+	return rp;
+}
+
+struct tracer_plan {
+	const char *crash;	/* CRIU_QEMU_TEST_CRASH while attached */
+	bool die_attached;	/* SIGKILL ourselves right after attach */
+	bool usr1;		/* send the victim SIGUSR1 while it is attached */
+	bool forever;		/* attach, work, detach, again, until killed */
+};
+
+/*
+ * The victims' injected writes go here; the test holds the read end, so that
+ * a write finished after the tracer died raises no SIGPIPE in the victim.
+ */
+static int tracer_pipe[2] = { -1, -1 };
+
+/* Injected calls of every kind: plain, scratch, memory, fd transfer. */
+static void tracer_work(struct rsys *r, pid_t victim)
+{
+	unsigned long s;
+	int rfd;
+
+	if (rsys_call(r, SYS_getpid, 0, 0, 0, 0, 0, 0) != victim)
+		_exit(10);
+	s = rsys_scratch(r, 64);
+	if (!s || rsys_write(r, s, "x", 1))
+		_exit(11);
+	rfd = rsys_put_fd(r, tracer_pipe[1]);
+	if (rfd < 0 || rsys_call(r, SYS_write, rfd, s, 1, 0, 0, 0) != 1 ||
+	    rsys_call(r, SYS_close, rfd, 0, 0, 0, 0, 0))
+		_exit(13);
+}
+
+static __attribute__((noreturn)) void tracer_main(pid_t victim, const struct tracer_plan *p)
+{
+	struct rsys r;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	do {
+		if (rsys_seize(&r, victim))
+			_exit(2);
+		if (!r.frame)
+			_exit(3);	/* unprotected: the test would only crash the victim */
+		if (p->usr1)
+			kill(victim, SIGUSR1);
+		if (p->crash)
+			setenv("CRIU_QEMU_TEST_CRASH", p->crash, 1);
+		if (p->die_attached)
+			kill(getpid(), SIGKILL);
+		tracer_work(&r, victim);
+		if (rsys_detach(&r))
+			_exit(4);
+	} while (p->forever);
+	_exit(0);
+}
+
+/* Run a tracer on the victim; its wait status. */
+static int run_tracer(pid_t victim, const struct tracer_plan *p, int kill_after_us)
+{
+	char drain[4096];
+	int status;
+	pid_t t;
+
+	if (tracer_pipe[0] < 0)
+		assert_int_equal(pipe2(tracer_pipe, O_CLOEXEC | O_NONBLOCK), 0);
+	t = fork();
+	assert_true(t >= 0);
+	if (t == 0)
+		tracer_main(victim, p);
+	if (kill_after_us >= 0) {
+		usleep(kill_after_us);
+		kill(t, SIGKILL);
+	}
+	assert_int_equal(waitpid(t, &status, 0), t);
+	while (read(tracer_pipe[0], drain, sizeof(drain)) > 0)
+		;
+	return status;
+}
+
+static void assert_killed(int status)
+{
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		fail_msg("tracer was not killed: status 0x%x", status);
+}
+
+/* The normal path keeps all of it too, and a signal sent meanwhile arrives once. */
+static void test_frame_normal_path(void **state)
+{
+	struct tracer_plan p = { .usr1 = true };
+	struct victim v;
+
+	(void)state;
+	start_victim(&v, V_SPIN);
+	assert_int_equal(run_tracer(v.pid, &p, -1), 0);
+	assert_int_equal(finish_victim(&v, 0).usr1, 1);
+
+	start_victim(&v, V_READ);
+	assert_int_equal(run_tracer(v.pid, &p, -1), 0);
+	assert_int_equal(finish_victim(&v, 1).usr1, 1);
+}
+
+/* Tracer dies at an injected syscall's entry stop while the victim spins in user code. */
+static void test_frame_tracer_dies_at_entry(void **state)
+{
+	struct tracer_plan p = { .crash = "rsys-entry", .usr1 = true };
+	struct victim v;
+
+	(void)state;
+	start_victim(&v, V_SPIN);
+	assert_killed(run_tracer(v.pid, &p, -1));
+	assert_victim_recovered(v.pid);
+	assert_int_equal(finish_victim(&v, 0).usr1, 1);
+}
+
+/* ... at the exit stop, the victim blocked in read(): the read restarts and gets the byte. */
+static void test_frame_tracer_dies_at_exit(void **state)
+{
+	struct tracer_plan p = { .crash = "rsys-exit", .usr1 = true };
+	struct vreport rp;
+	struct victim v;
+
+	(void)state;
+	start_victim(&v, V_READ);
+	assert_killed(run_tracer(v.pid, &p, -1));
+	assert_victim_recovered(v.pid);
+	wait_blocked_in(v.pid, SYS_read);	/* restarted, waiting again */
+	rp = finish_victim(&v, 1);
+	assert_int_equal(rp.usr1, 1);
+	assert_int_equal(victim_buf[0], 0);	/* ours; the victim's got the byte */
+}
+
+/*
+ * Sleeps: an absolute clock_nanosleep (-ERESTARTNOHAND) restarts and ends at
+ * its deadline. A relative one (-ERESTART_RESTARTBLOCK) returns -EINTR with
+ * the time left in rem, as after a signal handler: rt_sigreturn resets the
+ * kernel's restart block, so restart_syscall cannot resume it.
+ */
+static void test_frame_tracer_dies_in_sleep(void **state)
+{
+	struct tracer_plan p = { .crash = "rsys-exit" };
+	struct vreport rp;
+	struct victim v;
+	long rem_ms;
+
+	(void)state;
+	start_victim(&v, V_SLEEP_ABS);
+	assert_killed(run_tracer(v.pid, &p, -1));
+	assert_victim_recovered(v.pid);
+	rp = finish_victim(&v, 0);
+	assert_true(rp.end.tv_sec > rp.deadline.tv_sec ||
+		    (rp.end.tv_sec == rp.deadline.tv_sec && rp.end.tv_nsec >= rp.deadline.tv_nsec));
+
+	start_victim(&v, V_SLEEP);
+	assert_killed(run_tracer(v.pid, &p, -1));
+	assert_victim_recovered(v.pid);
+	rp = finish_victim(&v, -EINTR);
+	rem_ms = rp.rem.tv_sec * 1000 + rp.rem.tv_nsec / 1000000;
+	assert_true(rem_ms > 0 && rem_ms <= VSLEEP_MS);
+}
+
+/* Death at every stop of every injected call of an attach-work-detach cycle. */
+static void test_frame_tracer_dies_at_every_call(void **state)
+{
+	static const char *const points[] = { "rsys-entry", "rsys-exit" };
+	static const enum vmode modes[] = { V_SPIN, V_READ };
+	struct tracer_plan p = { 0 };
+	char crash[32];
+	struct victim v;
+	int m, i, n, status, deaths;
+
+	(void)state;
+	for (m = 0; m < 2; m++) {
+		start_victim(&v, modes[m]);
+		for (i = 0; i < 2; i++) {
+			deaths = 0;
+			for (n = 1; n < 100; n++) {
+				snprintf(crash, sizeof(crash), "%s:%d", points[i], n);
+				p.crash = crash;
+				status = run_tracer(v.pid, &p, -1);
+				if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+					break;	/* fewer calls than n */
+				assert_killed(status);
+				assert_victim_recovered(v.pid);
+				deaths++;
+			}
+			assert_true(deaths >= 8);	/* mmap, socketpair, recvmsg, ..., munmap */
+		}
+		finish_victim(&v, modes[m] == V_READ ? 1 : 0);
+	}
+}
+
+/* Killed from outside at random points: in attach, between calls, in detach. */
+static void test_frame_tracer_killed_anywhere(void **state)
+{
+	struct tracer_plan forever = { .forever = true }, attached = { .die_attached = true };
+	struct victim v;
+	int i;
+
+	(void)state;
+	srand(12345);
+	start_victim(&v, V_SPIN);
+	assert_killed(run_tracer(v.pid, &attached, -1));
+	assert_victim_recovered(v.pid);
+	for (i = 0; i < 40; i++) {
+		assert_killed(run_tracer(v.pid, &forever, rand() % 8000));
+		assert_victim_recovered(v.pid);
+	}
+	finish_victim(&v, 0);
+}
+
 /* The frame as the kernel lays out signal frames, with the state where rt_sigreturn looks. */
 static void test_frame_layout(void **state)
 {
@@ -726,6 +1296,25 @@ static void test_frame_layout(void **state)
 	assert_int_equal(rsys_frame_make(&f, &regs, 0, 1, xsave, sizeof(xsave)), -EINVAL);
 }
 
+/* Can we seize a child at all (a seccomp policy or LSM may forbid ptrace)? */
+static bool ptrace_usable(void)
+{
+	pid_t pid = fork();
+	int status;
+	bool ok;
+
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	if (pid < 0)
+		return false;
+	ok = !ptrace(PTRACE_SEIZE, pid, NULL, NULL);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return ok;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -740,7 +1329,21 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_seccomp, setup_child_seccomp, teardown_child),
 		cmocka_unit_test_setup_teardown(test_cost, setup_child, teardown_child),
 		cmocka_unit_test(test_frame_layout),
+		cmocka_unit_test(test_frame_normal_path),
+		cmocka_unit_test(test_frame_tracer_dies_at_entry),
+		cmocka_unit_test(test_frame_tracer_dies_at_exit),
+		cmocka_unit_test(test_frame_tracer_dies_in_sleep),
+		cmocka_unit_test(test_frame_tracer_dies_at_every_call),
+		cmocka_unit_test(test_frame_tracer_killed_anywhere),
 	};
 
+	if (geteuid()) {
+		printf("test_rsys: skipped, needs root (ptrace of a sibling, PTRACE_O_SUSPEND_SECCOMP)\n");
+		return 0;
+	}
+	if (!ptrace_usable()) {
+		printf("test_rsys: skipped, ptrace is not allowed here\n");
+		return 0;
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
