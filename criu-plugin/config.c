@@ -320,7 +320,7 @@ static int load_file(struct qp_config *c, const char *path)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
-		pr_info("config file %s does not exist, using defaults\n", path);
+		snprintf(c->source, sizeof(c->source), "%s: none, defaults", path);
 		return 0;
 	}
 	if (fd < 0) {
@@ -340,7 +340,7 @@ static int load_file(struct qp_config *c, const char *path)
 		pr_err("cannot read config file %s: %s\n", path, strerror(-ret));
 		return ret;
 	}
-	pr_info("config file %s (%zu bytes)\n", path, len);
+	snprintf(c->source, sizeof(c->source), "%s, %zu bytes", path, len);
 	ret = qp_config_parse(c, text, len, path);
 	free(text);
 	return ret;

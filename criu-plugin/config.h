@@ -21,6 +21,7 @@ struct qp_config {
 	char base_image[4096];	/* base: image file or directory; "": CRIU's parent link */
 	bool incremental_verify;/* compare bytes with the base, not only checksums */
 	bool lazy_restore;	/* restore: the guest runs at once, a guardian fills RAM */
+	char source[4200];	/* for the log: the file read, or that there was none */
 };
 
 /*

@@ -44,9 +44,9 @@ static int qemu_plugin_init(int stage)
 	ret = qp_config_load(&config);
 	if (ret)
 		return ret;
-	pr_debug("loaded for %s (workers=%u odirect=%d min_block=%lluMiB enabled=%d)\n",
-		 stage_name(stage), config.workers, config.odirect, config.min_block_bytes >> 20,
-		 config.enabled);
+	pr_debug("loaded for %s (config %s; workers=%u odirect=%d min_block=%lluMiB enabled=%d)\n",
+		 stage_name(stage), config.source, config.workers, config.odirect,
+		 config.min_block_bytes >> 20, config.enabled);
 	if (stage == CR_PLUGIN_STAGE__RESTORE)
 		return qp_restore_init(&config);
 	return 0;
