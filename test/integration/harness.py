@@ -270,6 +270,8 @@ class Criu:
         # such hosts is fault injection 130 (FI_NO_BREAKPOINTS): it then steps
         # out of the parasite by syscall tracing instead.
         e.setdefault("CRIU_FAULT", CRIU_FAULT)
+        # The UBSan build (make integration-san) must fail loudly.
+        e.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
         if env:
             e.update(env)
         return e
