@@ -53,6 +53,7 @@
 #define GD_HELLO_TIMEOUT_MS	10000
 #define GD_DONE_TIMEOUT_MS	10000		/* default for HELLO's 0 */
 #define GD_RETRY_MS		1		/* after EAGAIN: the address space is changing */
+#define GD_IO_RETRY_MAX_MS	1000		/* image unreadable: retry at most this seldom */
 #define GP_RANGE_COLLAPSE	(1u << 31)	/* private: unregistered, MADV_COLLAPSE pending */
 
 enum gd_state {
@@ -79,6 +80,9 @@ struct guardian {
 	unsigned done_timeout_ms;
 	double t0, t_state, deadline;
 	bool retry;		/* last attempt met EAGAIN */
+	bool io_failing;	/* this round could not read the image */
+	unsigned io_backoff_ms;	/* image unreadable: wait this long between rounds */
+	uint64_t io_rounds;	/* rounds in a row that could not read it */
 	bool strict;		/* GP_HELLO_STRICT: lazy restore */
 	bool lingering;		/* given back, but a PREPAREd range is still unresolved */
 	bool exit;
@@ -193,6 +197,7 @@ static int serve_fault(struct guardian *g, uint64_t addr)
 		ret = gd_uffd_zero(g->uffd, dst, ps);
 	}
 	if (ret == -EAGAIN || ret == -ENOMEM || ret == -EIO) {
+		g->io_failing |= ret == -EIO;
 		defer_fault(g, addr);
 		return 0;
 	}
@@ -474,8 +479,10 @@ static long give_back_run(struct guardian *g, const struct gd_run *run)
 
 	if (!src && g->strict && g->pages.bad_chunks)
 		return -ESRCH;	/* killed */
-	if (!src)
+	if (!src) {
+		g->io_failing = true;
 		return -EAGAIN;	/* image I/O error, logged: retry rather than lose the page */
+	}
 	g->st.gb_calls++;
 	ret = gd_uffd_copy(g->uffd, run->addr, src, run->n * ps);
 	if (ret > 0) {
@@ -644,7 +651,7 @@ static int poll_timeout(const struct guardian *g)
 	double left;
 
 	if (g->retry || g->nr_deferred)
-		return GD_RETRY_MS;
+		return g->io_backoff_ms ? (int)g->io_backoff_ms : GD_RETRY_MS;
 	if (g->state == GD_GIVE_BACK && !g->lingering)
 		return 0;
 	if (g->state == GD_WAIT_EXIT) {
@@ -652,6 +659,30 @@ static int poll_timeout(const struct guardian *g)
 		return left > 0 ? (int)left + 1 : 0;
 	}
 	return -1;
+}
+
+/*
+ * An image that cannot be read (a failing disk) is tried again, but less
+ * and less often, up to once a second: the guest waits for those pages
+ * either way, and a retry every millisecond would only hammer the disk.
+ */
+static void update_io_backoff(struct guardian *g)
+{
+	if (!g->io_failing) {
+		if (g->io_rounds)
+			pr_info("guardian: the image reads again, after %" PRIu64 " failed rounds\n",
+				g->io_rounds);
+		g->io_backoff_ms = 0;
+		g->io_rounds = 0;
+		return;
+	}
+	if (!g->io_rounds++)
+		pr_err("guardian: pid %d: the image cannot be read; the guest waits for those pages; "
+		       "retrying up to every %d ms\n", g->pid, GD_IO_RETRY_MAX_MS);
+	g->io_backoff_ms = g->io_backoff_ms ? g->io_backoff_ms * 2 : GD_RETRY_MS;
+	if (g->io_backoff_ms > GD_IO_RETRY_MAX_MS)
+		g->io_backoff_ms = GD_IO_RETRY_MAX_MS;
+	g->io_failing = false;
 }
 
 static void log_faults(const struct guardian *g)
@@ -694,6 +725,7 @@ static void loop(struct guardian *g)
 			start_give_back(g, "the task is still alive after the done verdict");
 		if (g->state == GD_GIVE_BACK)
 			step_give_back(g);
+		update_io_backoff(g);
 	}
 	log_faults(g);
 }

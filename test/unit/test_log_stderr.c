@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -70,8 +71,9 @@ static void test_errno_kept_when_logged(void **state)
 
 static void *logger(void *arg)
 {
+	/* Info: errors and warnings of one call site are rate-limited. */
 	for (int n = 0; n < LINES; n++)
-		pr_warn("t%d n%d %.*s\n", (int)(intptr_t)arg, n, n % 50,
+		pr_info("t%d n%d %.*s\n", (int)(intptr_t)arg, n, n % 50,
 			"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
 	return NULL;
 }
@@ -88,6 +90,7 @@ static void test_threads_lines_whole(void **state)
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	stderr_to(fd);
+	qp_log_set_level(LOG_INFO);
 	for (int i = 0; i < THREADS; i++)
 		assert_int_equal(pthread_create(&tid[i], NULL, logger, (void *)(intptr_t)i), 0);
 	for (int i = 0; i < THREADS; i++)
@@ -114,12 +117,50 @@ static void test_threads_lines_whole(void **state)
 			assert_int_equal(seen[t][n], 1);
 }
 
+/* The same error 1000 times at once, then once more a second later. */
+static void test_errors_rate_limited(void **state)
+{
+	char path[] = "/tmp/test_log_rate.XXXXXX", line[256];
+	int fd, errors = 0, notes = 0;
+	struct timespec t0, t1;
+	FILE *f;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	stderr_to(fd);
+	/* Start at the beginning of a second: the burst must not straddle two. */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &t1);
+	while (t1.tv_sec == t0.tv_sec);
+	for (int i = 0; i < 1000; i++)
+		pr_err("disk failed at %d\n", i);
+	sleep(1);
+	pr_err("disk failed at %d\n", 1000);
+	restore_stderr(NULL);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	unlink(path);
+	while (fgets(line, sizeof(line), f)) {
+		errors += !!strstr(line, "disk failed at");
+		if (strstr(line, "more lines like the next one left out")) {
+			notes++;
+			assert_non_null(strstr(line, "(990 more lines"));
+		}
+	}
+	fclose(f);
+	assert_int_equal(errors, 11);	/* a burst of 10, then the one after a second */
+	assert_int_equal(notes, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_errno_kept_when_stderr_full, restore_stderr),
 		cmocka_unit_test_teardown(test_errno_kept_when_logged, restore_stderr),
 		cmocka_unit_test_teardown(test_threads_lines_whole, restore_stderr),
+		cmocka_unit_test_teardown(test_errors_rate_limited, restore_stderr),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
