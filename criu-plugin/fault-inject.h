@@ -10,6 +10,8 @@
 
 /* CRIU_QEMU_TEST_CRASH=<point>: CRIU dies by SIGKILL at that point. */
 void fault_crash_point(const char *point);
+/* The same for a point passed many times: <point> every time, <point>:<nth> only the nth. */
+void fault_crash_point_at(const char *point, unsigned long nth);
 
 /* CRIU_QEMU_TEST_PAUSE_MS=<ms>: how long the live phase pauses after pass 1; 0: none. */
 unsigned fault_pause_ms(void);

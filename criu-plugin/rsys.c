@@ -44,6 +44,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
+#include "fault-inject.h"
 #include "log.h"
 #include "rsys.h"
 #include "rsys-frame.h"
@@ -727,24 +728,10 @@ out:
 /* ---------------------------------------------------------------- calls */
 
 /*
- * Fault injection for tests, like dump.c's crash points:
- * CRIU_QEMU_TEST_CRASH=rsys-entry or rsys-exit kills us (the tracer) with
- * the task at that stop of an injected syscall; "rsys-exit:N" only at the
- * Nth injected syscall of this process.
+ * Fault injection (fault-inject.c): CRIU_QEMU_TEST_CRASH=rsys-entry or
+ * rsys-exit kills us (the tracer) with the task at that stop of an injected
+ * syscall; "rsys-exit:N" only at the Nth injected syscall of this process.
  */
-static void test_crash_point(const char *point, unsigned long nth)
-{
-	const char *want = getenv("CRIU_QEMU_TEST_CRASH");
-	size_t len = strlen(point);
-
-	if (!want || strncmp(want, point, len))
-		return;
-	if (want[len] == ':' ? strtoul(want + len + 1, NULL, 10) != nth : want[len] != '\0')
-		return;
-	pr_warn("test crash point %s (syscall %lu): killing the tracer\n", point, nth);
-	kill(getpid(), SIGKILL);
-}
-
 /* Number the injected syscalls of this process (a forked child counts afresh). */
 static unsigned long next_call_nr(void)
 {
@@ -780,11 +767,11 @@ static long call_once(struct rsys *r, long nr, const long a[6])
 	if (!ret)
 		ret = run_to_syscall_stop(r->pid, STOP_SYSCALL_ENTRY);
 	if (!ret)
-		test_crash_point("rsys-entry", nth);
+		fault_crash_point_at("rsys-entry", nth);
 	if (!ret)
 		ret = run_to_syscall_stop(r->pid, STOP_SYSCALL_EXIT);
 	if (!ret)
-		test_crash_point("rsys-exit", nth);
+		fault_crash_point_at("rsys-exit", nth);
 	if (!ret)
 		ret = get_regs(r->pid, &regs);
 	if (ret)
