@@ -38,15 +38,20 @@ static struct fr_block block(uint64_t addr, uint64_t len, enum fr_backing backin
 	return b;
 }
 
+static void expect_reason(const char *reason, const char *why)
+{
+	if (why && !strstr(reason, why)) {
+		print_error("reason '%s' lacks '%s'\n", reason, why);
+		fail();
+	}
+}
+
 static void expect_match(const char *maps, struct fr_block b, int ret, const char *why)
 {
 	char buf[512] = "";
 
 	assert_int_equal(restore_match_block(maps, &b, buf, sizeof(buf)), ret);
-	if (why && !strstr(buf, why)) {
-		print_error("reason '%s' lacks '%s'\n", buf, why);
-		fail();
-	}
+	expect_reason(buf, why);
 }
 
 static void test_exact_block_fits(void **state)
@@ -211,10 +216,7 @@ static void expect_pages(uint32_t pid, int ret, const char *why)
 	char buf[512] = "";
 
 	assert_int_equal(restore_check_criu_pages(dirfd_, &img, buf, sizeof(buf)), ret);
-	if (why && !strstr(buf, why)) {
-		print_error("reason '%s' lacks '%s'\n", buf, why);
-		fail();
-	}
+	expect_reason(buf, why);
 }
 
 /* CRIU stored QEMU's other memory only: the image fits. */
