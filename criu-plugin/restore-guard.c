@@ -17,7 +17,7 @@
 #include "log.h"
 #include "restore-guard.h"
 
-int restore_guard_arm(pid_t pid)
+int restore_guard_arm(pid_t pid, pid_t except)
 {
 	char path[64];
 	struct dirent *de;
@@ -31,7 +31,7 @@ int restore_guard_arm(pid_t pid)
 	while ((de = readdir(d))) {
 		pid_t tid = atoi(de->d_name);
 
-		if (tid <= 0)
+		if (tid <= 0 || tid == except)
 			continue;
 		if (syscall(SYS_tgkill, pid, tid, SIGSTOP)) {
 			ret = -errno;

@@ -14,8 +14,12 @@
 
 #include <sys/types.h>
 
-/* Queue SIGSTOP on every thread of pid. 0 or -errno (nothing queued then matters: see .c). */
-int restore_guard_arm(pid_t pid);
+/*
+ * Queue SIGSTOP on every thread of pid but `except` (0: none; the thread
+ * the plugin itself still runs syscalls in through ptrace, which a pending
+ * stop would disturb). 0 or -errno.
+ */
+int restore_guard_arm(pid_t pid, pid_t except);
 /* Discard the pending stops: guest memory is complete. */
 int restore_guard_disarm(pid_t pid);
 

@@ -257,7 +257,18 @@ static int lazy_restore(pid_t pid, const struct fr_image *img)
 		return -EOPNOTSUPP;
 	}
 	fr_image_name(name, sizeof(name), img->pid);
+	/*
+	 * Until each range is handed over it is empty and unregistered: if
+	 * CRIU dies meanwhile, the stop guard keeps the threads but the one
+	 * running our injected syscalls from reading zeros there (that one
+	 * stops with them once its call is done).
+	 */
+	ret = restore_guard_arm(pid, pid);
+	if (ret)
+		return ret;
 	ret = handoff_start_opts(pid, img, name, &o, &h);
+	if (!ret)
+		ret = restore_guard_disarm(pid);
 	if (ret && !h)
 		return ret;
 	guardian = handoff_guardian_pid(h);
@@ -294,7 +305,7 @@ int qp_restore_resume(const struct qp_config *c, pid_t pid)
 		if (ret != -EOPNOTSUPP)
 			pr_warn("pid %d: lazy restore failed (%s); filling RAM now\n", pid, strerror(-ret));
 	}
-	ret = restore_guard_arm(pid);
+	ret = restore_guard_arm(pid, 0);
 	if (!ret) {
 		fault_crash_point("restore-fill");
 		ret = ram_fill_from_image(pid, img, &o, &st);

@@ -173,3 +173,27 @@ def test_criu_killed_inside_injected_syscall(workdir, criu, guests, point):
     assert harness.pid_alive(g.pid), "QEMU died: %s" % g.qemu_log()
     g.keeps_running(g.last_status())
     g.wait_for(lambda: not harness.uffd_vmas(g.pid), 60, "no userfaultfd registration left")
+
+
+@pytest.mark.parametrize("point", ["rsys-exit:3", "rsys-entry:7"])
+def test_criu_killed_during_lazy_restore_handoff(workdir, criu, guests, point):
+    """CRIU dies while a lazy restore hands the still empty RAM ranges to the
+    guardian (3: after the mmap of the first empty VMA; 7: entering its
+    mremap): no thread may run on the empty ranges, so QEMU stays stopped;
+    the image then restores exactly."""
+    g = start_guest(workdir, guests, mem="512M", wl_mb=64)
+    imgdir = os.path.join(workdir, "img")
+    criu.dump(g.pid, imgdir)
+    harness.wait_pid_gone(g.pid)
+    at = g.last_status()
+    size = g.console_size()
+    rc, _ = criu.restore(imgdir, env={"CRIU_QEMU_TEST_CRASH": point, "CRIU_QEMU_LAZY_RESTORE": "yes"},
+                         expect_ok=False)
+    assert rc == -9, "criu was expected to die by SIGKILL, rc %d" % rc
+    assert "test crash point" in harness.log_text(os.path.join(imgdir, "restore.log"))
+    assert harness.pid_alive(g.pid), "the half-restored QEMU is gone (expected stopped)"
+    time.sleep(2)
+    assert task_state(g.pid) == "T", "QEMU runs on empty RAM: state %s" % task_state(g.pid)
+    assert g.console_size() == size, "the half-restored guest wrote to its console"
+    g.kill()
+    restore_and_verify(criu, g, imgdir, at)
