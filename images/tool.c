@@ -154,7 +154,9 @@ static int cmd_show(const char *file, bool json)
 	if (json) {
 		printf("{\n  \"file\": ");
 		json_str(file);
-		printf(",\n  \"version\": %d,\n  \"pid\": %u,\n", FR_VERSION, img.pid);
+		printf(",\n  \"version\": %d,\n  \"pid\": %u,\n  \"criu_run_id\": ", FR_VERSION, img.pid);
+		json_str(img.criu_run_id);
+		printf(",\n");
 		printf("  \"dump_time_ns\": %" PRIu64 ",\n  \"dump_time\": \"%s\",\n", img.dump_time_ns, tbuf);
 		printf("  \"file_size\": %" PRIu64 ",\n  \"allocated_bytes\": %" PRIu64 ",\n", img.file_size,
 		       allocated);
@@ -189,6 +191,7 @@ static int cmd_show(const char *file, bool json)
 	human(allocated, h2, sizeof(h2));
 	printf("%s: criu-qemu RAM image, version %d\n", file, FR_VERSION);
 	printf("  pid:         %u\n", img.pid);
+	printf("  CRIU run:    %s\n", img.criu_run_id[0] ? img.criu_run_id : "(none)");
 	printf("  dump time:   %s\n", tbuf);
 	printf("  file size:   %" PRIu64 " bytes (%s) apparent, %" PRIu64 " bytes (%s) allocated on disk (%.1f%%)\n",
 	       img.file_size, h1, allocated, h2, pct(allocated, img.file_size));
