@@ -20,7 +20,8 @@ CRIU_MK := build/criu.mk
 -include $(CRIU_MK)
 
 CC      := gcc
-CFLAGS  := -O2 -g -std=gnu11 -Wall -Wextra -Werror -fPIC -D_GNU_SOURCE \
+# -fvisibility=hidden: the plugin exports CR_PLUGIN_DESC alone (plugin.c).
+CFLAGS  := -O2 -g -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden -D_GNU_SOURCE \
 	   -Icriu-plugin -Iimages -I$(BUILD)/proto -isystem $(CRIU_INC)
 LDLIBS  := -luring -ljansson -lxxhash -lprotobuf-c -lpthread
 ifeq ($(SAN),1)
@@ -68,7 +69,12 @@ $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)
 	protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
 
-$(BUILD)/%.o: %.c $(PROTO_C) $(CRIU_MK)
+# Generated code is kept (not an intermediate make deletes) and built with our flags.
+.SECONDARY: $(PROTO_C)
+$(BUILD)/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c Makefile
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.c $(PROTO_C) $(CRIU_MK) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 

@@ -61,6 +61,12 @@ static void qemu_plugin_fini(int stage, int ret)
 	pr_debug("%s finished with %d\n", stage_name(stage), ret);
 }
 
+/*
+ * The plugin is built with -fvisibility=hidden: CRIU looks up only this
+ * descriptor (dlsym "CR_PLUGIN_DESC"); the hooks reach it through the
+ * constructors of CR_PLUGIN_REGISTER_HOOK.
+ */
+extern cr_plugin_desc_t CR_PLUGIN_DESC __attribute__((visibility("default")));
 CR_PLUGIN_REGISTER("qemu_plugin", qemu_plugin_init, qemu_plugin_fini)
 
 /* Detect and log once per hook; returns 1 for QEMU, 0 otherwise. */

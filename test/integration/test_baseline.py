@@ -71,3 +71,12 @@ def test_detector_catches_corruption(workdir, guests):
         assert "CORRUPT" in str(e)
     else:
         raise AssertionError("check_console() accepted a corrupt guest")
+
+
+def test_plugin_exports_only_its_descriptor():
+    """CRIU looks up CR_PLUGIN_DESC alone; nothing else of ours may land in
+    CRIU's symbol namespace (-fvisibility=hidden)."""
+    so = os.path.join(harness.PLUGIN_DIR, "qemu_plugin.so")
+    out = subprocess.run(["nm", "-D", "--defined-only", so], stdout=subprocess.PIPE, text=True,
+                         check=True).stdout
+    assert [l.split()[-1] for l in out.splitlines()] == ["CR_PLUGIN_DESC"], out
