@@ -43,12 +43,15 @@ fi
 apt_dir="$dir/apt"
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/dl"
 key=/usr/share/keyrings/debian-archive-keyring.gpg
+source "$(dirname "$0")/apt-mirror.sh"
+mirror=$(debian_mirror)
+security=$(debian_security_mirror)
 {
 	# bookworm itself too, so apt can tell which dependencies bookworm satisfies.
 	for s in bookworm bookworm-updates bookworm-backports; do
-		echo "deb [signed-by=$key] http://deb.debian.org/debian $s main"
+		echo "deb [signed-by=$key] $mirror $s main"
 	done
-	echo "deb [signed-by=$key] http://deb.debian.org/debian-security bookworm-security main"
+	echo "deb [signed-by=$key] $security bookworm-security main"
 } >"$apt_dir/sources.list"
 apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
 	-o "Dir::Etc::Preferences=/dev/null" -o "Dir::Etc::PreferencesParts=/dev/null"
