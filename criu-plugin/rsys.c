@@ -727,6 +727,9 @@ out:
 
 /* ---------------------------------------------------------------- calls */
 
+/* No syscall: the number a task enters the kernel with until we arm it. */
+#define RSYS_NR_NONE	(-1L)
+
 /*
  * Fault injection (fault-inject.c): CRIU_QEMU_TEST_CRASH=rsys-entry or
  * rsys-exit kills us (the tracer) with the task at that stop of an injected
@@ -745,6 +748,22 @@ static unsigned long next_call_nr(void)
 	return ++nth;
 }
 
+/* At the entry stop: the syscall the task will run is orig_rax's. */
+static int arm_syscall(pid_t pid, long nr)
+{
+	struct user_regs_struct regs;
+	int ret = get_regs(pid, &regs);
+
+	if (ret)
+		return ret;
+	if ((long)regs.orig_rax != RSYS_NR_NONE) {
+		pr_err("rsys: %d: entry stop of syscall %lld, not of ours\n", pid, (long long)regs.orig_rax);
+		return -EPROTO;
+	}
+	regs.orig_rax = nr;
+	return set_regs(pid, &regs);
+}
+
 static long call_once(struct rsys *r, long nr, const long a[6])
 {
 	struct user_regs_struct regs = r->saved;
@@ -754,7 +773,14 @@ static long call_once(struct rsys *r, long nr, const long a[6])
 	regs.rip = r->syscall_ip;
 	if (r->frame)
 		regs.rsp = r->frame;
-	regs.rax = nr;
+	/*
+	 * The task enters the kernel asking for no syscall at all (-ENOSYS);
+	 * only at its entry stop does orig_rax become nr. If CRIU dies before
+	 * that, the task gets -ENOSYS and returns through the frame: a call
+	 * that changes QEMU (the handoff's mremap frees guest pages) then never
+	 * runs untraced, while QEMU's other threads, let go, run on.
+	 */
+	regs.rax = RSYS_NR_NONE;
 	regs.orig_rax = -1;
 	regs.rdi = a[0];
 	regs.rsi = a[1];
@@ -768,6 +794,8 @@ static long call_once(struct rsys *r, long nr, const long a[6])
 		ret = run_to_syscall_stop(r->pid, STOP_SYSCALL_ENTRY);
 	if (!ret)
 		fault_crash_point_at("rsys-entry", nth);
+	if (!ret)
+		ret = arm_syscall(r->pid, nr);
 	if (!ret)
 		ret = run_to_syscall_stop(r->pid, STOP_SYSCALL_EXIT);
 	if (!ret)
