@@ -20,11 +20,10 @@ extern bool check_and_remove_inventory_plugin(const char *name, size_t n) __attr
 #define RUN_ID_LEN 36		/* a UUID string */
 #define NO_DUMP_CRIU_RUN_ID 0x7f	/* CRIU's marker: the inventory had none */
 
-static bool registered;
+static bool registered;	/* once per dump, however many QEMUs: CRIU counts entries */
 
 int ckpt_id_dump_supported(void)
 {
-	registered = false;
 	if (criu_run_id && add_inventory_plugin && strlen(criu_run_id) == RUN_ID_LEN)
 		return 0;
 	pr_err("this CRIU exports no run id or plugin inventory (CRIU >= 4.0 does): RAM images "
@@ -49,6 +48,11 @@ int ckpt_id_register(void)
 	pr_info("recorded in CRIU's inventory: this checkpoint needs %s at restore (CRIU run %s)\n",
 		CKPT_PLUGIN_NAME, ckpt_id_run_id());
 	return 0;
+}
+
+void ckpt_id_dump_done(void)
+{
+	registered = false;
 }
 
 int ckpt_id_restore_needed(void)

@@ -19,8 +19,10 @@
 int ckpt_id_dump_supported(void);
 /* Dump: this CRIU run's id ("" outside CRIU). */
 const char *ckpt_id_run_id(void);
-/* Dump: CRIU's images will not hold the RAM we took: record that we are needed. */
+/* Dump: CRIU's images will not hold the RAM we took: record that we are needed (once). */
 int ckpt_id_register(void);
+/* Dump: the dump is over (the next one registers afresh). */
+void ckpt_id_dump_done(void);
 
 /*
  * Restore: was the checkpoint dumped with RAM in our images? Must be asked

@@ -508,4 +508,5 @@ void qp_dump_finish(int ret)
 		qemus[i].handoff = NULL;
 	}
 	nr_qemus = 0;
+	ckpt_id_dump_done();
 }

@@ -87,6 +87,7 @@ class Guest:
     def __init__(self, workdir, mem="512M", wl_mb=64, rate_kbs=512, zero_every=16,
                  seed=None, extra_args=(), memfd=False, name="guest", kernel_args=""):
         self.workdir = workdir
+        self.name = name
         os.makedirs(workdir, exist_ok=True)
         self.console = os.path.join(workdir, name + "-console.log")
         self.qmp_path = os.path.join(workdir, name + "-qmp.sock")

@@ -264,3 +264,45 @@ def test_equal_size_blocks_keep_their_names(workdir, criu, guests):
              for b in show["blocks"]}
     assert saved == where, "blocks saved under the wrong names: %s, QEMU: %s" % (saved, where)
     restore_and_verify(criu, g, imgdir, at)
+
+
+def test_two_qemus_in_one_tree(workdir, criu, guests):
+    """One checkpoint of a process tree with two QEMUs: each gets its own
+    image of the same CRIU run, CRIU's inventory names the plugin once (a
+    second entry would make CRIU refuse the restore), and both guests restore
+    exactly."""
+    a = harness.Guest(workdir, mem="512M", wl_mb=32, name="a")
+    b = harness.Guest(workdir, mem="512M", wl_mb=32, name="b")
+    script = " & ".join(" ".join("'%s'" % w for w in g.cmd) for g in (a, b)) + " & wait"
+    sh = subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def children():
+            with open("/proc/%d/task/%d/children" % (sh.pid, sh.pid)) as f:
+                return [int(p) for p in f.read().split()]
+        kids = harness.Guest.wait_for(a, lambda: len(children()) == 2 and children(), 30, "two QEMUs")
+        for g in (a, b):
+            g.pid = next(p for p in kids if ("-name\0%s\0" % g.name).encode() in
+                         open("/proc/%d/cmdline" % p, "rb").read())
+            guests.append(g)
+            g.wait_ready(timeout=300)	# two guests booting at once
+        imgdir = os.path.join(workdir, "img")
+        criu.dump(sh.pid, imgdir)
+        harness.wait_pid_gone(sh.pid)
+        at = {g.name: g.last_status() for g in (a, b)}
+        imgs = sorted(f for f in os.listdir(imgdir) if f.startswith("qemu-ram-"))
+        assert imgs == sorted("qemu-ram-%d.img" % g.pid for g in (a, b)), imgs
+        with open(os.path.join(imgdir, "inventory.img"), "rb") as f:
+            inv = f.read()
+        assert inv.count(b"qemu_plugin") == 1, "the inventory names the plugin %d times" % inv.count(
+            b"qemu_plugin")
+        marks = {g.name: g.mark() for g in (a, b)}
+        criu.restore(imgdir)
+        log = harness.log_text(os.path.join(imgdir, "restore.log"))
+        assert log.count("RAM restored") == 2, log[-2000:]
+        for g in (a, b):
+            g.keeps_running(at[g.name], since=marks[g.name], passes=2)
+    finally:
+        if sh.poll() is None:
+            sh.kill()
+        harness.reap_zombies()
