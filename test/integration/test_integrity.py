@@ -284,7 +284,8 @@ def test_two_qemus_in_one_tree(workdir, criu, guests):
         for g in (a, b):
             g.pid = next(p for p in kids if ("-name\0%s\0" % g.name).encode() in
                          open("/proc/%d/cmdline" % p, "rb").read())
-            guests.append(g)
+            guests.append(g)	# killed after the test, whatever happens
+        for g in (a, b):
             g.wait_ready(timeout=300)	# two guests booting at once
         imgdir = os.path.join(workdir, "img")
         criu.dump(sh.pid, imgdir)
