@@ -46,24 +46,32 @@ def test_criu_killed_at_dump_hook(workdir, criu, guests, point):
     g.wait_for(lambda: not harness.uffd_vmas(g.pid), 60, "no userfaultfd registration left")
 
 
-def test_criu_killed_while_restore_fills_ram(workdir, criu, guests):
-    """CRIU dies after the restored QEMU's memory layout exists but before
-    its RAM is filled: the kernel lets the threads go, and the stop guard
-    stops them before they run a single instruction on empty memory."""
+def restore_killed_stays_stopped(workdir, criu, guests, env):
+    """Dump a guest, restore it with CRIU killed at the point env names: the
+    half-restored QEMU must stay stopped and write nothing; then the image
+    restores exactly."""
     g = start_guest(workdir, guests, mem="512M", wl_mb=64)
     imgdir = os.path.join(workdir, "img")
     criu.dump(g.pid, imgdir)
     harness.wait_pid_gone(g.pid)
     at = g.last_status()
     size = g.console_size()
-    rc, _ = criu.restore(imgdir, env={"CRIU_QEMU_TEST_CRASH": "restore-fill"}, expect_ok=False)
+    rc, _ = criu.restore(imgdir, env=env, expect_ok=False)
     assert rc == -9, "criu was expected to die by SIGKILL, rc %d" % rc
+    assert "test crash point" in harness.log_text(os.path.join(imgdir, "restore.log"))
     assert harness.pid_alive(g.pid), "the half-restored QEMU is gone (expected stopped)"
     time.sleep(2)
     assert task_state(g.pid) == "T", "QEMU runs on unfilled RAM: state %s" % task_state(g.pid)
     assert g.console_size() == size, "the half-restored guest wrote to its console"
     g.kill()
     restore_and_verify(criu, g, imgdir, at)
+
+
+def test_criu_killed_while_restore_fills_ram(workdir, criu, guests):
+    """CRIU dies after the restored QEMU's memory layout exists but before
+    its RAM is filled: the kernel lets the threads go, and the stop guard
+    stops them before they run a single instruction on empty memory."""
+    restore_killed_stays_stopped(workdir, criu, guests, {"CRIU_QEMU_TEST_CRASH": "restore-fill"})
 
 
 def mount_small(kind, where, size_mb, workdir):
@@ -200,19 +208,5 @@ def test_criu_killed_during_lazy_restore_handoff(workdir, criu, guests, point):
     guardian (3: after the mmap of the first empty VMA; 7: entering its
     mremap): no thread may run on the empty ranges, so QEMU stays stopped;
     the image then restores exactly."""
-    g = start_guest(workdir, guests, mem="512M", wl_mb=64)
-    imgdir = os.path.join(workdir, "img")
-    criu.dump(g.pid, imgdir)
-    harness.wait_pid_gone(g.pid)
-    at = g.last_status()
-    size = g.console_size()
-    rc, _ = criu.restore(imgdir, env={"CRIU_QEMU_TEST_CRASH": point, "CRIU_QEMU_LAZY_RESTORE": "yes"},
-                         expect_ok=False)
-    assert rc == -9, "criu was expected to die by SIGKILL, rc %d" % rc
-    assert "test crash point" in harness.log_text(os.path.join(imgdir, "restore.log"))
-    assert harness.pid_alive(g.pid), "the half-restored QEMU is gone (expected stopped)"
-    time.sleep(2)
-    assert task_state(g.pid) == "T", "QEMU runs on empty RAM: state %s" % task_state(g.pid)
-    assert g.console_size() == size, "the half-restored guest wrote to its console"
-    g.kill()
-    restore_and_verify(criu, g, imgdir, at)
+    restore_killed_stays_stopped(workdir, criu, guests,
+                                 {"CRIU_QEMU_TEST_CRASH": point, "CRIU_QEMU_LAZY_RESTORE": "yes"})
