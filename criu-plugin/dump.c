@@ -24,6 +24,7 @@
 #include "handoff.h"
 #include "live.h"
 #include "log.h"
+#include "proc.h"
 #include "ramblocks.h"
 #include "uffd-busy.h"
 #include "writer.h"
@@ -71,25 +72,16 @@ static struct qemu_dump *dump_state(const struct qp_config *c, pid_t pid, int *r
 	return d;
 }
 
+/* The pid in QEMU's own namespace: the last field of NSpid. */
 pid_t qp_ns_pid(pid_t pid)
 {
-	char path[64], line[256];
-	pid_t ns_pid = pid;
-	FILE *f;
+	char nspid[256], *last;
+	pid_t ns_pid;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "re");
-	if (!f)
+	if (proc_status_field(pid, "NSpid", nspid, sizeof(nspid)))
 		return pid;
-	while (fgets(line, sizeof(line), f)) {
-		char *last;
-
-		if (strncmp(line, "NSpid:", 6))
-			continue;
-		last = strrchr(line, '\t');
-		ns_pid = atoi(last ? last + 1 : line + 6);
-	}
-	fclose(f);
+	last = strrchr(nspid, '\t');
+	ns_pid = atoi(last ? last + 1 : nspid);
 	return ns_pid > 0 ? ns_pid : pid;
 }
 

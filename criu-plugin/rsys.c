@@ -45,6 +45,7 @@
 #include <sys/wait.h>
 
 #include "fault-inject.h"
+#include "proc.h"
 #include "log.h"
 #include "rsys.h"
 #include "rsys-frame.h"
@@ -462,21 +463,10 @@ static int find_gadgets(pid_t pid, unsigned long *found)
 /* rt_sigreturn wants a restore token on an enabled shadow stack; we forge none. */
 static bool shadow_stack_on(pid_t pid)
 {
-	char path[64], *line = NULL;
-	size_t cap = 0;
-	bool on = false;
-	FILE *f;
+	char features[256];
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (getline(&line, &cap, f) > 0)
-		if (!strncmp(line, "x86_Thread_features:", 20))
-			on = strstr(line + 20, "shstk") != NULL;
-	free(line);
-	fclose(f);
-	return on;
+	return !proc_status_field(pid, "x86_Thread_features", features, sizeof(features)) &&
+	       strstr(features, "shstk");
 }
 
 /* --------------------------------------------------------- attach/detach */
