@@ -277,13 +277,28 @@ def test_two_qemus_in_one_tree(workdir, criu, guests):
     sh = subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        def children():
+        def qemu_children():
+            """{name: pid} of the shell's children that have exec'd QEMU (a
+            child that has only forked still shows the shell's cmdline)."""
             with open("/proc/%d/task/%d/children" % (sh.pid, sh.pid)) as f:
-                return [int(p) for p in f.read().split()]
-        kids = harness.Guest.wait_for(a, lambda: len(children()) == 2 and children(), 30, "two QEMUs")
+                kids = [int(p) for p in f.read().split()]
+            found = {}
+            for pid in kids:
+                try:
+                    with open("/proc/%d/cmdline" % pid, "rb") as f:
+                        cmdline = f.read()
+                except OSError:
+                    continue
+                for g in (a, b):
+                    if ("-name\0%s\0" % g.name).encode() in cmdline:
+                        found[g.name] = pid
+            return found
+        def both_started():
+            found = qemu_children()
+            return found if len(found) == 2 else None
+        pids = harness.Guest.wait_for(a, both_started, 30, "two QEMUs")
         for g in (a, b):
-            g.pid = next(p for p in kids if ("-name\0%s\0" % g.name).encode() in
-                         open("/proc/%d/cmdline" % p, "rb").read())
+            g.pid = pids[g.name]
             guests.append(g)	# killed after the test, whatever happens
         for g in (a, b):
             g.wait_ready(timeout=300)	# two guests booting at once
