@@ -19,51 +19,64 @@ PYTEST  := /usr/bin/python3 -m pytest
 CRIU_MK := build/criu.mk
 -include $(CRIU_MK)
 
-CC      := gcc
+CC      ?= gcc
 # -fvisibility=hidden: the plugin exports CR_PLUGIN_DESC alone (plugin.c).
-CFLAGS  := -O2 -g -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden -D_GNU_SOURCE \
-	   -Icriu-plugin -Iimages -I$(BUILD)/proto -isystem $(CRIU_INC)
+# Our flags go after a packager's CFLAGS so -Werror and the include path stay.
+override CFLAGS += -O2 -g -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden -D_GNU_SOURCE \
+	   -Icommon -Icriu-plugin -Iguardian -Iimages -I$(BUILD)/proto -isystem $(CRIU_INC)
 LDLIBS  := -luring -ljansson -lxxhash -lprotobuf-c -lpthread
 ifeq ($(SAN),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
-LDFLAGS += -fsanitize=address,undefined
+override CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+override LDFLAGS += -fsanitize=address,undefined
 endif
 # UBSan alone, every finding fatal: the build that runs inside CRIU in
 # integration-san (CRIU 4.1.1 itself hangs at exit with the ASan runtime
 # preloaded, with or without plugins, so ASan covers the same code in the
 # unit tests instead).
 ifeq ($(SAN),ub)
-CFLAGS  += -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-LDFLAGS += -fsanitize=undefined
+override CFLAGS  += -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+override LDFLAGS += -fsanitize=undefined
 endif
 
+# Three programs, each with its own objects, and what they share:
+#   common/ + images/ + proto/  logging, the guardian control protocol, the
+#                               image library  -> libcriuqemu-common.a
+#   criu-plugin/                the plugin     -> qemu_plugin.so
+#   guardian/                   the guardian   -> criu-qemu-guardian
+#   images/tool.c               criu-qemu-img
+# Unit tests link the plugin's and the guardian's objects through two
+# archives (only what a test uses is pulled in).
 PROTO_SRC   := $(wildcard proto/*.proto)
 PROTO_C     := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTO_SRC))
 PROTO_OBJ   := $(PROTO_C:.c=.o)
-IMG_SRC     := $(filter-out images/tool.c,$(wildcard images/*.c))
-IMG_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(IMG_SRC))
-PLUGIN_SRC  := $(filter-out criu-plugin/guardian-main.c,$(wildcard criu-plugin/*.c))
-PLUGIN_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(PLUGIN_SRC))
+COMMON_SRC  := $(wildcard common/*.c) $(filter-out images/tool.c,$(wildcard images/*.c))
+COMMON_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(COMMON_SRC)) $(PROTO_OBJ)
+PLUGIN_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard criu-plugin/*.c))
+GUARDIAN_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out guardian/guardian-main.c,$(wildcard guardian/*.c)))
 UNIT_SRC    := $(wildcard test/unit/test_*.c)
 UNIT_BIN    := $(patsubst test/unit/%.c,$(BUILD)/test/unit/%,$(UNIT_SRC))
-LIB         := $(BUILD)/libcriuqemu.a
+COMMON_LIB  := $(BUILD)/libcriuqemu-common.a
+PLUGIN_LIB  := $(BUILD)/libcriuqemu-plugin.a
+GUARDIAN_LIB := $(BUILD)/libcriuqemu-guardian.a
 
 PLUGIN      := $(BUILD)/plugin/qemu_plugin.so
 GUARDIAN    := $(BUILD)/plugin/criu-qemu-guardian
 IMGTOOL     := $(BUILD)/criu-qemu-img
 GUEST       := build/guest/.stamp
 FAULTFS     := $(BUILD)/test/faultfs
+CRIU_HDR    := build/criu-include/criu-plugin.h
 
 .PHONY: all deps criu check unit integration integration-san soak demo bench install clean guest fuzz fuzz-short fuzz-build
 all: $(PLUGIN) $(GUARDIAN) $(IMGTOOL) $(GUEST)
 
+# deps installs packages and builds CRIU when it has to; the build itself
+# only looks for what is there (scripts/criu.sh --find) and never installs.
 deps:
 	scripts/deps.sh
 	scripts/criu.sh
 
-$(CRIU_MK):
-	scripts/deps.sh
-	scripts/criu.sh
+$(CRIU_MK) $(CRIU_HDR):
+	scripts/criu.sh --find
 
 $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)
@@ -74,26 +87,29 @@ $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
 $(BUILD)/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c Makefile
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/%.o: %.c $(PROTO_C) $(CRIU_MK) Makefile
+$(BUILD)/%.o: %.c $(PROTO_C) $(CRIU_HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(LIB): $(PROTO_OBJ) $(IMG_OBJ) $(PLUGIN_OBJ)
+$(COMMON_LIB): $(COMMON_OBJ)
+$(PLUGIN_LIB): $(PLUGIN_OBJ)
+$(GUARDIAN_LIB): $(GUARDIAN_LIB_OBJ)
+$(COMMON_LIB) $(PLUGIN_LIB) $(GUARDIAN_LIB):
 	rm -f $@
 	ar rcs $@ $^
 
-$(PLUGIN): $(LIB)
+$(PLUGIN): $(PLUGIN_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -shared -o $@ -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS)
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(LDLIBS)
 
-$(GUARDIAN): $(BUILD)/criu-plugin/guardian-main.o $(LIB)
+$(GUARDIAN): $(BUILD)/guardian/guardian-main.o $(GUARDIAN_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(IMGTOOL): $(BUILD)/images/tool.o $(LIB)
+$(IMGTOOL): $(BUILD)/images/tool.o $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(LIB)
+$(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(PLUGIN_LIB) $(GUARDIAN_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 $(GUEST): test/guest/build-guest.sh $(wildcard test/guest/*.c test/guest/init*)
@@ -157,8 +173,8 @@ FUZZ        := $(BUILD)/fuzz
 FUZZ_CC     := clang-14
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -fno-omit-frame-pointer \
 	       -fsanitize=address,undefined -fno-sanitize-recover=all \
-	       -Icriu-plugin -Iimages -I$(BUILD)/proto -Itest/fuzz
-FUZZ_OBJ    := $(patsubst %.c,$(FUZZ)/obj/%.o,images/fixedram.c criu-plugin/config.c criu-plugin/log.c) \
+	       -Icommon -Icriu-plugin -Iimages -I$(BUILD)/proto -Itest/fuzz
+FUZZ_OBJ    := $(patsubst %.c,$(FUZZ)/obj/%.o,images/fixedram.c criu-plugin/config.c common/log.c) \
 	       $(patsubst $(BUILD)/%.c,$(FUZZ)/obj/%.o,$(PROTO_C))
 FUZZ_BIN    := $(FUZZ)/fuzz_image $(FUZZ)/fuzz_config
 # A one-block image is 2 MiB and more, but its slot form (fuzz_image.h) a
@@ -214,7 +230,8 @@ install: $(PLUGIN) $(GUARDIAN) $(IMGTOOL)
 	install -D -m 0755 $(IMGTOOL) $(DESTDIR)$(PREFIX)/bin/criu-qemu-img
 
 clean:
-	rm -rf $(BUILD)/criu-plugin $(BUILD)/images $(BUILD)/proto $(BUILD)/test $(BUILD)/san $(FUZZ) \
-		$(LIB) $(PLUGIN) $(GUARDIAN) $(IMGTOOL)
+	rm -rf $(BUILD)/common $(BUILD)/criu-plugin $(BUILD)/guardian $(BUILD)/images $(BUILD)/proto \
+		$(BUILD)/test $(BUILD)/san $(BUILD)/ubsan $(FUZZ) \
+		$(COMMON_LIB) $(PLUGIN_LIB) $(GUARDIAN_LIB) $(PLUGIN) $(GUARDIAN) $(IMGTOOL)
 
 -include $(shell find $(BUILD) -name '*.d' -not -path '*/criu-src/*' 2>/dev/null)

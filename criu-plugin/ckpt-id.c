@@ -1,21 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Checkpoint identity through CRIU's own inventory (see ckpt-id.h). All of
- * it is exported by the criu binary (it links with -rdynamic); the symbols
- * are weak so that the unit tests and the guardian link without CRIU.
+ * Checkpoint identity through CRIU's own inventory (see ckpt-id.h), with
+ * the criu binary's own functions (criu-weak.h).
  */
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "ckpt-id.h"
+#include "criu-weak.h"
 #include "log.h"
-
-/* CRIU 4.x: criu/util.c, criu/image.c; RUN_ID_HASH_LENGTH is 37. */
-extern char criu_run_id[] __attribute__((weak));
-extern char dump_criu_run_id[] __attribute__((weak));
-extern int add_inventory_plugin(const char *name) __attribute__((weak));
-extern bool check_and_remove_inventory_plugin(const char *name, size_t n) __attribute__((weak));
 
 #define RUN_ID_LEN 36		/* a UUID string */
 #define NO_DUMP_CRIU_RUN_ID 0x7f	/* CRIU's marker: the inventory had none */

@@ -27,7 +27,7 @@
 #include "proc.h"
 #include "ramblocks.h"
 #include "uffd-busy.h"
-#include "writer.h"
+#include "dump-writer.h"
 
 #define MAX_QEMUS 16
 #define UFFD_BUSY_WAIT_MS 60000	/* for an earlier dump's guardian to finish */

@@ -3,6 +3,8 @@
  * Shared guest RAM: may its shmem object be punched, and which of its pages
  * does pagemap not show. See handoff-shmem.h.
  */
+#define LOG_PREFIX "handoff: "
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +51,7 @@ static int open_seg(pid_t pid, struct handoff_seg *s)
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, s->vm_start, s->vm_end);
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0) {
-		pr_perror("handoff: open %s", path);
+		pr_perror("open %s", path);
 		return -errno;
 	}
 	return 0;
@@ -175,7 +177,7 @@ int handoff_shmem_check(pid_t pid, const char *name, struct handoff_seg *segs, s
 		}
 	}
 	if (why) {
-		pr_warn("handoff: pid %d: shared block '%s': %s: it stays with CRIU\n", pid, name, why);
+		pr_warn("pid %d: shared block '%s': %s: it stays with CRIU\n", pid, name, why);
 		handoff_shmem_close(segs, n);
 		ret = -EBUSY;
 	}
@@ -249,7 +251,7 @@ static int open_pagemap(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		pr_perror("handoff: open %s", path);
+		pr_perror("open %s", path);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -289,7 +291,7 @@ static int touch_run(void *arg, const struct handoff_seg *s, uint64_t start, uin
 		local = (struct iovec){ buf, i };
 		got = process_vm_readv(t->pid, &local, 1, remote, i, 0);
 		if (got != (ssize_t)i) {
-			pr_err("handoff: pid %d: mapping shared pages at %#" PRIx64 ": %s\n", t->pid,
+			pr_err("pid %d: mapping shared pages at %#" PRIx64 ": %s\n", t->pid,
 			       start - i * ps, got < 0 ? strerror(errno) : "short read");
 			return got < 0 ? -errno : -EFAULT;
 		}

@@ -8,6 +8,8 @@
  * CRIU may have other threads, and glibc's locks are not safe to use after
  * a bare clone.
  */
+#define LOG_PREFIX "handoff: "
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -48,11 +50,11 @@ int handoff_guardian_path(char *buf, size_t len)
 		else
 			snprintf(buf, len, "./" GUARDIAN_NAME);
 	} else {
-		pr_err("handoff: cannot tell where the plugin was loaded from\n");
+		pr_err("cannot tell where the plugin was loaded from\n");
 		return -ENOENT;
 	}
 	if (access(buf, X_OK)) {
-		pr_perror("handoff: guardian %s", buf);
+		pr_perror("guardian %s", buf);
 		return -ENOENT;
 	}
 	return 0;
@@ -135,12 +137,12 @@ static int reap(pid_t pid)
 
 	while (waitpid(pid, &status, __WALL) < 0) {
 		if (errno != EINTR) {
-			pr_perror("handoff: waitpid(%d)", pid);
+			pr_perror("waitpid(%d)", pid);
 			return -ECHILD;
 		}
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		pr_err("handoff: guardian launcher failed (status %#x)\n", status);
+		pr_err("guardian launcher failed (status %#x)\n", status);
 		return -ECHILD;
 	}
 	return 0;
@@ -155,7 +157,7 @@ int handoff_spawn(const struct handoff_spawn *s)
 
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0) {
-		pr_perror("handoff: open /dev/null");
+		pr_perror("open /dev/null");
 		return -errno;
 	}
 	make_plan(s, devnull, &p);
@@ -170,7 +172,7 @@ int handoff_spawn(const struct handoff_spawn *s)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(devnull);
 	if (pid < 0) {
-		pr_err("handoff: clone: %s\n", strerror(err));
+		pr_err("clone: %s\n", strerror(err));
 		return -err;
 	}
 	return reap(pid);

@@ -4,6 +4,8 @@
  * VmFlags and ShmemPmdMapped), and an emptiness check of a range via
  * PAGEMAP_SCAN.
  */
+#define LOG_PREFIX "handoff: "
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -176,7 +178,7 @@ static FILE *open_smaps(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
 	f = fopen(path, "re");
 	if (!f)
-		pr_perror("handoff: open %s", path);
+		pr_perror("open %s", path);
 	return f;
 }
 
@@ -212,10 +214,10 @@ int handoff_block_segments(pid_t pid, const struct fr_block *b, uint32_t block,
 	if (!ret && covered < end)
 		why = "not mapped to the end";
 	if (why && b->backing == FR_BACKING_SHARED_FD)
-		pr_warn("handoff: pid %d: shared block '%s' at %#" PRIx64 ": %s (at %#" PRIx64 "): it stays with CRIU\n",
+		pr_warn("pid %d: shared block '%s' at %#" PRIx64 ": %s (at %#" PRIx64 "): it stays with CRIU\n",
 			pid, b->name, b->host_addr, why, covered);
 	else if (why)
-		pr_err("handoff: pid %d: block '%s' at %#" PRIx64 " cannot be handed over: %s (at %#" PRIx64 ")\n",
+		pr_err("pid %d: block '%s' at %#" PRIx64 " cannot be handed over: %s (at %#" PRIx64 ")\n",
 		       pid, b->name, b->host_addr, why, covered);
 	if (why)
 		ret = -EINVAL;

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Read userfaultfd events for a guardian that died during an mremap or punch. */
+#define LOG_PREFIX "handoff: "
+
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,7 +22,7 @@ static void drain(struct handoff_watch *w)
 
 	while ((n = read(w->uffd, msgs, sizeof(msgs))) > 0) {
 		for (i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++)
-			pr_debug("handoff: event %u read for a dead guardian\n", msgs[i].event);
+			pr_debug("event %u read for a dead guardian\n", msgs[i].event);
 		w->events += n / sizeof(msgs[0]);
 	}
 }
@@ -63,7 +65,7 @@ void handoff_watch_start(struct handoff_watch *w, int sock, int uffd)
 	w->uffd = uffd;
 	w->stop = eventfd(0, EFD_CLOEXEC);
 	if (w->stop < 0) {
-		pr_perror("handoff: eventfd");
+		pr_perror("eventfd");
 		return;
 	}
 	/* CRIU's signal handlers stay on CRIU's thread. */
@@ -72,7 +74,7 @@ void handoff_watch_start(struct handoff_watch *w, int sock, int uffd)
 	ret = pthread_create(&w->thread, NULL, watch, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret) {
-		pr_err("handoff: cannot start the guardian watcher\n");
+		pr_err("cannot start the guardian watcher\n");
 		close(w->stop);
 		return;
 	}
@@ -86,12 +88,12 @@ bool handoff_watch_stop(struct handoff_watch *w)
 	if (!w->running)
 		return false;
 	if (write(w->stop, &one, sizeof(one)) != sizeof(one))
-		pr_perror("handoff: stopping the guardian watcher");
+		pr_perror("stopping the guardian watcher");
 	pthread_join(w->thread, NULL);
 	close(w->stop);
 	w->running = false;
 	if (w->events)
-		pr_err("handoff: the guardian died during an mremap or punch; %llu events read in its place\n",
+		pr_err("the guardian died during an mremap or punch; %llu events read in its place\n",
 		       (unsigned long long)w->events);
 	return w->events > 0;
 }

@@ -36,6 +36,8 @@
  *
  * handoff_finish() later sends the verdict; the guardian does the rest.
  */
+#define LOG_PREFIX "handoff: "
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -51,6 +53,7 @@
 #include <sys/syscall.h>
 #include <linux/userfaultfd.h>
 
+#include "criu-weak.h"
 #include "guardian-proto.h"
 #include "handoff.h"
 #include "handoff-shmem.h"
@@ -74,10 +77,6 @@
 #define HO_GIVE_BACK_TIMEOUT_MS	(10 * 60 * 1000)
 #define HO_UFFD_FEATURES	(UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
 				 UFFD_FEATURE_EVENT_UNMAP)
-
-/* Exported by the criu binary; NULL outside CRIU. */
-extern int criu_get_image_dir(void) __attribute__((weak));
-extern unsigned int log_get_loglevel(void) __attribute__((weak));
 
 struct handoff {
 	pid_t pid;
@@ -135,10 +134,10 @@ static int shared_segments(struct handoff *h, const struct fr_block *b, uint32_t
 	if (!ret) {
 		missing = handoff_shmem_missing(h->pid, b, h->segs + first, n);
 		if (missing > 0)
-			pr_warn("handoff: pid %d: shared block '%s': %ld pages with data in its file are not in the "
+			pr_warn("pid %d: shared block '%s': %ld pages with data in its file are not in the "
 				"image: it stays with CRIU\n", h->pid, b->name, missing);
 		else if (missing < 0)
-			pr_warn("handoff: pid %d: shared block '%s': cannot check its file against the image: %s: "
+			pr_warn("pid %d: shared block '%s': cannot check its file against the image: %s: "
 				"it stays with CRIU\n", h->pid, b->name, strerror((int)-missing));
 		if (missing)
 			handoff_shmem_close(h->segs + first, n);
@@ -167,18 +166,18 @@ static int collect_segments(struct handoff *h)
 		else
 			ret = 1;
 		if (ret == 1)
-			pr_info("handoff: pid %d: block '%s' (%s) stays with CRIU\n", h->pid, b->name,
+			pr_info("pid %d: block '%s' (%s) stays with CRIU\n", h->pid, b->name,
 				fr_backing_name(b->backing));
 		else if (ret)
 			return ret;
 	}
 	for (i = 0; i < h->nr_segs; i++)
-		pr_debug("handoff: pid %d: range %u: block %u %#" PRIx64 "-%#" PRIx64 " prot %d madv %#x%s%s\n",
+		pr_debug("pid %d: range %u: block %u %#" PRIx64 "-%#" PRIx64 " prot %d madv %#x%s%s\n",
 			 h->pid, i, h->segs[i].block, h->segs[i].start, h->segs[i].end, h->segs[i].prot,
 			 h->segs[i].madv, h->segs[i].noreserve ? " noreserve" : "",
 			 h->segs[i].shared ? " shared" : "");
 	if (!h->nr_segs) {
-		pr_err("handoff: pid %d: no block can be handed over\n", h->pid);
+		pr_err("pid %d: no block can be handed over\n", h->pid);
 		return -ENOENT;
 	}
 	return 0;
@@ -196,7 +195,7 @@ static int open_log(const struct handoff_opts *o, pid_t pid)
 	snprintf(name, sizeof(name), "guardian-%d.log", pid);
 	fd = openat(o->log_dirfd, name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
-		pr_perror("handoff: cannot create %s, the guardian logs to stderr", name);
+		pr_perror("cannot create %s, the guardian logs to stderr", name);
 	return fd;
 }
 
@@ -229,7 +228,7 @@ static int hello(struct handoff *h)
 	if (!ret)
 		ret = m.status;
 	if (ret) {
-		pr_err("handoff: pid %d: the guardian did not start: %s\n", h->pid, strerror(-ret));
+		pr_err("pid %d: the guardian did not start: %s\n", h->pid, strerror(-ret));
 		return ret;
 	}
 	h->guardian = m.pid;
@@ -247,14 +246,14 @@ static int start_guardian(struct handoff *h)
 	else if (handoff_guardian_path(path, sizeof(path)))
 		return -ENOENT;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
-		pr_perror("handoff: socketpair");
+		pr_perror("socketpair");
 		return -errno;
 	}
 	s.ctl = sv[1];
 	s.pidfd = syscall(SYS_pidfd_open, h->pid, 0);
 	if (s.pidfd < 0) {
 		ret = -errno;
-		pr_perror("handoff: pidfd_open(%d)", h->pid);
+		pr_perror("pidfd_open(%d)", h->pid);
 		goto out;
 	}
 	s.log = open_log(h->o, h->pid);
@@ -288,7 +287,7 @@ static long uffd_from_dev(struct rsys *r)
 	long rdev, rfd;
 
 	if (dev < 0) {
-		pr_perror("handoff: open /dev/userfaultfd");
+		pr_perror("open /dev/userfaultfd");
 		return -EPERM;
 	}
 	rdev = rsys_put_fd(r, dev);
@@ -305,11 +304,11 @@ static int uffd_api(int fd)
 	struct uffdio_api api = { .api = UFFD_API, .features = HO_UFFD_FEATURES };
 
 	if (ioctl(fd, UFFDIO_API, &api)) {
-		pr_perror("handoff: UFFDIO_API");
+		pr_perror("UFFDIO_API");
 		return -errno;
 	}
 	if ((api.features & HO_UFFD_FEATURES) != HO_UFFD_FEATURES) {
-		pr_err("handoff: userfaultfd lacks REMAP/REMOVE/UNMAP events (features %#llx)\n",
+		pr_err("userfaultfd lacks REMAP/REMOVE/UNMAP events (features %#llx)\n",
 		       (unsigned long long)api.features);
 		return -EOPNOTSUPP;
 	}
@@ -326,13 +325,13 @@ static int take_uffd(struct handoff *h, struct rsys *r)
 	if (rfd == -EPERM)
 		rfd = uffd_from_dev(r);
 	if (rfd < 0) {
-		pr_err("handoff: pid %d: userfaultfd: %s\n", h->pid, strerror((int)-rfd));
+		pr_err("pid %d: userfaultfd: %s\n", h->pid, strerror((int)-rfd));
 		return (int)rfd;
 	}
 	fd = rsys_get_fd(r, rfd);
 	res = rsys_call(r, SYS_close, rfd, 0, 0, 0, 0, 0);
 	if (res < 0)
-		pr_warn("handoff: pid %d: close of its userfaultfd %ld: %ld\n", h->pid, rfd, res);
+		pr_warn("pid %d: close of its userfaultfd %ld: %ld\n", h->pid, rfd, res);
 	if (fd < 0)
 		return fd;
 	ret = res < 0 ? (int)res : uffd_api(fd);
@@ -354,7 +353,7 @@ static int hand_uffd(struct handoff *h)
 	if (!ret)
 		ret = m.status;
 	if (ret)
-		pr_err("handoff: pid %d: the guardian did not take the userfaultfd: %s\n", h->pid,
+		pr_err("pid %d: the guardian did not take the userfaultfd: %s\n", h->pid,
 		       strerror(-ret));
 	return ret;
 }
@@ -371,12 +370,12 @@ static long map_tmp(struct handoff *h, struct rsys *r, const struct handoff_seg 
 	/* Same accounting as the original: CRIU records MAP_NORESERVE from VmFlags. */
 	tmp = rsys_call(r, SYS_mmap, 0, len, s->prot, flags, -1, 0);
 	if (tmp == -ENOMEM && !s->noreserve) {
-		pr_warn("handoff: pid %d: no commit charge for a second %" PRIu64 " MiB, using MAP_NORESERVE\n",
+		pr_warn("pid %d: no commit charge for a second %" PRIu64 " MiB, using MAP_NORESERVE\n",
 			h->pid, len >> 20);
 		tmp = rsys_call(r, SYS_mmap, 0, len, s->prot, flags | MAP_NORESERVE, -1, 0);
 	}
 	if (is_err(tmp)) {
-		pr_err("handoff: pid %d: mmap of %" PRIu64 " MiB: %s\n", h->pid, len >> 20, strerror((int)-tmp));
+		pr_err("pid %d: mmap of %" PRIu64 " MiB: %s\n", h->pid, len >> 20, strerror((int)-tmp));
 		return tmp;
 	}
 	/* A new VMA has no madvise flags; CRIU would record (and restore) madv 0. */
@@ -385,7 +384,7 @@ static long map_tmp(struct handoff *h, struct rsys *r, const struct handoff_seg 
 			continue;
 		res = rsys_call(r, SYS_madvise, tmp, len, handoff_madv_advice(i), 0, 0, 0);
 		if (res < 0)
-			pr_warn("handoff: pid %d: madvise(%d) on the new VMA: %s\n", h->pid,
+			pr_warn("pid %d: madvise(%d) on the new VMA: %s\n", h->pid,
 				handoff_madv_advice(i), strerror((int)-res));
 	}
 	return tmp;
@@ -400,11 +399,11 @@ static int register_range(struct handoff *h, uint64_t start, uint64_t len)
 	const uint64_t need = (1ULL << _UFFDIO_COPY) | (1ULL << _UFFDIO_ZEROPAGE);
 
 	if (ioctl(h->uffd, UFFDIO_REGISTER, &reg)) {
-		pr_perror("handoff: pid %d: UFFDIO_REGISTER %#" PRIx64, h->pid, start);
+		pr_perror("pid %d: UFFDIO_REGISTER %#" PRIx64, h->pid, start);
 		return -errno;
 	}
 	if ((reg.ioctls & need) != need) {
-		pr_err("handoff: pid %d: registered range lacks UFFDIO_COPY/ZEROPAGE\n", h->pid);
+		pr_err("pid %d: registered range lacks UFFDIO_COPY/ZEROPAGE\n", h->pid);
 		return -EOPNOTSUPP;
 	}
 	return 0;
@@ -417,7 +416,7 @@ static int check_empty(struct handoff *h, uint64_t tmp, uint64_t len)
 
 	if (ret == 1)
 		return 0;
-	pr_err("handoff: pid %d: the new VMA at %#" PRIx64 " is not empty (%d)\n", h->pid, tmp, ret);
+	pr_err("pid %d: the new VMA at %#" PRIx64 " is not empty (%d)\n", h->pid, tmp, ret);
 	return ret < 0 ? ret : -EEXIST;
 }
 
@@ -426,7 +425,7 @@ static void unregister_range(struct handoff *h, uint64_t start, uint64_t len)
 	struct uffdio_range range = { .start = start, .len = len };
 
 	if (ioctl(h->uffd, UFFDIO_UNREGISTER, &range) && errno != EINVAL)
-		pr_perror("handoff: UFFDIO_UNREGISTER %#" PRIx64, start);
+		pr_perror("UFFDIO_UNREGISTER %#" PRIx64, start);
 }
 
 /* Undo tmp; unregistered first, so that munmap waits for no UNMAP reader. */
@@ -437,7 +436,7 @@ static void unmap_tmp(struct handoff *h, struct rsys *r, uint64_t tmp, uint64_t 
 	unregister_range(h, tmp, len);
 	res = rsys_call(r, SYS_munmap, tmp, len, 0, 0, 0, 0);
 	if (res < 0)
-		pr_warn("handoff: pid %d: munmap of the new VMA %#" PRIx64 ": %ld\n", h->pid, tmp, res);
+		pr_warn("pid %d: munmap of the new VMA %#" PRIx64 ": %ld\n", h->pid, tmp, res);
 }
 
 static void fill_range(const struct handoff *h, size_t i, uint64_t tmp, struct gp_msg *m)
@@ -468,14 +467,14 @@ static long mremap_failed(struct handoff *h, struct rsys *r, const struct handof
 {
 	uint64_t len = s->end - s->start;
 
-	pr_err("handoff: pid %d: mremap %#" PRIx64 " -> %#" PRIx64 " (%" PRIu64 " MiB): %s\n", h->pid, tmp,
+	pr_err("pid %d: mremap %#" PRIx64 " -> %#" PRIx64 " (%" PRIu64 " MiB): %s\n", h->pid, tmp,
 	       s->start, len >> 20, strerror((int)-res));
 	if (handoff_range_mapped(h->pid, s->start, s->end) != 0)
 		return res;
-	pr_err("handoff: pid %d: guest RAM at %#" PRIx64 " is unmapped; retrying the move\n", h->pid, s->start);
+	pr_err("pid %d: guest RAM at %#" PRIx64 " is unmapped; retrying the move\n", h->pid, s->start);
 	res = rsys_call(r, SYS_mremap, tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, s->start, 0);
 	if (res != (long)s->start)
-		pr_err("handoff: pid %d: guest RAM at %#" PRIx64 " (%" PRIu64 " MiB) is lost from the task; "
+		pr_err("pid %d: guest RAM at %#" PRIx64 " (%" PRIu64 " MiB) is lost from the task; "
 		       "its contents are in %s\n", h->pid, s->start, len >> 20, h->name);
 	return res;
 }
@@ -523,7 +522,7 @@ static int place_moved(struct handoff *h, struct rsys *r, size_t i)
 	h->nr_placed = i + 1;
 	ret = orphaned ? -EPIPE : gp_send(h->sock, GP_PLACED, &m, -1);
 	if (ret)
-		pr_err("handoff: pid %d: the guardian went away: %s\n", h->pid, strerror(-ret));
+		pr_err("pid %d: the guardian went away: %s\n", h->pid, strerror(-ret));
 	hook(h, r, HANDOFF_STEP_PLACED, i);
 	return ret;
 }
@@ -568,13 +567,13 @@ static int place_shared(struct handoff *h, struct rsys *r, size_t i)
 	h->nr_placed = i + 1;
 	ret = orphaned ? -EPIPE : gp_send(h->sock, GP_PLACED, &m, -1);
 	if (ret)
-		pr_err("handoff: pid %d: the guardian went away: %s\n", h->pid, strerror(-ret));
+		pr_err("pid %d: the guardian went away: %s\n", h->pid, strerror(-ret));
 	if (res < 0) {
-		pr_err("handoff: pid %d: madvise(MADV_REMOVE) %#" PRIx64 " (%" PRIu64 " MiB): %s\n", h->pid,
+		pr_err("pid %d: madvise(MADV_REMOVE) %#" PRIx64 " (%" PRIu64 " MiB): %s\n", h->pid,
 		       s->start, len >> 20, strerror((int)-res));
 		ret = (int)res;
 	} else if (handoff_shmem_has_data(s)) {
-		pr_warn("handoff: pid %d: pages remain in the file at %#" PRIx64 " after the punch\n", h->pid,
+		pr_warn("pid %d: pages remain in the file at %#" PRIx64 " after the punch\n", h->pid,
 			s->start);
 	}
 	hook(h, r, HANDOFF_STEP_PLACED, i);
@@ -597,7 +596,7 @@ static int wait_give_back(struct handoff *h)
 	if (!ret)
 		ret = gp_recv_type(h->sock, GP_GAVE_BACK, &m, NULL, HO_GIVE_BACK_TIMEOUT_MS);
 	if (!ret)
-		pr_info("handoff: pid %d: the guardian gave %" PRIu64 " pages back in %" PRIu64 " ms\n",
+		pr_info("pid %d: the guardian gave %" PRIu64 " pages back in %" PRIu64 " ms\n",
 			h->pid, m.gave_back.pages_copied, m.gave_back.ms);
 	return ret;
 }
@@ -609,7 +608,7 @@ static int adopt(struct handoff *h)
 	size_t i;
 	int ret;
 
-	pr_err("handoff: pid %d: guardian %d is gone; starting another to give guest RAM back\n",
+	pr_err("pid %d: guardian %d is gone; starting another to give guest RAM back\n",
 	       h->pid, h->guardian);
 	close(h->sock);
 	h->sock = -1;
@@ -634,7 +633,7 @@ static int give_back_now(struct handoff *h)
 			ret = wait_give_back(h);
 	}
 	if (ret)
-		pr_err("handoff: pid %d: give-back not confirmed (%s); the guardian keeps the pages\n",
+		pr_err("pid %d: give-back not confirmed (%s); the guardian keeps the pages\n",
 		       h->pid, strerror(-ret));
 	return ret;
 }
@@ -670,7 +669,7 @@ static int hand_over(struct handoff *h, struct rsys *r)
 	for (i = 0; i < h->nr_segs && !ret; i++) {
 		ret = place(h, r, i);
 		if (ret)
-			pr_err("handoff: pid %d: range %zu: %s\n", h->pid, i, strerror(-ret));
+			pr_err("pid %d: range %zu: %s\n", h->pid, i, strerror(-ret));
 	}
 	return ret;
 }
@@ -682,7 +681,7 @@ static void log_done(const struct handoff *h, double ms)
 
 	for (i = 0; i < h->nr_segs; i++)
 		bytes += h->segs[i].end - h->segs[i].start;
-	pr_info("handoff: pid %d: %.1f MiB of guest RAM in %zu range(s) handed to guardian %d in %.1f ms "
+	pr_info("pid %d: %.1f MiB of guest RAM in %zu range(s) handed to guardian %d in %.1f ms "
 		"(guardian and userfaultfd %.1f ms, mremap %.1f ms, punch %.1f ms)\n", h->pid, bytes / 1048576.0,
 		h->nr_segs, h->guardian, ms, h->t_spawn, h->t_move, h->t_punch);
 }
@@ -744,7 +743,7 @@ int handoff_shared_prepare(pid_t pid, const char *name, uint64_t addr, uint64_t 
 	if (!ret) {
 		mapped = handoff_shmem_map_unseen(pid, segs, n);
 		if (mapped > 0)
-			pr_info("handoff: pid %d: shared block '%s': %ld pages of its file were not mapped in QEMU; "
+			pr_info("pid %d: shared block '%s': %ld pages of its file were not mapped in QEMU; "
 				"mapped now, for the writer to see\n", pid, name, mapped);
 		ret = mapped < 0 ? (int)mapped : 0;
 		handoff_shmem_close(segs, n);
@@ -769,10 +768,10 @@ void handoff_finish(struct handoff *h, enum handoff_verdict v)
 		return;
 	ret = gp_send(h->sock, v == HANDOFF_DONE ? GP_VERDICT_DONE : GP_VERDICT_GIVE_BACK, NULL, -1);
 	if (ret)
-		pr_err("handoff: pid %d: cannot tell guardian %d the verdict: %s\n", h->pid, h->guardian,
+		pr_err("pid %d: cannot tell guardian %d the verdict: %s\n", h->pid, h->guardian,
 		       strerror(-ret));
 	else
-		pr_info("handoff: pid %d: guardian %d told: %s\n", h->pid, h->guardian,
+		pr_info("pid %d: guardian %d told: %s\n", h->pid, h->guardian,
 			v == HANDOFF_DONE ? "dump done, the task dies" : "give the pages back");
 	free_handoff(h);
 }

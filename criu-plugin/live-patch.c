@@ -24,6 +24,8 @@
  * scan reports it and its chunk is redone; after the final pass (task
  * frozen) every checksum is exact.
  */
+#define LOG_PREFIX "live: "
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -98,7 +100,7 @@ static int scan_pop(int pagemap, const struct fr_block *b, struct lp_block *lb)
 
 	ret = sparse_scan(pagemap, b->host_addr, b->host_addr + b->length, &r, &nr);
 	if (ret) {
-		pr_err("live: block '%s': cannot scan pages: %s\n", b->name, strerror(-ret));
+		pr_err("block '%s': cannot scan pages: %s\n", b->name, strerror(-ret));
 		return ret;
 	}
 	for (i = 0; i < nr; i++) {
@@ -192,7 +194,7 @@ static int pwrite_all(int fd, const char *p, uint64_t len, uint64_t off)
 		if (n <= 0) {
 			int err = n < 0 ? -errno : -EIO;
 
-			pr_err("live: writing %llu bytes at offset %#llx of the RAM image: %s\n",
+			pr_err("writing %llu bytes at offset %#llx of the RAM image: %s\n",
 			       (unsigned long long)len, (unsigned long long)off, strerror(-err));
 			return err;
 		}
@@ -232,7 +234,7 @@ static void punch_word(struct lp_ctx *c, const struct fr_block *b, uint64_t w, u
 	while (ram_next_run(&mask, e, 64, &s, &e))
 		if (fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      fr_page_offset(b, w * 64 + s), (e - s) * b->page_size))
-			pr_debug("live: punch hole in '%s': %s\n", b->name, strerror(errno));
+			pr_debug("punch hole in '%s': %s\n", b->name, strerror(errno));
 }
 
 static int patch_chunk(struct lp_ctx *c, const struct lp_job *j, char *buf)
@@ -245,7 +247,7 @@ static int patch_chunk(struct lp_ctx *c, const struct lp_job *j, char *buf)
 
 	ret = read_chunk(c, b, lb, first, n, buf);
 	if (ret) {
-		pr_err("live: block '%s' chunk %llu: cannot read the pages of pid %d\n",
+		pr_err("block '%s' chunk %llu: cannot read the pages of pid %d\n",
 		       b->name, (unsigned long long)j->chunk, c->pid);
 		return ret;
 	}
@@ -332,7 +334,7 @@ static int ctx_init(struct lp_ctx *c, pid_t pid, struct fr_image *img)
 		size_t bytes = (size_t)b->chunk_pages * b->page_size;
 
 		if (!b->bitmap || !b->csums || b->chunk_pages != FR_CHUNK_PAGES) {
-			pr_err("live: block '%s' is not laid out\n", b->name);
+			pr_err("block '%s' is not laid out\n", b->name);
 			return -EINVAL;
 		}
 		if (bytes > c->buf_bytes)

@@ -15,7 +15,7 @@
 
 #include "fixedram.h"
 #include "sparse.h"
-#include "writer.h"
+#include "dump-writer.h"
 
 struct live_patch_stats {
 	uint64_t chunks;	/* chunks redone */

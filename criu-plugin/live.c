@@ -48,6 +48,8 @@
  * Not seen by page tables, so not tracked: DMA into pages pinned before
  * live_start (VFIO passthrough, in-flight O_DIRECT reads into guest RAM).
  */
+#define LOG_PREFIX "live: "
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -114,7 +116,7 @@ static int check_blocks(const struct fr_image *img)
 		/* Shared: a memfd or shared anonymous memory only QEMU maps (dump.c). */
 		if ((b->backing != FR_BACKING_ANON_PRIVATE && b->backing != FR_BACKING_SHARED_FD) ||
 		    b->page_size != psize) {
-			pr_warn("live: block '%s' (%s, %u-byte pages) cannot be tracked\n",
+			pr_warn("block '%s' (%s, %u-byte pages) cannot be tracked\n",
 				b->name, fr_backing_name(b->backing), b->page_size);
 			return -EOPNOTSUPP;
 		}
@@ -141,7 +143,7 @@ static long task_userfaultfd(struct rsys *r)
 
 	if (rfd != -EPERM)
 		return rfd;
-	pr_info("live: pid %d may not make a userfaultfd for kernel faults, using a user-mode one\n",
+	pr_info("pid %d may not make a userfaultfd for kernel faults, using a user-mode one\n",
 		r->pid);
 	return rsys_call(r, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY,
 			 0, 0, 0, 0, 0);
@@ -154,13 +156,13 @@ static int make_uffd(struct live_ctx *lc)
 
 	ret = rsys_seize(&r, lc->pid);
 	if (ret) {
-		pr_err("live: cannot stop pid %d: %s\n", lc->pid, strerror(-ret));
+		pr_err("cannot stop pid %d: %s\n", lc->pid, strerror(-ret));
 		return ret;
 	}
 	rfd = task_userfaultfd(&r);
 	if (rfd < 0) {
 		ret = rfd;
-		pr_err("live: userfaultfd() in pid %d: %s\n", lc->pid, strerror(-ret));
+		pr_err("userfaultfd() in pid %d: %s\n", lc->pid, strerror(-ret));
 	} else {
 		ret = rsys_get_fd(&r, rfd);
 		if (ret >= 0) {
@@ -169,7 +171,7 @@ static int make_uffd(struct live_ctx *lc)
 		}
 		err = rsys_call(&r, SYS_close, rfd, 0, 0, 0, 0, 0);
 		if (err) {
-			pr_err("live: close(%ld) in pid %d: %s\n", rfd, lc->pid, strerror(-err));
+			pr_err("close(%ld) in pid %d: %s\n", rfd, lc->pid, strerror(-err));
 			ret = ret ? ret : err;
 		}
 	}
@@ -197,7 +199,7 @@ static int uffd_api(struct live_ctx *lc)
 
 	ret = ioctl_retry(lc->uffd, UFFDIO_API, &api);
 	if (ret || (api.features & want) != want) {
-		pr_warn("live: no asynchronous userfaultfd write-protection: %s\n",
+		pr_warn("no asynchronous userfaultfd write-protection: %s\n",
 			ret ? strerror(-ret) : "features missing");
 		return -EOPNOTSUPP;
 	}
@@ -214,11 +216,11 @@ static int uffd_register(struct live_ctx *lc, const struct fr_block *b)
 
 	ret = ioctl_retry(lc->uffd, UFFDIO_REGISTER, &reg);
 	if (ret) {
-		pr_err("live: block '%s': UFFDIO_REGISTER: %s\n", b->name, strerror(-ret));
+		pr_err("block '%s': UFFDIO_REGISTER: %s\n", b->name, strerror(-ret));
 		return ret;
 	}
 	if (!(reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT))) {
-		pr_err("live: block '%s': no UFFDIO_WRITEPROTECT\n", b->name);
+		pr_err("block '%s': no UFFDIO_WRITEPROTECT\n", b->name);
 		return -EOPNOTSUPP;
 	}
 	return 0;
@@ -233,7 +235,7 @@ static void uffd_unregister(struct live_ctx *lc, const struct fr_block *b)
 	ret = ioctl_retry(lc->uffd, UFFDIO_UNREGISTER, &r);
 	if (ret)
 		/* The task is gone (ESRCH): closing our uffd is all that is left. */
-		pr_debug("live: block '%s': UFFDIO_UNREGISTER: %s\n", b->name, strerror(-ret));
+		pr_debug("block '%s': UFFDIO_UNREGISTER: %s\n", b->name, strerror(-ret));
 }
 
 /* Protection starts with the first scan (see the top of the file). */
@@ -286,7 +288,7 @@ static int scan_failed(struct live_ctx *lc, const struct fr_block *b, int err,
 	int ret;
 
 	if (err != -EINTR && err != -EAGAIN) {
-		pr_err("live: block '%s': PAGEMAP_SCAN at %#llx: %s\n", b->name,
+		pr_err("block '%s': PAGEMAP_SCAN at %#llx: %s\n", b->name,
 		       (unsigned long long)*addr, strerror(-err));
 		return err;
 	}
@@ -327,7 +329,7 @@ static int scan_block(struct live_ctx *lc, const struct fr_block *b)
 			ret = dirty_add(lc, lc->vec[i].start, lc->vec[i].end);
 		/* vec full: the kernel stopped early, go on from walk_end. */
 		if (!ret && arg.walk_end <= addr) {
-			pr_err("live: PAGEMAP_SCAN made no progress at %#llx\n",
+			pr_err("PAGEMAP_SCAN made no progress at %#llx\n",
 			       (unsigned long long)addr);
 			ret = -EIO;
 		}
@@ -364,7 +366,7 @@ static int first_copy(struct live_ctx *lc, struct live_pass_stat *st)
 
 	ret = ram_write_image(lc->pid, lc->img, &lc->io, &ios);
 	if (ret) {
-		pr_err("live: pass 1 of pid %d: %s\n", lc->pid, strerror(-ret));
+		pr_err("pass 1 of pid %d: %s\n", lc->pid, strerror(-ret));
 		return ret;
 	}
 	st->pages = ios.pages_scanned_present;
@@ -387,7 +389,7 @@ static int copy_dirty(struct live_ctx *lc, struct live_pass_stat *st, double sin
 	st->dirty_rate_mbs = since > 0 ? mib(st->bytes) * 1000 / since : 0;
 	ret = live_patch(lc->pid, lc->img, lc->dirty, lc->nr_dirty, lc->pagemap, &lc->io, &ps);
 	if (ret) {
-		pr_err("live: pass %u of pid %d: %s\n", st->pass, lc->pid, strerror(-ret));
+		pr_err("pass %u of pid %d: %s\n", st->pass, lc->pid, strerror(-ret));
 		return ret;
 	}
 	st->written = ps.bytes_written;
@@ -410,7 +412,7 @@ static int sync_pass(struct live_ctx *lc)
 		ret = fdatasync(fd) ? -errno : 0;
 	while (ret == -EINTR);
 	if (ret) {
-		pr_err("live: fdatasync of the RAM image: %s\n", strerror(-ret));
+		pr_err("fdatasync of the RAM image: %s\n", strerror(-ret));
 		return ret;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -424,7 +426,7 @@ static int do_pass(struct live_ctx *lc, struct live_pass_stat *st, bool final)
 	int ret;
 
 	if (!lc->passes && final) {
-		pr_err("live: final pass without a first one\n");
+		pr_err("final pass without a first one\n");
 		return -EINVAL;
 	}
 	/* Pass 1 copies what live_start()'s scan protected. */
@@ -497,7 +499,7 @@ int live_converge(struct live_ctx *lc, const struct live_opts *o)
 		if (why)
 			break;
 	}
-	pr_info("live: %s after %u passes, %.0f ms; the final copy should take about %.1f ms\n",
+	pr_info("%s after %u passes, %.0f ms; the final copy should take about %.1f ms\n",
 		why, lc->passes, ram_io_now_ms() - t0, lc->last.ms);
 	return 0;
 }
@@ -537,7 +539,7 @@ int live_start(pid_t pid, struct fr_image *img, const struct ram_io_opts *io,
 	lc->pagemap = open(path, O_RDONLY | O_CLOEXEC);
 	if (lc->pagemap < 0) {
 		ret = -errno;
-		pr_perror("live: cannot open %s", path);
+		pr_perror("cannot open %s", path);
 	} else if (!lc->vec) {
 		ret = -ENOMEM;
 	}
@@ -553,7 +555,7 @@ int live_start(pid_t pid, struct fr_image *img, const struct ram_io_opts *io,
 		live_stop(lc);
 		return ret;
 	}
-	pr_info("live: tracking writes to %u RAM blocks of pid %d\n", img->nr_blocks, pid);
+	pr_info("tracking writes to %u RAM blocks of pid %d\n", img->nr_blocks, pid);
 	*out = lc;
 	return 0;
 }

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
+#define LOG_PREFIX "qmp: "
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -92,7 +94,7 @@ static int read_msg(struct qmp *q, json_t **msg)
 	q->len -= nl + 1 - q->buf;
 	memmove(q->buf, nl + 1, q->len);
 	if (!*msg) {
-		pr_warn("qmp: bad JSON from QEMU: %s\n", jerr.text);
+		pr_warn("bad JSON from QEMU: %s\n", jerr.text);
 		return -EBADMSG;
 	}
 	return 0;
@@ -145,7 +147,7 @@ int qmp_execute(struct qmp *q, const char *command, json_t *args, json_t **ret)
 			return 0;
 		}
 		if ((val = json_object_get(msg, "error"))) {
-			pr_info("qmp: %s failed: %s\n", command,
+			pr_info("%s failed: %s\n", command,
 				json_string_value(json_object_get(val, "desc")) ?: "?");
 			json_decref(msg);
 			return -EREMOTEIO;
@@ -211,11 +213,11 @@ int qmp_open(struct qmp *q, pid_t pid, const char *path, unsigned timeout_ms)
 	q->deadline_ms = now_ms() + timeout_ms;
 	ret = wait_not_busy(q, pid, path);
 	if (ret > 0) {
-		pr_info("qmp: monitor %s is busy (it has a client); not connecting\n", path);
+		pr_info("monitor %s is busy (it has a client); not connecting\n", path);
 		return -EBUSY;
 	}
 	if (ret < 0)
-		pr_debug("qmp: cannot tell whether %s is busy: %s\n", path, strerror(-ret));
+		pr_debug("cannot tell whether %s is busy: %s\n", path, strerror(-ret));
 	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (q->fd < 0)
 		return -errno;

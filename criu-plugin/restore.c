@@ -25,7 +25,7 @@
 
 #include "ckpt-id.h"
 #include "dump.h"
-#include "filler.h"
+#include "restore-fill.h"
 #include "handoff.h"
 #include "fixedram.h"
 #include "log.h"

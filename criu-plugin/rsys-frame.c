@@ -7,6 +7,8 @@
  * aligned, as after a call. rt_sigreturn reads the frame at rsp - 8 after
  * the restorer's address has been popped by a `ret`.
  */
+#define LOG_PREFIX "rsys: "
+
 #include <cpuid.h>
 #include <elf.h>
 #include <errno.h>
@@ -189,7 +191,7 @@ int rsys_frame_build(struct rsys_frame *f, pid_t pid, const struct user_regs_str
 		return -ENOMEM;
 	if (ptrace(PTRACE_GETREGSET, pid, (void *)NT_X86_XSTATE, &iov)) {
 		ret = -errno;
-		pr_debug("rsys: %d: PTRACE_GETREGSET(NT_X86_XSTATE): %s\n", pid, strerror(-ret));
+		pr_debug("%d: PTRACE_GETREGSET(NT_X86_XSTATE): %s\n", pid, strerror(-ret));
 	} else {
 		ret = rsys_frame_make(f, regs, sigmask, restorer, iov.iov_base, iov.iov_len);
 	}

@@ -29,6 +29,8 @@
  * where it was stopped. Between calls, and from attach until the very last
  * step of detach, the task is parked on that `ret`.
  */
+#define LOG_PREFIX "rsys: "
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -101,7 +103,7 @@ static int wait_task(pid_t pid, int *status)
 		if (ret < 0) {
 			int err = errno;
 
-			pr_perror("rsys: waitpid(%d)", pid);
+			pr_perror("waitpid(%d)", pid);
 			return err == ECHILD ? -ESRCH : -err;
 		}
 	}
@@ -112,7 +114,7 @@ static int get_regs(pid_t pid, struct user_regs_struct *regs)
 	if (ptrace(PTRACE_GETREGS, pid, NULL, regs)) {
 		int err = errno;
 
-		pr_perror("rsys: PTRACE_GETREGS(%d)", pid);
+		pr_perror("PTRACE_GETREGS(%d)", pid);
 		return -err;
 	}
 	return 0;
@@ -123,7 +125,7 @@ static int set_regs(pid_t pid, const struct user_regs_struct *regs)
 	if (ptrace(PTRACE_SETREGS, pid, NULL, regs)) {
 		int err = errno;
 
-		pr_perror("rsys: PTRACE_SETREGS(%d)", pid);
+		pr_perror("PTRACE_SETREGS(%d)", pid);
 		return -err;
 	}
 	return 0;
@@ -134,7 +136,7 @@ static int set_sigmask(pid_t pid, uint64_t mask)
 	if (ptrace(PTRACE_SETSIGMASK, pid, (void *)sizeof(mask), &mask)) {
 		int err = errno;
 
-		pr_perror("rsys: PTRACE_SETSIGMASK(%d)", pid);
+		pr_perror("PTRACE_SETSIGMASK(%d)", pid);
 		return -err;
 	}
 	return 0;
@@ -145,7 +147,7 @@ static int resume(pid_t pid, enum __ptrace_request req, int sig)
 	if (ptrace(req, pid, NULL, (void *)(long)sig)) {
 		int err = errno;
 
-		pr_perror("rsys: resume %d (request %d, signal %d)", pid, (int)req, sig);
+		pr_perror("resume %d (request %d, signal %d)", pid, (int)req, sig);
 		return -err;
 	}
 	return 0;
@@ -240,24 +242,24 @@ static int run_to_syscall_stop(pid_t pid, enum stop_kind want)
 		case STOP_SYSCALL_EXIT:
 			if (kind == want)
 				return 0;
-			pr_err("rsys: %d: unexpected syscall %s stop\n", pid,
+			pr_err("%d: unexpected syscall %s stop\n", pid,
 			       want == STOP_SYSCALL_ENTRY ? "exit" : "entry");
 			return -EPROTO;
 		case STOP_EVENT:
-			pr_debug("rsys: %d: event stop 0x%x while injecting\n", pid, status >> 8);
+			pr_debug("%d: event stop 0x%x while injecting\n", pid, status >> 8);
 			continue;
 		case STOP_SIGNAL:
-			pr_warn("rsys: %d: signal %d while injecting, re-injected\n", pid, sig);
+			pr_warn("%d: signal %d while injecting, re-injected\n", pid, sig);
 			continue;
 		case STOP_GONE:
-			pr_err("rsys: %d: task exited or was killed (status 0x%x)\n", pid, status);
+			pr_err("%d: task exited or was killed (status 0x%x)\n", pid, status);
 			return -ESRCH;
 		case STOP_ERROR:
-			pr_err("rsys: %d: unexpected wait status 0x%x\n", pid, status);
+			pr_err("%d: unexpected wait status 0x%x\n", pid, status);
 			return -EPROTO;
 		}
 	}
-	pr_err("rsys: %d: too many foreign stops\n", pid);
+	pr_err("%d: too many foreign stops\n", pid);
 	return -EAGAIN;
 }
 
@@ -274,7 +276,7 @@ static int mem_rw(pid_t pid, unsigned long remote, void *buf, size_t len, bool w
 	fd = open(path, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0) {
 		err = errno;
-		pr_perror("rsys: open %s", path);
+		pr_perror("open %s", path);
 		return -err;
 	}
 	while (done < len) {
@@ -293,7 +295,7 @@ static int mem_rw(pid_t pid, unsigned long remote, void *buf, size_t len, bool w
 	close(fd);
 	if (err) {
 		errno = err;
-		pr_perror("rsys: %s %zu bytes at 0x%lx in %d", write ? "write" : "read",
+		pr_perror("%s %zu bytes at 0x%lx in %d", write ? "write" : "read",
 			  len - done, remote + done, pid);
 	}
 	return -err;
@@ -433,7 +435,7 @@ static int find_gadgets(pid_t pid, unsigned long *found)
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
 	f = fopen(path, "re");
 	if (!f) {
-		pr_perror("rsys: open %s", path);
+		pr_perror("open %s", path);
 		return -ESRCH;
 	}
 	for (pass = 0; pass < 3 && !all_found(found); pass++) {
@@ -452,10 +454,10 @@ static int find_gadgets(pid_t pid, unsigned long *found)
 	free(line);
 	fclose(f);
 	if (!found[GADGET_SYSCALL]) {
-		pr_err("rsys: no syscall instruction found in %d\n", pid);
+		pr_err("no syscall instruction found in %d\n", pid);
 		return -ENOENT;
 	}
-	pr_debug("rsys: %d: syscall at 0x%lx, syscall;ret at 0x%lx, rt_sigreturn at 0x%lx\n", pid,
+	pr_debug("%d: syscall at 0x%lx, syscall;ret at 0x%lx, rt_sigreturn at 0x%lx\n", pid,
 		 found[GADGET_SYSCALL], found[GADGET_SYSCALL_RET], found[GADGET_RESTORER]);
 	return 0;
 }
@@ -505,13 +507,13 @@ static void protect(struct rsys *r, const unsigned long *gadget)
 	if (!why && ret)
 		why = strerror(-ret);
 	if (why) {
-		pr_warn("rsys: %d: no signal frame (%s): the task is not restored if we die mid-call\n",
+		pr_warn("%d: no signal frame (%s): the task is not restored if we die mid-call\n",
 			r->pid, why);
 		return;
 	}
 	r->frame = f.addr;
 	r->syscall_ip = gadget[GADGET_SYSCALL_RET];
-	pr_debug("rsys: %d: frame at 0x%lx (fpstate 0x%lx, %zu bytes, xfeatures 0x%llx)\n", r->pid,
+	pr_debug("%d: frame at 0x%lx (fpstate 0x%lx, %zu bytes, xfeatures 0x%llx)\n", r->pid,
 		 f.addr, f.fpstate, f.xstate_size, (unsigned long long)f.xfeatures);
 }
 
@@ -529,14 +531,14 @@ int rsys_attach_stopped(struct rsys *r, pid_t pid)
 	if (ret)
 		return ret;
 	if (regs.cs != RSYS_USER_CS_64) {
-		pr_err("rsys: %d is not a 64-bit task (cs 0x%llx)\n", pid, regs.cs);
+		pr_err("%d is not a 64-bit task (cs 0x%llx)\n", pid, regs.cs);
 		return -EINVAL;
 	}
 	apply_syscall_restart(&regs);
 
 	if (ptrace(PTRACE_GETSIGMASK, pid, (void *)sizeof(mask), &mask)) {
 		ret = -errno;
-		pr_perror("rsys: PTRACE_GETSIGMASK(%d)", pid);
+		pr_perror("PTRACE_GETSIGMASK(%d)", pid);
 		return ret;
 	}
 
@@ -547,7 +549,7 @@ int rsys_attach_stopped(struct rsys *r, pid_t pid)
 	pidfd = syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
 		ret = -errno;
-		pr_perror("rsys: pidfd_open(%d)", pid);
+		pr_perror("pidfd_open(%d)", pid);
 		return ret;
 	}
 
@@ -574,7 +576,7 @@ int rsys_attach_stopped(struct rsys *r, pid_t pid)
 		r->pidfd = -1;
 		return ret;
 	}
-	pr_debug("rsys: attached to %d (rip 0x%llx rax %lld)\n", pid, regs.rip, (long long)regs.rax);
+	pr_debug("attached to %d (rip 0x%llx rax %lld)\n", pid, regs.rip, (long long)regs.rax);
 	return 0;
 }
 
@@ -596,7 +598,7 @@ static int wait_interrupt_stop(pid_t pid, enum __ptrace_request resume_req)
 		case STOP_GONE:
 			return -ESRCH;
 		case STOP_ERROR:
-			pr_err("rsys: %d: unexpected wait status 0x%x\n", pid, status);
+			pr_err("%d: unexpected wait status 0x%x\n", pid, status);
 			return -EPROTO;
 		default:
 			break;	/* a signal on its way in: let it go, the trap stays pending */
@@ -605,7 +607,7 @@ static int wait_interrupt_stop(pid_t pid, enum __ptrace_request resume_req)
 		if (ret)
 			return ret;
 	}
-	pr_err("rsys: %d: no interrupt stop\n", pid);
+	pr_err("%d: no interrupt stop\n", pid);
 	return -EAGAIN;
 }
 
@@ -621,12 +623,12 @@ int rsys_seize(struct rsys *r, pid_t pid)
 	if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)(opts | PTRACE_O_SUSPEND_SECCOMP)) &&
 	    ptrace(PTRACE_SEIZE, pid, NULL, (void *)opts)) {
 		ret = -errno;
-		pr_perror("rsys: PTRACE_SEIZE(%d)", pid);
+		pr_perror("PTRACE_SEIZE(%d)", pid);
 		return ret;
 	}
 	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL)) {
 		ret = -errno;
-		pr_perror("rsys: PTRACE_INTERRUPT(%d)", pid);
+		pr_perror("PTRACE_INTERRUPT(%d)", pid);
 		goto detach;
 	}
 	ret = wait_interrupt_stop(pid, PTRACE_CONT);
@@ -639,7 +641,7 @@ int rsys_seize(struct rsys *r, pid_t pid)
 	return 0;
 detach:
 	if (ptrace(PTRACE_DETACH, pid, NULL, NULL) && errno != ESRCH)
-		pr_perror("rsys: PTRACE_DETACH(%d)", pid);
+		pr_perror("PTRACE_DETACH(%d)", pid);
 	return ret;
 }
 
@@ -652,7 +654,7 @@ detach:
 static int repark(pid_t pid)
 {
 	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL)) {
-		pr_debug("rsys: %d: no PTRACE_INTERRUPT (%m), left in syscall stop\n", pid);
+		pr_debug("%d: no PTRACE_INTERRUPT (%m), left in syscall stop\n", pid);
 		return 0;
 	}
 	if (resume(pid, PTRACE_CONT, 0))
@@ -672,7 +674,7 @@ int rsys_detach(struct rsys *r)
 	if (r->scratch) {
 		res = rsys_call(r, SYS_munmap, r->scratch, r->scratch_len, 0, 0, 0, 0);
 		if (res < 0) {
-			pr_err("rsys: %d: munmap scratch 0x%lx: %ld\n", pid, r->scratch, res);
+			pr_err("%d: munmap scratch 0x%lx: %ld\n", pid, r->scratch, res);
 			ret = (int)res;
 		}
 		r->scratch = 0;
@@ -701,7 +703,7 @@ int rsys_detach(struct rsys *r)
 
 	if (r->seized_by_us && ptrace(PTRACE_DETACH, pid, NULL, NULL)) {
 		err = -errno;
-		pr_perror("rsys: PTRACE_DETACH(%d)", pid);
+		pr_perror("PTRACE_DETACH(%d)", pid);
 		ret = ret ? ret : err;
 	}
 out:
@@ -711,7 +713,7 @@ out:
 	r->pid = 0;
 	r->frame = 0;
 	r->seized_by_us = false;
-	pr_debug("rsys: detached from %d: %d\n", pid, ret);
+	pr_debug("detached from %d: %d\n", pid, ret);
 	return ret;
 }
 
@@ -747,7 +749,7 @@ static int arm_syscall(pid_t pid, long nr)
 	if (ret)
 		return ret;
 	if ((long)regs.orig_rax != RSYS_NR_NONE) {
-		pr_err("rsys: %d: entry stop of syscall %lld, not of ours\n", pid, (long long)regs.orig_rax);
+		pr_err("%d: entry stop of syscall %lld, not of ours\n", pid, (long long)regs.orig_rax);
 		return -EPROTO;
 	}
 	regs.orig_rax = nr;
@@ -795,7 +797,7 @@ static long call_once(struct rsys *r, long nr, const long a[6])
 	if (ret)
 		return ret;
 	if (regs.rip != r->syscall_ip + 2 || (long)regs.orig_rax != nr) {
-		pr_err("rsys: %d: syscall %ld stopped at rip 0x%llx orig_rax %lld\n", r->pid, nr,
+		pr_err("%d: syscall %ld stopped at rip 0x%llx orig_rax %lld\n", r->pid, nr,
 		       regs.rip, (long long)regs.orig_rax);
 		return -EPROTO;
 	}
@@ -809,7 +811,7 @@ long rsys_call(struct rsys *r, long nr, long a1, long a2, long a3, long a4, long
 	int i;
 
 	if (!r->pid || !r->syscall_ip) {
-		pr_err("rsys: call %ld: not attached\n", nr);
+		pr_err("call %ld: not attached\n", nr);
 		return -EINVAL;
 	}
 	for (i = 0; i < RSYS_MAX_RESTARTS; i++) {
@@ -822,7 +824,7 @@ long rsys_call(struct rsys *r, long nr, long a1, long a2, long a3, long a4, long
 	if (ret == -RSYS_ERESTARTSYS || ret == -RSYS_ERESTARTNOINTR ||
 	    ret == -RSYS_ERESTARTNOHAND || ret == -RSYS_ERESTART_RESTARTBLOCK)
 		ret = -EINTR;
-	pr_debug("rsys: %d: syscall %ld(0x%lx, 0x%lx, 0x%lx, ...) = %ld\n", r->pid, nr, a1, a2, a3, ret);
+	pr_debug("%d: syscall %ld(0x%lx, 0x%lx, 0x%lx, ...) = %ld\n", r->pid, nr, a1, a2, a3, ret);
 	return ret;
 }
 
@@ -837,13 +839,13 @@ unsigned long rsys_scratch(struct rsys *r, size_t len)
 	if (r->scratch) {
 		res = rsys_call(r, SYS_munmap, r->scratch, r->scratch_len, 0, 0, 0, 0);
 		if (res < 0)
-			pr_err("rsys: %d: munmap old scratch 0x%lx: %ld\n", r->pid, r->scratch, res);
+			pr_err("%d: munmap old scratch 0x%lx: %ld\n", r->pid, r->scratch, res);
 		r->scratch = 0;
 		r->scratch_len = 0;
 	}
 	addr = rsys_call(r, SYS_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (is_err_addr(addr)) {
-		pr_err("rsys: %d: mmap scratch of %zu bytes: %ld\n", r->pid, len, addr);
+		pr_err("%d: mmap scratch of %zu bytes: %ld\n", r->pid, len, addr);
 		return 0;
 	}
 	r->scratch = addr;
@@ -862,7 +864,7 @@ int rsys_get_fd(struct rsys *r, int remote_fd)
 	fd = syscall(SYS_pidfd_getfd, r->pidfd, remote_fd, 0);
 	if (fd < 0) {
 		err = errno;
-		pr_perror("rsys: pidfd_getfd(%d, %d)", r->pid, remote_fd);
+		pr_perror("pidfd_getfd(%d, %d)", r->pid, remote_fd);
 		return -err;
 	}
 	return fd;
@@ -909,7 +911,7 @@ static int send_fd(int sock, int fd)
 	if (n != 1) {
 		int err = n < 0 ? errno : EIO;
 
-		pr_perror("rsys: sendmsg(SCM_RIGHTS %d)", fd);
+		pr_perror("sendmsg(SCM_RIGHTS %d)", fd);
 		return -err;
 	}
 	return 0;
@@ -936,7 +938,7 @@ static int remote_recv_fd(struct rsys *r, unsigned long base, int sock)
 
 	res = rsys_call(r, SYS_recvmsg, sock, AREA_ADDR(base, msg), MSG_DONTWAIT | MSG_CMSG_CLOEXEC, 0, 0, 0);
 	if (res < 0) {
-		pr_err("rsys: %d: injected recvmsg: %ld\n", r->pid, res);
+		pr_err("%d: injected recvmsg: %ld\n", r->pid, res);
 		return (int)res;
 	}
 	ret = rsys_read(r, base, &a, sizeof(a));
@@ -948,7 +950,7 @@ static int remote_recv_fd(struct rsys *r, unsigned long base, int sock)
 	ch = CMSG_FIRSTHDR(&a.msg);
 	if ((a.msg.msg_flags & MSG_CTRUNC) || !ch || ch->cmsg_level != SOL_SOCKET ||
 	    ch->cmsg_type != SCM_RIGHTS || ch->cmsg_len != CMSG_LEN(sizeof(int))) {
-		pr_err("rsys: %d: no fd in injected recvmsg (flags 0x%x)\n", r->pid, a.msg.msg_flags);
+		pr_err("%d: no fd in injected recvmsg (flags 0x%x)\n", r->pid, a.msg.msg_flags);
 		return -EPROTO;
 	}
 	memcpy(&fd, CMSG_DATA(ch), sizeof(fd));
@@ -969,7 +971,7 @@ int rsys_put_fd(struct rsys *r, int local_fd)
 	res = rsys_call(r, SYS_socketpair, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0,
 			AREA_ADDR(base, sv), 0, 0);
 	if (res < 0) {
-		pr_err("rsys: %d: injected socketpair: %ld\n", r->pid, res);
+		pr_err("%d: injected socketpair: %ld\n", r->pid, res);
 		return (int)res;
 	}
 	ret = rsys_read(r, AREA_ADDR(base, sv), sv, sizeof(sv));
@@ -986,7 +988,7 @@ int rsys_put_fd(struct rsys *r, int local_fd)
 	for (i = 0; i < 2; i++) {
 		res = rsys_call(r, SYS_close, sv[i], 0, 0, 0, 0, 0);
 		if (res < 0)
-			pr_err("rsys: %d: injected close(%d): %ld\n", r->pid, sv[i], res);
+			pr_err("%d: injected close(%d): %ld\n", r->pid, sv[i], res);
 	}
 	return ret;
 }

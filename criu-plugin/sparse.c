@@ -6,6 +6,8 @@
  * merged ranges, so a mostly empty 1 TiB guest costs a few ioctls. Older
  * kernels only offer the 8-bytes-per-page pagemap file.
  */
+#define LOG_PREFIX "sparse: "
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +73,7 @@ static int check_args(uint64_t start, uint64_t end)
 	uint64_t mask = (uint64_t)sysconf(_SC_PAGESIZE) - 1;
 
 	if ((start | end) & mask || start > end) {
-		pr_err("sparse: bad range %#llx-%#llx\n",
+		pr_err("bad range %#llx-%#llx\n",
 		       (unsigned long long)start, (unsigned long long)end);
 		return -EINVAL;
 	}
@@ -103,7 +105,7 @@ int sparse_scan_read(int pagemap_fd, uint64_t start, uint64_t end,
 		got = pread(pagemap_fd, ent, n * sizeof(*ent), addr / psize * sizeof(*ent));
 		if (got < (ssize_t)sizeof(*ent)) {
 			ret = got < 0 ? -errno : -EIO;
-			pr_err("sparse: pagemap read at %#llx: %s\n",
+			pr_err("pagemap read at %#llx: %s\n",
 			       (unsigned long long)addr, strerror(-ret));
 			break;
 		}
@@ -161,17 +163,17 @@ int sparse_scan(int pagemap_fd, uint64_t start, uint64_t end,
 			ret = -errno;
 			if (addr == start && (ret == -ENOTTY || ret == -EINVAL)) {
 				free(vec);
-				pr_debug("sparse: no PAGEMAP_SCAN, reading pagemap\n");
+				pr_debug("no PAGEMAP_SCAN, reading pagemap\n");
 				return sparse_scan_read(pagemap_fd, start, end, ranges, nr);
 			}
-			pr_err("sparse: PAGEMAP_SCAN at %#llx: %s\n",
+			pr_err("PAGEMAP_SCAN at %#llx: %s\n",
 			       (unsigned long long)addr, strerror(-ret));
 			break;
 		}
 		for (i = 0; i < n && !ret; i++)
 			ret = rv_add(&v, vec[i].start, vec[i].end);
 		if (arg.walk_end <= addr) {
-			pr_err("sparse: PAGEMAP_SCAN made no progress at %#llx\n",
+			pr_err("PAGEMAP_SCAN made no progress at %#llx\n",
 			       (unsigned long long)addr);
 			ret = -EIO;
 		}

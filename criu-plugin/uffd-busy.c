@@ -11,7 +11,7 @@
 
 #include "log.h"
 #include "uffd-busy.h"
-#include "writer.h"
+#include "dump-writer.h"
 
 #define POLL_MS 10
 

@@ -4,7 +4,13 @@
 #   CRIU     - the criu binary every test, the demo and the plugin use
 #   CRIU_INC - directory holding the matching criu-plugin.h
 # Debian 12's criu 3.17 does not run on kernel 6.x, hence the source build.
+#
+#   scripts/criu.sh           find one, or build one (make deps)
+#   scripts/criu.sh --find    find one only, never download or build (make)
 set -euo pipefail
+
+find_only=
+[ "${1:-}" = --find ] && find_only=1
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build"
@@ -39,6 +45,11 @@ bin="$src/criu/criu"
 if [ -x "$bin" ] && [ -f "$src/criu/include/criu-plugin.h" ]; then
 	emit "$bin" "$src/criu/include" "$(version_of "$bin")"
 	exit 0
+fi
+
+if [ -n "$find_only" ]; then
+	echo "criu: no CRIU >= $want_major.0 with criu-plugin.h here; run 'make deps' to build one" >&2
+	exit 1
 fi
 
 # 3. Fetch Debian trixie's criu source with a private apt configuration so the

@@ -4,8 +4,8 @@
  *
  *   gcc -O2 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -Icriu-plugin -Iimages \
  *       -Ibuild/proto -o /tmp/bench_writer test/unit/bench_writer.c \
- *       criu-plugin/writer.c criu-plugin/sparse.c criu-plugin/filler.c \
- *       images/fixedram.c build/proto/qemu-ram.pb-c.c criu-plugin/log.c \
+ *       criu-plugin/dump-writer.c criu-plugin/sparse.c criu-plugin/restore-fill.c \
+ *       images/fixedram.c build/proto/qemu-ram.pb-c.c common/log.c \
  *       -luring -lxxhash -lprotobuf-c -lpthread
  *   /tmp/bench_writer [-m MiB] [-d dir] [-r reps] [-o name-substring] [-q depth]
  *
@@ -23,9 +23,9 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
-#include "filler.h"
+#include "restore-fill.h"
 #include "log.h"
-#include "writer.h"
+#include "dump-writer.h"
 
 #define CHUNK	(1 << 20)
 

@@ -56,7 +56,7 @@
 #include "handoff-vma.h"
 #include "log.h"
 #include "rsys.h"
-#include "writer.h"
+#include "dump-writer.h"
 
 #define MIB		(1UL << 20)
 #define B0_LEN		(16 * MIB)

@@ -40,7 +40,7 @@
 #include "live.h"
 #include "live-patch.h"
 #include "log.h"
-#include "writer.h"
+#include "dump-writer.h"
 
 #define NP0		6144		/* block 0, pages: 24 MiB */
 #define NP1		2048		/* block 1: 8 MiB, THP */

@@ -101,11 +101,11 @@ static void test_threads_lines_whole(void **state)
 	assert_non_null(f);
 	unlink(path);
 	while (fgets(line, sizeof(line), f)) {
-		char *tail = strstr(line, LOG_PREFIX);
+		char *tail = strstr(line, LOG_TAG);
 
 		lines++;
 		assert_non_null(tail);
-		assert_int_equal(sscanf(tail, LOG_PREFIX "t%d n%d", &t, &n), 2);
+		assert_int_equal(sscanf(tail, LOG_TAG "t%d n%d", &t, &n), 2);
 		assert_true(t >= 0 && t < THREADS && n >= 0 && n < LINES);
 		assert_int_equal(strspn(strrchr(line, ' ') + 1, "y\n"), strlen(strrchr(line, ' ') + 1));
 		seen[t][n]++;

@@ -23,7 +23,7 @@
 #include <cmocka.h>
 
 #include "uffd-busy.h"
-#include "writer.h"
+#include "dump-writer.h"
 
 #define PAGES 16
 

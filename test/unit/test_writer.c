@@ -23,8 +23,8 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
-#include "filler.h"
-#include "writer.h"
+#include "restore-fill.h"
+#include "dump-writer.h"
 
 #define NP0	(3 * FR_CHUNK_PAGES + 100)	/* "pc.ram": short last chunk */
 #define NP1	300				/* "vga.vram" */
@@ -625,7 +625,7 @@ static void test_corrupt(void **state)
 	unlinkat(dirfd_, img_name, 0);
 }
 
-/* ---- incremental dumps: chunks shared with a base image (reuse.c) ---- */
+/* ---- incremental dumps: chunks shared with a base image (dump-reuse.c) ---- */
 
 static const char *base_name = "qemu-ram-base.img";
 static char xfs_dir[64];	/* XFS scratch mount (reflinks), made by setup */

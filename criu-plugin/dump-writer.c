@@ -26,6 +26,8 @@
  * /proc/PID/mem per run 177 ms (it cannot batch scattered runs), so
  * process_vm_readv with batched iovecs.
  */
+#define LOG_PREFIX "dump: "
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -40,8 +42,8 @@
 #include <liburing.h>
 
 #include "log.h"
-#include "reuse.h"
-#include "writer.h"
+#include "dump-reuse.h"
+#include "dump-writer.h"
 
 #define WR_BUFS		2		/* chunk buffers per worker */
 #define IOV_BATCH	256		/* iovecs per process_vm_readv, <= IOV_MAX */
@@ -477,7 +479,7 @@ static int write_chunk(struct wr_worker *w, uint32_t bi, uint64_t chunk)
 			return ret;
 		ret = ram_read_runs(w->c->pid, b, pop + first / 64, first, n, buf->mem);
 		if (ret) {
-			pr_err("dump: block '%s' chunk %llu: cannot read the pages of pid %d\n",
+			pr_err("block '%s' chunk %llu: cannot read the pages of pid %d\n",
 			       b->name, (unsigned long long)chunk, w->c->pid);
 			return ret;
 		}
@@ -544,7 +546,7 @@ static int worker_init(struct wr_worker *w, struct wr_ctx *c)
 	}
 	ret = io_uring_queue_init(c->qd, &w->ring, 0);
 	if (ret) {
-		pr_err("dump: io_uring setup: %s\n", strerror(-ret));
+		pr_err("io_uring setup: %s\n", strerror(-ret));
 		return ret;
 	}
 	w->ring_ok = true;
@@ -592,7 +594,7 @@ static int scan_extent(int pagemap, const struct fr_block *b, uint64_t *pop, uin
 	ret = sparse_scan(pagemap, b->host_addr + p0 * b->page_size,
 			  b->host_addr + p1 * b->page_size, &r, &nr);
 	if (ret) {
-		pr_err("dump: block '%s': cannot scan pages: %s\n", b->name, strerror(-ret));
+		pr_err("block '%s': cannot scan pages: %s\n", b->name, strerror(-ret));
 		return ret;
 	}
 	for (i = 0; i < nr; i++) {
@@ -615,7 +617,7 @@ static int scan_blocks(struct wr_ctx *c)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		pr_perror("dump: cannot open %s", path);
+		pr_perror("cannot open %s", path);
 		return ret;
 	}
 	for (i = 0; i < c->img->nr_blocks && !ret; i++) {
@@ -705,7 +707,7 @@ static int ctx_init(struct wr_ctx *c, pid_t pid, struct fr_image *img, const str
 		size_t bytes = (size_t)b->chunk_pages * b->page_size;
 
 		if (!b->bitmap || !b->csums || !b->chunk_pages || b->chunk_pages % 64) {
-			pr_err("dump: block '%s' is not laid out\n", b->name);
+			pr_err("block '%s' is not laid out\n", b->name);
 			return -EINVAL;
 		}
 		c->pop[i] = calloc((b->nr_pages + 63) / 64, sizeof(uint64_t));
@@ -754,7 +756,7 @@ static int write_pass(pid_t pid, struct fr_image *img, const struct page_range *
 			(unsigned long long)(c.reuse.bytes_cloned >> 20),
 			(unsigned long long)c.reuse.chunks_differ);
 	if (!ret)
-		pr_debug("dump: %llu pages, %llu populated, %llu zero, %llu written (%llu MiB), "
+		pr_debug("%llu pages, %llu populated, %llu zero, %llu written (%llu MiB), "
 			"%u workers, %.1f ms\n",
 			(unsigned long long)c.total, (unsigned long long)c.present,
 			(unsigned long long)c.zero, (unsigned long long)c.written,

@@ -19,6 +19,8 @@
  * zeros, so errors are logged and retried, never fatal, once the
  * userfaultfd is held.
  */
+#define LOG_PREFIX "guardian: "
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -114,7 +116,7 @@ static void defer_fault(struct guardian *g, uint64_t addr)
 
 		if (!n) {
 			/* Let the thread fault again: a new message will come. */
-			pr_err("guardian: out of memory deferring a fault at %#" PRIx64 "\n", addr);
+			pr_err("out of memory deferring a fault at %#" PRIx64 "\n", addr);
 			gd_uffd_wake(g->uffd, addr & ~4095ULL, 4096);
 			return;
 		}
@@ -147,7 +149,7 @@ static const void *image_page(struct guardian *g, uint32_t block, uint64_t page,
 
 	if (!g->strict || g->pages.bad_chunks == bad)
 		return src;
-	pr_err("guardian: lazy restore of pid %d: the image is corrupt; killing the task so that it "
+	pr_err("lazy restore of pid %d: the image is corrupt; killing the task so that it "
 	       "never runs with wrong memory\n", g->pid);
 	syscall(SYS_pidfd_send_signal, g->pidfd, SIGKILL, NULL, 0);
 	return NULL;
@@ -193,7 +195,7 @@ static int serve_fault(struct guardian *g, uint64_t addr)
 		ret = fill_page(g, block, page, dst, ps);
 	} else {
 		/* Registered but not guest RAM we know: never leave a thread hanging. */
-		pr_warn("guardian: fault at %#" PRIx64 " outside every range, zero page\n", addr);
+		pr_warn("fault at %#" PRIx64 " outside every range, zero page\n", addr);
 		ret = gd_uffd_zero(g->uffd, dst, ps);
 	}
 	if (ret == -EAGAIN || ret == -ENOMEM || ret == -EIO) {
@@ -208,7 +210,7 @@ static int serve_fault(struct guardian *g, uint64_t addr)
 	if (ret < 0) {
 		/* Filled meanwhile (EEXIST) or gone: the faulting thread must retry. */
 		if (ret != -EEXIST)
-			pr_warn("guardian: fault at %#" PRIx64 ": %s\n", addr, strerror((int)-ret));
+			pr_warn("fault at %#" PRIx64 ": %s\n", addr, strerror((int)-ret));
 		gd_uffd_wake(g->uffd, dst, ps);
 	}
 	if (ri >= 0 && (ret > 0 || ret == -EEXIST))
@@ -241,7 +243,7 @@ static void start_give_back(struct guardian *g, const char *why)
 {
 	if (g->state == GD_GIVE_BACK)
 		return;
-	pr_info("guardian: giving guest RAM back: %s (%.0f ms after start)\n", why, now_ms() - g->t0);
+	pr_info("giving guest RAM back: %s (%.0f ms after start)\n", why, now_ms() - g->t0);
 	g->state = GD_GIVE_BACK;
 	g->t_state = now_ms();
 }
@@ -261,10 +263,10 @@ static void on_remap(struct guardian *g, const struct uffd_msg *m)
 
 	g->st.remaps++;
 	ret = gd_map_remap(&g->map, from, to, len);
-	pr_debug("guardian: REMAP %#" PRIx64 " -> %#" PRIx64 " (%" PRIu64 " KiB): %d\n", from, to,
+	pr_debug("REMAP %#" PRIx64 " -> %#" PRIx64 " (%" PRIu64 " KiB): %d\n", from, to,
 		 len >> 10, ret);
 	if (ret)
-		pr_err("guardian: cannot track REMAP %#" PRIx64 " -> %#" PRIx64 ": %s\n", from, to,
+		pr_err("cannot track REMAP %#" PRIx64 " -> %#" PRIx64 ": %s\n", from, to,
 		       strerror(-ret));
 }
 
@@ -276,7 +278,7 @@ static void on_discard(struct guardian *g, uint64_t start, uint64_t end, bool un
 		g->st.unmapped_pages += n;
 	else
 		g->st.removed_pages += n;
-	pr_debug("guardian: %s %#" PRIx64 "-%#" PRIx64 ": %" PRIu64 " pages never to come back\n",
+	pr_debug("%s %#" PRIx64 "-%#" PRIx64 ": %" PRIu64 " pages never to come back\n",
 		 unmapped ? "UNMAP" : "REMOVE", start, end, n);
 }
 
@@ -302,12 +304,12 @@ static void on_remove(struct guardian *g, uint64_t start, uint64_t end)
 		return;
 	}
 	if (ri < 0) {
-		pr_err("guardian: cannot track the punch of %#" PRIx64 "-%#" PRIx64 ": %s; serving it unplaced\n",
+		pr_err("cannot track the punch of %#" PRIx64 "-%#" PRIx64 ": %s; serving it unplaced\n",
 		       start, end, strerror((int)-ri));
 		return;
 	}
 	g->st.punches++;
-	pr_debug("guardian: REMOVE %#" PRIx64 "-%#" PRIx64 ": the punch of block %u, placed\n", start, end,
+	pr_debug("REMOVE %#" PRIx64 "-%#" PRIx64 ": the punch of block %u, placed\n", start, end,
 		 g->map.ranges[ri].block);
 }
 
@@ -327,7 +329,7 @@ static void on_uffd_msg(struct guardian *g, const struct uffd_msg *m)
 		on_discard(g, m->arg.remove.start, m->arg.remove.end, true);
 		break;
 	default:
-		pr_warn("guardian: unexpected userfaultfd event %u\n", m->event);
+		pr_warn("unexpected userfaultfd event %u\n", m->event);
 	}
 }
 
@@ -345,7 +347,7 @@ static void drain_uffd(struct guardian *g)
 			continue;
 		if (n < 0) {
 			if (errno != EAGAIN)
-				pr_perror("guardian: read userfaultfd");
+				pr_perror("read userfaultfd");
 			break;
 		}
 		for (i = 0; i < n / (ssize_t)sizeof(msgs[0]) && !g->exit; i++)
@@ -374,17 +376,17 @@ static void on_uffd(struct guardian *g, int fd)
 	struct gp_msg ack = { .status = 0 };
 
 	if (g->uffd >= 0 || fd < 0 || !is_userfaultfd(fd)) {
-		pr_err("guardian: UFFD message without a (new) userfaultfd\n");
+		pr_err("UFFD message without a (new) userfaultfd\n");
 		ack.status = -EINVAL;
 		if (fd >= 0)
 			close(fd);
 	} else {
 		g->uffd = fd;
-		pr_info("guardian: holding the userfaultfd of pid %d (%.0f ms after start)\n", g->pid,
+		pr_info("holding the userfaultfd of pid %d (%.0f ms after start)\n", g->pid,
 			now_ms() - g->t0);
 	}
 	if (gp_send(g->ctl, GP_UFFD_ACK, &ack, -1))
-		pr_warn("guardian: cannot ack the userfaultfd\n");
+		pr_warn("cannot ack the userfaultfd\n");
 }
 
 static void on_range(struct guardian *g, const struct gp_msg *m)
@@ -397,15 +399,15 @@ static void on_range(struct guardian *g, const struct gp_msg *m)
 	else
 		ret = gd_map_resolve(&g->map, r, m->type == GP_PLACED);
 	if (m->type == GP_PLACED)
-		pr_info("guardian: block %u '%s' +%#" PRIx64 " (%.0f MiB) is empty in the task at %#" PRIx64
+		pr_info("block %u '%s' +%#" PRIx64 " (%.0f MiB) is empty in the task at %#" PRIx64
 			"%s, backed by the image\n", r->block, r->block < g->img.nr_blocks ?
 			g->img.blocks[r->block].name : "?", r->offset, mib(r->len), r->addr,
 			r->flags & GP_RANGE_SHARED ? " (shared, punched)" : "");
 	else if (m->type == GP_PLACE_FAILED)
-		pr_warn("guardian: block %u +%#" PRIx64 " was not placed; nothing held for it\n",
+		pr_warn("block %u +%#" PRIx64 " was not placed; nothing held for it\n",
 			r->block, r->offset);
 	if (ret)
-		pr_err("guardian: %s of block %u +%#" PRIx64 ": %s\n", gp_type_name(m->type), r->block,
+		pr_err("%s of block %u +%#" PRIx64 ": %s\n", gp_type_name(m->type), r->block,
 		       r->offset, strerror(-ret));
 }
 
@@ -425,7 +427,7 @@ static void on_ctl_msg(struct guardian *g, const struct gp_msg *m, int fd)
 	case GP_VERDICT_DONE:
 		if (g->state != GD_HOLD)
 			break;
-		pr_info("guardian: verdict: dump done, the task will be killed; waiting up to %u ms\n",
+		pr_info("verdict: dump done, the task will be killed; waiting up to %u ms\n",
 			g->done_timeout_ms);
 		g->state = GD_WAIT_EXIT;
 		g->t_state = now_ms();
@@ -435,14 +437,14 @@ static void on_ctl_msg(struct guardian *g, const struct gp_msg *m, int fd)
 		start_give_back(g, "verdict: the task runs again");
 		break;
 	default:
-		pr_warn("guardian: unexpected %s\n", gp_type_name(m->type));
+		pr_warn("unexpected %s\n", gp_type_name(m->type));
 	}
 }
 
 static void ctl_closed(struct guardian *g, int err)
 {
 	if (err)
-		pr_warn("guardian: control channel: %s\n", strerror(-err));
+		pr_warn("control channel: %s\n", strerror(-err));
 	close(g->ctl);
 	g->ctl = -1;
 	if (g->state == GD_HOLD)
@@ -499,7 +501,7 @@ static long give_back_run(struct guardian *g, const struct gd_run *run)
 	if (ret == -EAGAIN || ret == -ENOMEM || ret == -ESRCH)
 		return ret == -ENOMEM ? -EAGAIN : ret;
 	/* Not registered where we think: the task must have changed it; never retry. */
-	pr_err("guardian: giving back %" PRIu64 " pages at %#" PRIx64 ": %s; skipped\n", run->n,
+	pr_err("giving back %" PRIu64 " pages at %#" PRIx64 ": %s; skipped\n", run->n,
 	       run->addr, strerror((int)-ret));
 	for (uint64_t i = 0; i < run->n; i++)
 		fr_bit_set(g->map.blocks[run->block].removed, run->page + i);
@@ -537,10 +539,10 @@ static void collapse_thp(struct guardian *g, const struct gd_range *r)
 			break;
 	}
 	if (ret < 0)
-		pr_info("guardian: MADV_COLLAPSE %#" PRIx64 " (%.0f MiB): %m (best effort)\n", r->addr,
+		pr_info("MADV_COLLAPSE %#" PRIx64 " (%.0f MiB): %m (best effort)\n", r->addr,
 			mib(r->len));
 	else
-		pr_info("guardian: MADV_COLLAPSE %#" PRIx64 " (%.0f MiB) in %.1f ms\n", r->addr,
+		pr_info("MADV_COLLAPSE %#" PRIx64 " (%.0f MiB) in %.1f ms\n", r->addr,
 			mib(r->len), now_ms() - t);
 }
 
@@ -557,7 +559,7 @@ static size_t unregister_ranges(struct guardian *g)
 			continue;
 		ret = gd_uffd_unregister(g->uffd, r->addr, r->len);
 		if (ret)
-			pr_warn("guardian: UFFDIO_UNREGISTER %#" PRIx64 " (%" PRIu64 " KiB): %s\n",
+			pr_warn("UFFDIO_UNREGISTER %#" PRIx64 " (%" PRIu64 " KiB): %s\n",
 				r->addr, r->len >> 10, strerror(-ret));
 		r->unregistered = true;
 		r->flags |= r->flags & GP_RANGE_THP ? GP_RANGE_COLLAPSE : 0;
@@ -593,12 +595,12 @@ static void report_give_back(struct guardian *g)
 		},
 	};
 
-	pr_info("guardian: gave back %" PRIu64 " pages (%.1f MiB) in %" PRIu64 " copies, %.1f ms (%.0f MiB/s); "
+	pr_info("gave back %" PRIu64 " pages (%.1f MiB) in %" PRIu64 " copies, %.1f ms (%.0f MiB/s); "
 		"%" PRIu64 " already faulted in, %" PRIu64 " discarded, %" PRIu64 " unmapped by the task\n",
 		g->st.gb_pages, mib(bytes), g->st.gb_calls, ms, ms > 0 ? mib(bytes) * 1000 / ms : 0,
 		g->st.gb_skipped, g->st.removed_pages, g->st.unmapped_pages);
 	if (g->ctl >= 0 && gp_send(g->ctl, GP_GAVE_BACK, &m, -1))
-		pr_debug("guardian: CRIU no longer listens\n");
+		pr_debug("CRIU no longer listens\n");
 }
 
 static void finish_give_back(struct guardian *g)
@@ -617,7 +619,7 @@ static void finish_give_back(struct guardian *g)
 	 * shows up as REMAP, is called off, or the task dies.
 	 */
 	if (!g->lingering)
-		pr_warn("guardian: %zu range(s) prepared but never confirmed; staying until the task exits\n",
+		pr_warn("%zu range(s) prepared but never confirmed; staying until the task exits\n",
 			g->map.nr_pending);
 	g->lingering = true;
 }
@@ -628,7 +630,7 @@ static void step_give_back(struct guardian *g)
 
 	g->retry = false;
 	if (g->uffd < 0) {
-		pr_info("guardian: no userfaultfd was handed over, nothing to give back\n");
+		pr_info("no userfaultfd was handed over, nothing to give back\n");
 		g->exit = true;
 		return;
 	}
@@ -670,14 +672,14 @@ static void update_io_backoff(struct guardian *g)
 {
 	if (!g->io_failing) {
 		if (g->io_rounds)
-			pr_info("guardian: the image reads again, after %" PRIu64 " failed rounds\n",
+			pr_info("the image reads again, after %" PRIu64 " failed rounds\n",
 				g->io_rounds);
 		g->io_backoff_ms = 0;
 		g->io_rounds = 0;
 		return;
 	}
 	if (!g->io_rounds++)
-		pr_err("guardian: pid %d: the image cannot be read; the guest waits for those pages; "
+		pr_err("pid %d: the image cannot be read; the guest waits for those pages; "
 		       "retrying up to every %d ms\n", g->pid, GD_IO_RETRY_MAX_MS);
 	g->io_backoff_ms = g->io_backoff_ms ? g->io_backoff_ms * 2 : GD_RETRY_MS;
 	if (g->io_backoff_ms > GD_IO_RETRY_MAX_MS)
@@ -689,7 +691,7 @@ static void log_faults(const struct guardian *g)
 {
 	const struct gd_stats *s = &g->st;
 
-	pr_info("guardian: served %" PRIu64 " faults (%" PRIu64 " from the image, %" PRIu64 " zero, %" PRIu64
+	pr_info("served %" PRIu64 " faults (%" PRIu64 " from the image, %" PRIu64 " zero, %" PRIu64
 		" already present), %.1f us average, %.1f us max; %" PRIu64 " REMAP events, %" PRIu64 " punches\n",
 		s->faults, s->fault_copy, s->fault_zero, s->fault_exist,
 		s->faults ? s->fault_ms_sum * 1000 / s->faults : 0, s->fault_ms_max * 1000, s->remaps,
@@ -707,12 +709,12 @@ static void loop(struct guardian *g)
 		p[2] = (struct pollfd){ .fd = g->uffd, .events = POLLIN };
 		ret = poll(p, 3, poll_timeout(g));
 		if (ret < 0 && errno != EINTR) {
-			pr_perror("guardian: poll");
+			pr_perror("poll");
 			usleep(10000);
 			continue;
 		}
 		if (ret > 0 && p[0].revents) {
-			pr_info("guardian: pid %d exited (%.0f ms after start)\n", g->pid, now_ms() - g->t0);
+			pr_info("pid %d exited (%.0f ms after start)\n", g->pid, now_ms() - g->t0);
 			break;
 		}
 		if (ret > 0 && p[1].revents)
@@ -747,11 +749,11 @@ static void setup_process(void)
 	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		if (write(fd, "-1000", 5) != 5)
-			pr_debug("guardian: cannot protect from the OOM killer: %m\n");
+			pr_debug("cannot protect from the OOM killer: %m\n");
 		close(fd);
 	}
 	if (chdir("/"))
-		pr_debug("guardian: chdir /: %m\n");
+		pr_debug("chdir /: %m\n");
 }
 
 /* The pid a pidfd refers to (fdinfo "Pid:"), or -1. */
@@ -780,7 +782,7 @@ static int open_image(struct guardian *g, int image_fd)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", image_fd);
 	ret = fr_open(&g->img, AT_FDCWD, path, err, sizeof(err));
 	if (ret) {
-		pr_err("guardian: image %s: %s\n", g->image, err);
+		pr_err("image %s: %s\n", g->image, err);
 		return ret;
 	}
 	ret = gd_map_init(&g->map, &g->img);
@@ -797,7 +799,7 @@ static int handshake(struct guardian *g, int image_fd)
 
 	ret = gp_recv_type(g->ctl, GP_HELLO, &m, NULL, GD_HELLO_TIMEOUT_MS);
 	if (ret) {
-		pr_err("guardian: no HELLO from the plugin: %s\n", strerror(-ret));
+		pr_err("no HELLO from the plugin: %s\n", strerror(-ret));
 		return ret;
 	}
 	g->pid = m.hello.pid;
@@ -814,9 +816,9 @@ static int handshake(struct guardian *g, int image_fd)
 	if (!ret && pidfd_pid(g->pidfd) != g->pid)
 		ret = -ESRCH;
 	if (ret)
-		pr_err("guardian: pid %d, image %s: %s\n", g->pid, g->image, strerror(-ret));
+		pr_err("pid %d, image %s: %s\n", g->pid, g->image, strerror(-ret));
 	else
-		pr_info("guardian: pid %d, image %s (%u blocks), done timeout %u ms\n", g->pid, g->image,
+		pr_info("pid %d, image %s (%u blocks), done timeout %u ms\n", g->pid, g->image,
 			g->img.nr_blocks, g->done_timeout_ms);
 	ack.status = ret;
 	ack.pid = getpid();
@@ -890,14 +892,14 @@ int guardian_main(int argc, char **argv)
 		return 2;
 	setup_process();
 	if (fcntl(g.ctl, F_SETFL, O_NONBLOCK))
-		pr_perror("guardian: non-blocking control socket");
+		pr_perror("non-blocking control socket");
 	ret = handshake(&g, image_fd);
 	close(image_fd);
 	if (!ret)
 		guardian_join_cgroups(g.pid);
 	if (!ret)
 		loop(&g);
-	pr_info("guardian: pid %d: exiting (%.0f ms after start)\n", g.pid, now_ms() - g.t0);
+	pr_info("pid %d: exiting (%.0f ms after start)\n", g.pid, now_ms() - g.t0);
 	cleanup(&g);
 	return ret ? 1 : 0;
 }

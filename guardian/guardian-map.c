@@ -6,6 +6,8 @@
  * Ranges are few (one per VMA of each block), so they live in an unsorted
  * array and every lookup is a linear scan.
  */
+#define LOG_PREFIX "guardian: "
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -156,7 +158,7 @@ static bool valid_range(const struct gd_map *m, const struct gp_range *r)
 int gd_map_prepare(struct gd_map *m, const struct gp_range *r)
 {
 	if (!valid_range(m, r)) {
-		pr_err("guardian: PREPARE of a range outside block %u\n", r->block);
+		pr_err("PREPARE of a range outside block %u\n", r->block);
 		return -EINVAL;
 	}
 	if (m->nr_pending == m->cap_pending) {
@@ -218,7 +220,7 @@ int gd_map_resolve(struct gd_map *m, const struct gp_range *r, bool placed)
 		m->ranges[i].flags |= r->flags;
 		return 0;
 	}
-	pr_warn("guardian: block %u +%#" PRIx64 " placed at %#" PRIx64 " without its %s event seen; adopting it\n",
+	pr_warn("block %u +%#" PRIx64 " placed at %#" PRIx64 " without its %s event seen; adopting it\n",
 		r->block, r->offset, r->addr, r->flags & GP_RANGE_SHARED ? "REMOVE" : "REMAP");
 	if (any_overlap(m, r->addr, r->addr + r->len))
 		return -EEXIST;
@@ -241,18 +243,18 @@ static int remap_placement(struct gd_map *m, uint64_t from, uint64_t to, uint64_
 		}
 	}
 	if (any_overlap(m, to, to + len)) {
-		pr_debug("guardian: REMAP %#" PRIx64 " -> %#" PRIx64 ": placed already (a fault came first)\n",
+		pr_debug("REMAP %#" PRIx64 " -> %#" PRIx64 ": placed already (a fault came first)\n",
 			 from, to);
 		return 0;
 	}
 	/* No PREPARE (should not happen): trust the image's block table. */
 	b = block_at(m, to, len);
 	if (b < 0) {
-		pr_warn("guardian: REMAP %#" PRIx64 " -> %#" PRIx64 " (%#" PRIx64 ") is not guest RAM, ignored\n",
+		pr_warn("REMAP %#" PRIx64 " -> %#" PRIx64 " (%#" PRIx64 ") is not guest RAM, ignored\n",
 			from, to, len);
 		return 0;
 	}
-	pr_warn("guardian: REMAP %#" PRIx64 " -> %#" PRIx64 " without PREPARE, taken as block %ld\n",
+	pr_warn("REMAP %#" PRIx64 " -> %#" PRIx64 " without PREPARE, taken as block %ld\n",
 		from, to, b);
 	r.block = b;
 	r.offset = to - m->img->blocks[b].host_addr;
@@ -271,7 +273,7 @@ long gd_map_fault_placement(struct gd_map *m, uint64_t addr)
 			continue;
 		r = m->pending[i];
 		drop_pending(m, i);
-		pr_warn("guardian: fault at %#" PRIx64 " before the REMAP of block %u +%#" PRIx64 ": placed\n",
+		pr_warn("fault at %#" PRIx64 " before the REMAP of block %u +%#" PRIx64 ": placed\n",
 			addr, r.block, r.offset);
 		if (place(m, &r, r.addr))
 			return -1;
@@ -369,7 +371,7 @@ uint64_t gd_map_discard(struct gd_map *m, uint64_t start, uint64_t end, bool unm
 		return n;
 	/* Gone from the task: forget where it was (a split failing only keeps more). */
 	if (split_at(m, start) || split_at(m, end))
-		pr_warn("guardian: out of memory splitting ranges\n");
+		pr_warn("out of memory splitting ranges\n");
 	for (i = 0; i < m->nr_ranges;) {
 		struct gd_range *r = &m->ranges[i];
 

@@ -2,6 +2,8 @@
 /*
  * Reuse of an earlier image's chunks in an incremental dump (see reuse.h).
  */
+#define LOG_PREFIX "incremental: "
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +11,8 @@
 #include <linux/fs.h>
 
 #include "log.h"
-#include "reuse.h"
-#include "writer.h"
+#include "dump-reuse.h"
+#include "dump-writer.h"
 
 static bool same_shape(const struct fr_block *a, const struct fr_block *b)
 {
@@ -37,7 +39,7 @@ int reuse_init(struct reuse_ctx *r, const struct fr_image *img, const struct fr_
 			if (same_shape(&img->blocks[i], &base->blocks[k]))
 				r->map[i] = k;
 		if (r->map[i] < 0)
-			pr_info("incremental: block '%s' is not in the base image (or changed size)\n",
+			pr_info("block '%s' is not in the base image (or changed size)\n",
 				img->blocks[i].name);
 	}
 	return 0;
@@ -90,7 +92,7 @@ static bool clone_chunk(struct reuse_ctx *r, const struct fr_image *img, const s
 
 		if (ioctl(img->fd, FICLONERANGE, &fcr)) {
 			if (!atomic_exchange(&r->no_reflink, true))
-				pr_info("incremental: no reflink from the base image (%s); "
+				pr_info("no reflink from the base image (%s); "
 					"unchanged pages are written again\n", strerror(errno));
 			return false;
 		}

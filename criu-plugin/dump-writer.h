@@ -5,8 +5,8 @@
  * Also the pieces the restore filler shares: options, statistics, the
  * chunk work queue and cross-process copies.
  */
-#ifndef CRIU_QEMU_WRITER_H
-#define CRIU_QEMU_WRITER_H
+#ifndef CRIU_QEMU_DUMP_WRITER_H
+#define CRIU_QEMU_DUMP_WRITER_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* userfaultfd ioctls and image page access for the guardian. */
+#define LOG_PREFIX "guardian: "
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -129,7 +131,7 @@ const void *gd_pages_one(struct gd_pages *p, uint32_t b, uint64_t page)
 		return NULL;
 	n = pread_full(p->img->fd, p->page, fb->page_size, fr_page_offset(fb, page));
 	if (n < 0) {
-		pr_err("guardian: reading page %" PRIu64 " of block '%s' from the image: %s\n", page,
+		pr_err("reading page %" PRIu64 " of block '%s' from the image: %s\n", page,
 		       fb->name, strerror((int)-n));
 		return NULL;
 	}
@@ -149,7 +151,7 @@ const void *gd_pages_chunk(struct gd_pages *p, uint32_t b, uint64_t page)
 		ret = fr_read_chunk(p->img, fb, chunk, p->chunk);
 		if (ret == -EBADMSG) {
 			p->bad_chunks++;
-			pr_err("guardian: block '%s' chunk %" PRIu64 " fails its checksum; giving it back as stored\n",
+			pr_err("block '%s' chunk %" PRIu64 " fails its checksum; giving it back as stored\n",
 			       fb->name, chunk);
 		} else if (ret) {
 			return NULL;

@@ -6,11 +6,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "criu-weak.h"
 #include "log.h"
-
-/* Exported by the criu binary; NULL when we are not loaded by CRIU. */
-extern void print_on_level(unsigned int loglevel, const char *format, ...) __attribute__((weak));
-extern unsigned int log_get_loglevel(void) __attribute__((weak));
 
 static unsigned int stderr_level = LOG_WARN;
 
@@ -106,7 +103,7 @@ void qp_log(unsigned int level, const char *fmt, ...)
 	if (dropped > 0) {
 		char note[96];
 
-		snprintf(note, sizeof(note), LOG_PREFIX "(%ld more lines like the next one left out)\n",
+		snprintf(note, sizeof(note), LOG_TAG "(%ld more lines like the next one left out)\n",
 			 dropped);
 		emit(level, note);
 	}

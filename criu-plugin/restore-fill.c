@@ -6,6 +6,8 @@
  * process_vm_writev (one call per chunk). Absent pages are not written: the
  * fresh anonymous mapping reads them as zero without allocating memory.
  */
+#define LOG_PREFIX "restore: "
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,7 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
-#include "filler.h"
+#include "restore-fill.h"
 #include "log.h"
 
 #define IOV_BATCH	256	/* iovecs per process_vm_writev, <= IOV_MAX */
@@ -108,7 +110,7 @@ static int read_chunk(const struct fr_image *img, const struct fr_block *b, uint
 	if (n == -EINVAL && img->meta_fd >= 0)
 		n = pread_all(img->meta_fd, dst, len, fr_page_offset(b, s));
 	if (n != (ssize_t)len) {
-		pr_err("restore: block '%s' chunk %llu: cannot read %zu bytes at offset %#llx: %s\n",
+		pr_err("block '%s' chunk %llu: cannot read %zu bytes at offset %#llx: %s\n",
 		       b->name, (unsigned long long)chunk, len,
 		       (unsigned long long)fr_page_offset(b, s), n < 0 ? strerror(-n) : "short read");
 		return n < 0 ? (int)n : -EIO;
@@ -116,7 +118,7 @@ static int read_chunk(const struct fr_image *img, const struct fr_block *b, uint
 	csum = fr_chunk_csum(b, chunk, buf);
 	if (csum == b->csums[chunk])
 		return 0;
-	pr_err("restore: block '%s' chunk %llu (pages %llu..%llu): checksum %#llx, expected %#llx: "
+	pr_err("block '%s' chunk %llu (pages %llu..%llu): checksum %#llx, expected %#llx: "
 	       "the RAM image is corrupt\n", b->name, (unsigned long long)chunk,
 	       (unsigned long long)first, (unsigned long long)end - 1,
 	       (unsigned long long)csum, (unsigned long long)b->csums[chunk]);
@@ -133,7 +135,7 @@ int64_t ram_fill_chunk(pid_t pid, const struct fr_image *img, const struct fr_bl
 		return ret;
 	ret = write_present(pid, b, chunk * b->chunk_pages, fr_chunk_nr_pages(b, chunk), buf);
 	if (ret < 0)
-		pr_err("restore: block '%s' chunk %llu: cannot write into pid %d\n",
+		pr_err("block '%s' chunk %llu: cannot write into pid %d\n",
 		       b->name, (unsigned long long)chunk, pid);
 	return ret;
 }
@@ -184,7 +186,7 @@ int ram_fill_from_image(pid_t pid, const struct fr_image *img, const struct ram_
 		size_t bytes = (size_t)b->chunk_pages * b->page_size;
 
 		if (!b->bitmap || !b->csums || !b->chunk_pages) {
-			pr_err("restore: block '%s' has no bitmap\n", b->name);
+			pr_err("block '%s' has no bitmap\n", b->name);
 			return -EINVAL;
 		}
 		if (bytes > c.buf_bytes)
@@ -204,7 +206,7 @@ int ram_fill_from_image(pid_t pid, const struct fr_image *img, const struct ram_
 		st->ms = ram_io_now_ms() - t0;
 	}
 	if (!ret)
-		pr_debug("restore: %llu pages, %llu written (%llu MiB), %u workers, %.1f ms\n",
+		pr_debug("%llu pages, %llu written (%llu MiB), %u workers, %.1f ms\n",
 			(unsigned long long)total, (unsigned long long)c.written,
 			(unsigned long long)(c.bytes >> 20), workers, ram_io_now_ms() - t0);
 	return ret;

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Control-channel messages between the plugin and the guardian. */
+#define LOG_PREFIX "guardian channel: "
+
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -110,7 +112,7 @@ int gp_recv(int sock, struct gp_msg *m, int *fd)
 		close(got);
 	if (n != sizeof(*m) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || m->magic != GP_MAGIC ||
 	    m->version != GP_VERSION) {
-		pr_err("guardian channel: bad message (%zd bytes, magic %#x, version %u)\n", n,
+		pr_err("bad message (%zd bytes, magic %#x, version %u)\n", n,
 		       n >= 8 ? m->magic : 0, n >= 8 ? m->version : 0);
 		if (fd && *fd >= 0) {
 			close(*fd);
@@ -152,7 +154,7 @@ int gp_recv_type(int sock, unsigned want, struct gp_msg *m, int *fd, int timeout
 			return ret ? ret : -EPIPE;
 		if (m->type == want)
 			return 0;
-		pr_err("guardian channel: got %s, expected %s\n", gp_type_name(m->type),
+		pr_err("got %s, expected %s\n", gp_type_name(m->type),
 		       gp_type_name(want));
 		if (fd && *fd >= 0) {
 			close(*fd);

@@ -5,14 +5,14 @@
  * process_vm_writev). Absent pages are never touched, so they stay
  * unpopulated zero memory in the target.
  */
-#ifndef CRIU_QEMU_FILLER_H
-#define CRIU_QEMU_FILLER_H
+#ifndef CRIU_QEMU_RESTORE_FILL_H
+#define CRIU_QEMU_RESTORE_FILL_H
 
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "fixedram.h"
-#include "writer.h"	/* struct ram_io_opts, struct ram_io_stats */
+#include "dump-writer.h"	/* struct ram_io_opts, struct ram_io_stats */
 
 /*
  * Write every present page of img into process pid at host_addr +

@@ -4,6 +4,8 @@
  * are found in /proc/self/mountinfo: cgroup2 for the "0::" line, and for
  * a v1 line the cgroup mount whose super options name its controllers.
  */
+#define LOG_PREFIX "guardian: "
+
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -127,13 +129,13 @@ int guardian_join_cgroups(pid_t qemu)
 			continue;
 		ret = join(mnt, cg);
 		if (ret)
-			pr_warn("guardian: cannot join QEMU's cgroup %s:%s: %s\n", ctl[0] ? ctl : "(v2)", cg,
+			pr_warn("cannot join QEMU's cgroup %s:%s: %s\n", ctl[0] ? ctl : "(v2)", cg,
 				strerror(-ret));
 		else
 			joined++;
 	}
 	fclose(f);
 	if (joined)
-		pr_info("guardian: joined QEMU's cgroups in %d hierarchies\n", joined);
+		pr_info("joined QEMU's cgroups in %d hierarchies\n", joined);
 	return joined;
 }

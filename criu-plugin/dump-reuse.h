@@ -12,8 +12,8 @@
  * present pages compare equal byte for byte with the base's (a 64-bit
  * hash alone is not proof: a guest could craft a collision).
  */
-#ifndef CRIU_QEMU_REUSE_H
-#define CRIU_QEMU_REUSE_H
+#ifndef CRIU_QEMU_DUMP_REUSE_H
+#define CRIU_QEMU_DUMP_REUSE_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
