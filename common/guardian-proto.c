@@ -9,7 +9,9 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "clock.h"
 #include "guardian-proto.h"
+#include "io.h"
 #include "log.h"
 
 const char *gp_type_name(unsigned type)
@@ -40,32 +42,13 @@ union gp_cmsg {
 int gp_send(int sock, unsigned type, const struct gp_msg *body, int fd)
 {
 	struct gp_msg m = {};
-	union gp_cmsg cmsg = {};
-	struct iovec iov = { &m, sizeof(m) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *ch;
-	ssize_t n;
 
 	if (body)
 		m = *body;
 	m.magic = GP_MAGIC;
 	m.version = GP_VERSION;
 	m.type = type;
-	if (fd >= 0) {
-		msg.msg_control = cmsg.buf;
-		msg.msg_controllen = sizeof(cmsg.buf);
-		ch = CMSG_FIRSTHDR(&msg);
-		ch->cmsg_level = SOL_SOCKET;
-		ch->cmsg_type = SCM_RIGHTS;
-		ch->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(ch), &fd, sizeof(int));
-	}
-	do
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n == sizeof(m))
-		return 0;
-	return n < 0 ? -errno : -EIO;
+	return send_with_fd(sock, &m, sizeof(m), fd, 0);
 }
 
 /* The fd of an SCM_RIGHTS message, or -1. */
@@ -123,22 +106,14 @@ int gp_recv(int sock, struct gp_msg *m, int *fd)
 	return 1;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int gp_recv_type(int sock, unsigned want, struct gp_msg *m, int *fd, int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	double deadline = now_ms() + timeout_ms;
 	struct pollfd p = { .fd = sock, .events = POLLIN };
 	int ret;
 
 	for (;;) {
-		long left = deadline - now_ms();
+		double left = deadline - now_ms();
 
 		ret = poll(&p, 1, left > 0 ? (int)left : 0);
 		if (ret < 0 && errno == EINTR)

@@ -41,6 +41,7 @@
 #include <sys/uio.h>
 #include <liburing.h>
 
+#include "clock.h"
 #include "log.h"
 #include "dump-reuse.h"
 #include "dump-writer.h"
@@ -89,14 +90,6 @@ struct wr_worker {
 };
 
 /* ---- shared helpers ---- */
-
-double ram_io_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 unsigned ram_io_nr_workers(const struct ram_io_opts *o)
 {
@@ -723,7 +716,7 @@ static int write_pass(pid_t pid, struct fr_image *img, const struct page_range *
 		      const struct ram_io_opts *o, struct ram_io_stats *st)
 {
 	unsigned workers = ram_io_nr_workers(o);
-	double t0 = ram_io_now_ms();
+	double t0 = now_ms();
 	struct wr_ctx c;
 	int ret;
 
@@ -746,7 +739,7 @@ static int write_pass(pid_t pid, struct fr_image *img, const struct page_range *
 		st->chunks_reused = c.reuse.chunks_cloned;
 		st->bytes_reused = c.reuse.bytes_cloned;
 		st->chunks_mismatch = c.reuse.chunks_differ;
-		st->ms = ram_io_now_ms() - t0;
+		st->ms = now_ms() - t0;
 	}
 	if (!ret && c.reuse.base)
 		pr_info("incremental: %llu chunks unchanged since the base, %llu shared with it "
@@ -760,7 +753,7 @@ static int write_pass(pid_t pid, struct fr_image *img, const struct page_range *
 			"%u workers, %.1f ms\n",
 			(unsigned long long)c.total, (unsigned long long)c.present,
 			(unsigned long long)c.zero, (unsigned long long)c.written,
-			(unsigned long long)(c.bytes >> 20), workers, ram_io_now_ms() - t0);
+			(unsigned long long)(c.bytes >> 20), workers, now_ms() - t0);
 	ctx_fini(&c);
 	return ret;
 }

@@ -97,7 +97,6 @@ void ram_set_bits(uint64_t *bm, uint64_t s, uint64_t e);
 /* Is any bit of bm in [s, s + n) set? */
 bool ram_any_bit(const uint64_t *bm, uint64_t s, uint64_t n);
 
-double ram_io_now_ms(void);
 
 /* Is the page all zero? */
 bool ram_page_is_zero(const void *p, size_t len);

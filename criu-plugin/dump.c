@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "clock.h"
 #include "criu-plugin.h"
 
 #include "ckpt-id.h"
@@ -328,7 +329,7 @@ static int live_phase(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
 	struct live_opts lo = { .downtime_ms = c->downtime_ms, .max_passes = c->live_max_passes,
 				.max_ms = c->live_max_ms };
 	struct ram_io_opts io = io_opts(c, d);
-	double t0 = ram_io_now_ms();
+	double t0 = now_ms();
 	int ret;
 
 	ret = live_start(pid, &d->img, &io, &d->live);
@@ -341,7 +342,7 @@ static int live_phase(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
 			strerror(-ret));
 		return ret;
 	}
-	pr_info("pid %d: live phase done in %.1f ms\n", pid, ram_io_now_ms() - t0);
+	pr_info("pid %d: live phase done in %.1f ms\n", pid, now_ms() - t0);
 	fault_crash_point("live");
 	return 0;
 }
@@ -428,7 +429,7 @@ int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 		return 0;	/* nothing of ours: CRIU dumps RAM itself */
 	ret = copy_frozen(c, q->pid, d);
 	fr_close(&d->base);
-	t0 = ram_io_now_ms();
+	t0 = now_ms();
 	if (!ret)
 		ret = fr_finish(&d->img);
 	d->complete = !ret;
@@ -440,7 +441,7 @@ int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 		return ret;
 	}
 	pr_info("pid %d: %s complete and durable (fsync + header %.1f ms), CRIU run %s\n", q->pid,
-		d->name, ram_io_now_ms() - t0, d->img.criu_run_id);
+		d->name, now_ms() - t0, d->img.criu_run_id);
 	fault_crash_point("before-handoff");
 	ret = handoff_start(q->pid, &d->img, d->name, &d->handoff);
 	if (ret && !d->handoff)

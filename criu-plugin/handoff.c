@@ -53,6 +53,7 @@
 #include <sys/syscall.h>
 #include <linux/userfaultfd.h>
 
+#include "clock.h"
 #include "criu-weak.h"
 #include "guardian-proto.h"
 #include "handoff.h"
@@ -92,14 +93,6 @@ struct handoff {
 	double t_spawn, t_move;	/* ms: guardian start + uffd; the mremaps (they free the pages) */
 	double t_punch;		/* ms: the MADV_REMOVEs of shared blocks */
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static bool is_err(long v)
 {

@@ -61,6 +61,7 @@
 #include <linux/fs.h>
 #include <linux/userfaultfd.h>
 
+#include "clock.h"
 #include "live.h"
 #include "live-patch.h"
 #include "log.h"
@@ -421,7 +422,7 @@ static int sync_pass(struct live_ctx *lc)
 
 static int do_pass(struct live_ctx *lc, struct live_pass_stat *st, bool final)
 {
-	double t0 = ram_io_now_ms();
+	double t0 = now_ms();
 	struct live_pass_stat s = { .pass = lc->passes + 1 };
 	int ret;
 
@@ -435,7 +436,7 @@ static int do_pass(struct live_ctx *lc, struct live_pass_stat *st, bool final)
 		ret = sync_pass(lc);
 	if (ret)
 		return ret;
-	s.ms = ram_io_now_ms() - t0;
+	s.ms = now_ms() - t0;
 	if (lc->passes)
 		lc->last_scan = t0;
 	lc->passes++;
@@ -471,7 +472,7 @@ static const char *converged(const struct live_ctx *lc, const struct live_opts *
 		return "dirty set not shrinking";
 	if (s->pass >= o->max_passes)
 		return "pass limit";
-	if (ram_io_now_ms() - t0 >= o->max_ms)
+	if (now_ms() - t0 >= o->max_ms)
 		return "time limit";
 	return NULL;
 }
@@ -479,7 +480,7 @@ static const char *converged(const struct live_ctx *lc, const struct live_opts *
 int live_converge(struct live_ctx *lc, const struct live_opts *o)
 {
 	struct live_opts d = { LIVE_DOWNTIME_MS, LIVE_MAX_PASSES, LIVE_MAX_MS };
-	double t0 = ram_io_now_ms();
+	double t0 = now_ms();
 	uint64_t prev = UINT64_MAX;
 	const char *why;
 	int ret;
@@ -500,7 +501,7 @@ int live_converge(struct live_ctx *lc, const struct live_opts *o)
 			break;
 	}
 	pr_info("%s after %u passes, %.0f ms; the final copy should take about %.1f ms\n",
-		why, lc->passes, ram_io_now_ms() - t0, lc->last.ms);
+		why, lc->passes, now_ms() - t0, lc->last.ms);
 	return 0;
 }
 
@@ -548,7 +549,7 @@ int live_start(pid_t pid, struct fr_image *img, const struct ram_io_opts *io,
 	if (!ret)
 		ret = track(lc);
 	if (!ret) {
-		lc->last_scan = ram_io_now_ms();
+		lc->last_scan = now_ms();
 		ret = scan_written(lc);
 	}
 	if (ret) {

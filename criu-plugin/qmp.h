@@ -16,7 +16,7 @@
  */
 struct qmp {
 	int fd;
-	long long deadline_ms;	/* CLOCK_MONOTONIC */
+	double deadline_ms;	/* now_ms() clock */
 	char buf[65536];
 	size_t len;
 };

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
+#include "clock.h"
 #include "restore-fill.h"
 #include "log.h"
 
@@ -175,7 +176,7 @@ int ram_fill_from_image(pid_t pid, const struct fr_image *img, const struct ram_
 			struct ram_io_stats *st)
 {
 	unsigned workers = ram_io_nr_workers(o);
-	double t0 = ram_io_now_ms();
+	double t0 = now_ms();
 	uint64_t total = 0, present = 0;
 	struct fill_ctx c = { .pid = pid };
 	uint32_t i;
@@ -203,12 +204,12 @@ int ram_fill_from_image(pid_t pid, const struct fr_image *img, const struct ram_
 		st->pages_scanned_present = present;
 		st->pages_written = c.written;
 		st->bytes_written = c.bytes;
-		st->ms = ram_io_now_ms() - t0;
+		st->ms = now_ms() - t0;
 	}
 	if (!ret)
 		pr_debug("%llu pages, %llu written (%llu MiB), %u workers, %.1f ms\n",
 			(unsigned long long)total, (unsigned long long)c.written,
-			(unsigned long long)(c.bytes >> 20), workers, ram_io_now_ms() - t0);
+			(unsigned long long)(c.bytes >> 20), workers, now_ms() - t0);
 	return ret;
 }
 

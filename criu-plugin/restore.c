@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "criu-plugin.h"
 
 #include "ckpt-id.h"
@@ -247,7 +248,7 @@ static int lazy_restore(pid_t pid, const struct fr_image *img)
 {
 	struct handoff_opts o = { .log_dirfd = criu_get_image_dir(), .strict = true };
 	struct handoff *h = NULL;
-	double t0 = ram_io_now_ms();
+	double t0 = now_ms();
 	char name[64];
 	pid_t guardian;
 	int ret;
@@ -276,7 +277,7 @@ static int lazy_restore(pid_t pid, const struct fr_image *img)
 	if (ret)
 		return ret;
 	pr_info("pid %d: lazy restore: guest RAM handed to guardian %d in %.1f ms; it fills in the "
-		"background\n", pid, guardian, ram_io_now_ms() - t0);
+		"background\n", pid, guardian, now_ms() - t0);
 	return 0;
 }
 

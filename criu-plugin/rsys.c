@@ -47,8 +47,9 @@
 #include <sys/wait.h>
 
 #include "fault-inject.h"
-#include "proc.h"
+#include "io.h"
 #include "log.h"
+#include "proc.h"
 #include "rsys.h"
 #include "rsys-frame.h"
 
@@ -886,35 +887,12 @@ struct put_fd_area {
 
 static int send_fd(int sock, int fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} cmsg = {};
 	char byte = 'F';
-	struct iovec iov = { &byte, 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = cmsg.buf,
-		.msg_controllen = sizeof(cmsg.buf),
-	};
-	struct cmsghdr *ch = CMSG_FIRSTHDR(&msg);
-	ssize_t n;
+	int ret = send_with_fd(sock, &byte, 1, fd, MSG_DONTWAIT);
 
-	ch->cmsg_level = SOL_SOCKET;
-	ch->cmsg_type = SCM_RIGHTS;
-	ch->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(ch), &fd, sizeof(int));
-	do
-		n = sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n != 1) {
-		int err = n < 0 ? errno : EIO;
-
-		pr_perror("sendmsg(SCM_RIGHTS %d)", fd);
-		return -err;
-	}
-	return 0;
+	if (ret)
+		pr_err("sendmsg(SCM_RIGHTS %d): %s\n", fd, strerror(-ret));
+	return ret;
 }
 
 /* Inject recvmsg on sock; returns the fd it brought into the task or -errno. */

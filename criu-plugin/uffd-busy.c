@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "uffd-busy.h"
 #include "dump-writer.h"
@@ -48,13 +49,13 @@ int uffd_registered(pid_t pid, uint64_t *addr)
 
 int uffd_wait_unregistered(pid_t pid, unsigned timeout_ms)
 {
-	double t0 = ram_io_now_ms();
+	double t0 = now_ms();
 	bool told = false;
 	uint64_t addr;
 	int ret;
 
 	while ((ret = uffd_registered(pid, &addr)) == 1) {
-		if (ram_io_now_ms() - t0 >= timeout_ms) {
+		if (now_ms() - t0 >= timeout_ms) {
 			pr_err("pid %d: memory at %#" PRIx64 " is still registered with a userfaultfd "
 			       "after %u ms (an earlier dump's guardian still giving pages back, or "
 			       "postcopy): not dumping it, its pages are not all in place\n",
@@ -69,6 +70,6 @@ int uffd_wait_unregistered(pid_t pid, unsigned timeout_ms)
 	}
 	if (told && !ret)
 		pr_info("pid %d: userfaultfd registration gone after %.0f ms\n", pid,
-			ram_io_now_ms() - t0);
+			now_ms() - t0);
 	return ret;
 }

@@ -11,6 +11,7 @@
 #include <linux/userfaultfd.h>
 
 #include "guardian-uffd.h"
+#include "io.h"
 #include "log.h"
 
 /*
@@ -103,22 +104,6 @@ static bool cached(const struct gd_pages *p, uint32_t b, uint64_t chunk)
 	return p->chunk_block == (long)b && p->chunk_idx == chunk;
 }
 
-static ssize_t pread_full(int fd, char *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = pread(fd, buf + done, len - done, off + done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += n;
-	}
-	return done;
-}
-
 const void *gd_pages_one(struct gd_pages *p, uint32_t b, uint64_t page)
 {
 	const struct fr_block *fb = &p->img->blocks[b];
@@ -130,6 +115,8 @@ const void *gd_pages_one(struct gd_pages *p, uint32_t b, uint64_t page)
 	if (ensure_buf(&p->page, &p->page_cap, fb->page_size))
 		return NULL;
 	n = pread_full(p->img->fd, p->page, fb->page_size, fr_page_offset(fb, page));
+	if (n >= 0 && n < fb->page_size)
+		n = -EIO;	/* the image ends inside a page it has data for */
 	if (n < 0) {
 		pr_err("reading page %" PRIu64 " of block '%s' from the image: %s\n", page,
 		       fb->name, strerror((int)-n));

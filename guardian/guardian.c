@@ -35,6 +35,7 @@
 #include <sys/uio.h>
 #include <linux/userfaultfd.h>
 
+#include "clock.h"
 #include "fixedram.h"
 #include "guardian.h"
 #include "guardian-cgroup.h"
@@ -92,14 +93,6 @@ struct guardian {
 	size_t nr_deferred, cap_deferred;
 	struct gd_stats st;
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static double mib(uint64_t bytes)
 {

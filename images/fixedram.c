@@ -20,6 +20,7 @@
 #include <xxhash.h>
 
 #include "fixedram.h"
+#include "io.h"
 #include "log.h"
 #include "qemu-ram.pb-c.h"
 
@@ -33,7 +34,6 @@ _Static_assert((int)FR_BACKING_ANON_PRIVATE == (int)RAM_BACKING__ANON_PRIVATE &&
 #define FR_MIN_PAGE_SIZE 4096u
 #define FR_HEADER_MAX	 (FR_ALIGN - FR_PREFIX_SIZE)
 /* Largest single pread/pwrite Linux does in one go. */
-#define FR_IO_MAX	 0x7ffff000ULL
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
@@ -85,54 +85,6 @@ static const char *fd_path(int fd, char *buf, size_t len)
 	}
 	buf[n] = '\0';
 	return buf;
-}
-
-/* Full pwrite, retrying on EINTR and short writes. 0 or -errno. */
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const char *p = buf;
-
-	while (len) {
-		size_t n = len > FR_IO_MAX ? FR_IO_MAX : len;
-		ssize_t ret = pwrite(fd, p, n, (off_t)off);
-
-		if (ret < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (ret == 0)
-			return -EIO;
-		p += ret;
-		len -= ret;
-		off += ret;
-	}
-	return 0;
-}
-
-/*
- * Full pread, retrying on EINTR and short reads. Returns bytes read (less
- * than len only at end of file) or -errno.
- */
-static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	char *p = buf;
-	size_t done = 0;
-
-	while (done < len) {
-		size_t n = len - done > FR_IO_MAX ? FR_IO_MAX : len - done;
-		ssize_t ret = pread(fd, p + done, n, (off_t)(off + done));
-
-		if (ret < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (ret == 0)
-			break;
-		done += ret;
-	}
-	return done;
 }
 
 static int fsync_retry(int fd)

@@ -23,6 +23,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
+#include "clock.h"
 #include "restore-fill.h"
 #include "log.h"
 #include "dump-writer.h"
@@ -245,12 +246,12 @@ static void bench_read(const char *name, bool mem, bool batch)
 	if (mem && (fd = open(path, O_RDONLY)) < 0)
 		exit(1);
 	for (i = 0; i < reps; i++) {
-		double t = ram_io_now_ms();
+		double t = now_ms();
 
 		if (batch ? for_pieces(read_vm_batch, &bt) || batch_flush(&bt) :
 			    for_pieces(mem ? read_mem : read_vm, &fd))
 			exit(1);
-		ms[i] = ram_io_now_ms() - t;
+		ms[i] = now_ms() - t;
 	}
 	if (fd >= 0)
 		close(fd);
@@ -267,7 +268,7 @@ static void bench_baseline(const char *name, bool mem)
 	if (!wanted(name))
 		return;
 	for (i = 0; i < reps; i++) {
-		double t = ram_io_now_ms();
+		double t = now_ms();
 
 		snprintf(path, sizeof(path), "/proc/%d/mem", child);
 		b.mem = mem ? open(path, O_RDONLY) : -1;
@@ -279,9 +280,9 @@ static void bench_baseline(const char *name, bool mem)
 		scan();	/* the same pagemap scan the writer does */
 		if (for_pieces(base_piece, &b))
 			exit(1);
-		ms[i] = ram_io_now_ms() - t;
+		ms[i] = now_ms() - t;
 		fsync(b.out);
-		sms[i] = ram_io_now_ms() - t;
+		sms[i] = now_ms() - t;
 		close(b.out);
 		if (b.mem >= 0)
 			close(b.mem);
@@ -316,13 +317,13 @@ static void bench_writer(unsigned workers, bool odirect)
 		img.blocks[0].page_size = ps;
 		if (fr_layout(&img) || fr_create(&img, dfd, "bench.img", odirect ? O_DIRECT : 0))
 			exit(1);
-		t = ram_io_now_ms();
+		t = now_ms();
 		if (ram_write_image(child, &img, &o, &st))
 			exit(1);
-		ms[i] = ram_io_now_ms() - t;
+		ms[i] = now_ms() - t;
 		if (fr_finish(&img))
 			exit(1);
-		sms[i] = ram_io_now_ms() - t;
+		sms[i] = now_ms() - t;
 		fr_close(&img);
 		unlinkat(dfd, "bench.img", 0);
 		settle();
