@@ -38,6 +38,10 @@ override CFLAGS  += -fsanitize=undefined -fno-sanitize-recover=undefined -fno-om
 override LDFLAGS += -fsanitize=undefined
 endif
 
+# KVM state the kernel shows no ioctl for is read by CO-RE BPF iterators:
+# their build (skeletons, libbpf) is in its own fragment.
+-include criu-plugin/bpf/bpf.mk
+
 # Three programs, each with its own objects, and what they share:
 #   common/ + images/ + proto/  logging, the guardian control protocol, the
 #                               image library  -> libcriuqemu-common.a
