@@ -113,7 +113,8 @@ $(GUARDIAN): $(BUILD)/guardian/guardian-main.o $(GUARDIAN_LIB) $(COMMON_LIB)
 $(IMGTOOL): $(BUILD)/images/tool.o $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(PLUGIN_LIB) $(GUARDIAN_LIB) $(COMMON_LIB)
+# Each test with the helpers it shares with the others (test/unit/helpers.h).
+$(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(BUILD)/test/unit/helpers.o $(PLUGIN_LIB) $(GUARDIAN_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 $(GUEST): test/guest/build-guest.sh $(wildcard test/guest/*.c test/guest/init*)
