@@ -19,15 +19,28 @@ MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 PAGE_WORDS = 512
 
+# A line may end in extra " key=value" fields after the documented ones
+# (the bare-metal guest in test/kvm-guest adds ticks=, cpus=, ap_*=); they
+# come back as extra dict keys.  Values are decimal, or hex if the key ends
+# in "sum".
+EXTRA = r"((?: [a-z_]+=[0-9a-f]+)*)"
 STATUS_RE = re.compile(
     r"WL status pass=(\d+) w=(\d+) sum=([0-9a-f]{16}) pages=(\d+) "
-    r"corrupt=(\d+) t=(\d+)\s*$")
+    r"corrupt=(\d+) t=(\d+)" + EXTRA + r"\s*$")
 CORRUPT_RE = re.compile(
     r"WL CORRUPT page=(\d+) word=(\d+) got=([0-9a-f]{16}) "
-    r"want=([0-9a-f]{16}) w=(\d+)\s*$")
+    r"want=([0-9a-f]{16}) w=(\d+)" + EXTRA + r"\s*$")
 START_RE = re.compile(
     r"WL start pages=(\d+) mb=(\d+) rate_kbs=(\d+) zero_every=(\d+) "
-    r"untouched_mb=(\d+) seed=(\d+)\s*$")
+    r"untouched_mb=(\d+) seed=(\d+)" + EXTRA + r"\s*$")
+
+
+def _extra(d, fields):
+    """Add the trailing ' key=value' fields (EXTRA's group) to dict d."""
+    for kv in fields.split():
+        k, v = kv.split("=", 1)
+        d.setdefault(k, int(v, 16 if k.endswith("sum") else 10))
+    return d
 
 
 def splitmix64(x):
@@ -92,14 +105,14 @@ def parse_status(line):
     m = STATUS_RE.search(line)
     if not m:
         return None
-    return {
+    return _extra({
         "pass": int(m.group(1)),
         "w": int(m.group(2)),
         "sum": int(m.group(3), 16),
         "pages": int(m.group(4)),
         "corrupt": int(m.group(5)),
         "t": int(m.group(6)),
-    }
+    }, m.group(7))
 
 
 def parse_start(line):
@@ -107,20 +120,21 @@ def parse_start(line):
     if not m:
         return None
     keys = ("pages", "mb", "rate_kbs", "zero_every", "untouched_mb", "seed")
-    return dict(zip(keys, (int(g) for g in m.groups())))
+    return _extra(dict(zip(keys, (int(g) for g in m.groups()[:6]))),
+                  m.group(7))
 
 
 def parse_corrupt(line):
     m = CORRUPT_RE.search(line)
     if not m:
         return None
-    return {
+    return _extra({
         "page": int(m.group(1)),
         "word": int(m.group(2)),
         "got": int(m.group(3), 16),
         "want": int(m.group(4), 16),
         "w": int(m.group(5)),
-    }
+    }, m.group(6))
 
 
 def check_log(lines):
