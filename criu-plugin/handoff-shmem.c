@@ -20,6 +20,7 @@
 
 #include "handoff-shmem.h"
 #include "log.h"
+#include "proc.h"
 #include "sparse.h"
 
 #ifndef TMPFS_MAGIC
@@ -94,27 +95,21 @@ static bool is_seg_vma(const struct handoff_seg *segs, size_t n, uint64_t start)
  * block's own VMAs may. Another mapping would read zeros (or write into a
  * hole) while the pages are held, without a fault we could serve.
  */
-static bool mapped_by(const char *who, pid_t pid, const struct handoff_seg *segs, size_t n)
+static bool mapped_by(pid_t who, pid_t pid, const struct handoff_seg *segs, size_t n)
 {
-	unsigned maj, min;
-	uint64_t start;
-	unsigned long ino;
-	char path[300], line[512];
+	struct proc_vma v;
+	struct proc_maps m;
 	bool found = false;
-	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%s/maps", who);
-	f = fopen(path, "re");
-	if (!f)
+	if (proc_maps_open(&m, who, "maps"))
 		return false;	/* gone, or a kernel thread */
-	while (!found && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%" SCNx64 "-%*x %*s %*x %x:%x %lu", &start, &maj, &min, &ino) != 4)
+	while (!found && proc_maps_next(&m, &v) > 0) {
+		if (v.inode != segs[0].ino || v.dev_major != segs[0].dev_major ||
+		    v.dev_minor != segs[0].dev_minor)
 			continue;
-		if (ino != segs[0].ino || maj != segs[0].dev_major || min != segs[0].dev_minor)
-			continue;
-		found = atoi(who) != pid || !is_seg_vma(segs, n, start);
+		found = who != pid || !is_seg_vma(segs, n, v.start);
 	}
-	fclose(f);
+	proc_maps_close(&m);
 	return found;
 }
 
@@ -130,7 +125,7 @@ static pid_t other_mapper(pid_t pid, const struct handoff_seg *segs, size_t n)
 	while (!found && (de = readdir(d))) {
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
-		if (mapped_by(de->d_name, pid, segs, n))
+		if (mapped_by(atoi(de->d_name), pid, segs, n))
 			found = atoi(de->d_name);
 	}
 	closedir(d);
@@ -245,14 +240,11 @@ static int for_each_unseen(int pagemap, const struct handoff_seg *s, unseen_fn f
 
 static int open_pagemap(pid_t pid)
 {
-	char path[64];
-	int fd;
+	int fd = proc_pagemap_open(pid);
 
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		pr_perror("open %s", path);
-	return fd < 0 ? -errno : fd;
+		pr_perror("open /proc/%d/pagemap", pid);
+	return fd;
 }
 
 static long walk_unseen(pid_t pid, const struct handoff_seg *segs, size_t n, unseen_fn fn, void *arg)

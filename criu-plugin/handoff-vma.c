@@ -19,14 +19,12 @@
 
 #include "handoff-vma.h"
 #include "log.h"
+#include "proc.h"
 #include "uapi-compat.h"
 
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18
 #endif
-
-#define PM_PRESENT	(1ULL << 63)
-#define PM_SWAPPED	(1ULL << 62)
 
 static const struct {
 	char flag[3];
@@ -59,59 +57,10 @@ int handoff_madv_advice(unsigned bit)
 	return bit < HO_MADV_NR ? madv_flags[bit].advice : -1;
 }
 
-struct vma {
-	uint64_t start, end, offset;
-	char perms[5];
-	unsigned dev_major, dev_minor;
-	unsigned long inode;
-	char name[64];
-	char flags[256];
-	uint64_t pmd_kb;	/* ShmemPmdMapped */
-};
-
-/* Next VMA of an smaps file: header line, then scan to its VmFlags line. */
-static int next_vma(FILE *f, struct vma *v, char **line, size_t *cap)
-{
-	struct vma h;
-	int name_off;
-
-	while (getline(line, cap, f) > 0) {
-		if (!strncmp(*line, "VmFlags:", 8)) {
-			snprintf(v->flags, sizeof(v->flags), "%s", *line + 8);
-			return 1;
-		}
-		if (sscanf(*line, "ShmemPmdMapped: %" SCNu64, &v->pmd_kb) == 1)
-			continue;
-		/* Into a copy: "AnonHugePages:" half-matches as hex. */
-		name_off = 0;
-		if (sscanf(*line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %x:%x %lu %n", &h.start, &h.end,
-			   h.perms, &h.offset, &h.dev_major, &h.dev_minor, &h.inode, &name_off) < 7)
-			continue;
-		snprintf(h.name, sizeof(h.name), "%s", name_off ? *line + name_off : "");
-		h.name[strcspn(h.name, "\n")] = 0;
-		h.flags[0] = 0;
-		h.pmd_kb = 0;
-		*v = h;
-	}
-	return 0;
-}
-
-static bool has_flag(const char *flags, const char *flag)
-{
-	char tok[4];
-	int off = 0, n;
-
-	while (sscanf(flags + off, "%3s%n", tok, &n) == 1) {
-		if (!strcmp(tok, flag))
-			return true;
-		off += n;
-	}
-	return false;
-}
-
 /* Shared blocks: a read-write shared mapping of a file (memfd, shmem); which kind is handoff-shmem's call. */
-static const char *check_vma(const struct vma *v, bool shared)
+static const char *check_vma(const struct proc_smaps_vma *sv, bool shared)
 {
+	const struct proc_vma *v = &sv->vma;
 	char tok[4];
 	int off = 0, n;
 	const char *why;
@@ -122,9 +71,9 @@ static const char *check_vma(const struct vma *v, bool shared)
 		return "not a file mapping";
 	if (!shared && v->perms[3] != 'p')
 		return "shared mapping";
-	if (!shared && (v->inode || (v->name[0] && strncmp(v->name, "[anon:", 6))))
+	if (!shared && (v->inode || (v->path[0] && strncmp(v->path, "[anon:", 6))))
 		return "not anonymous memory";
-	while (sscanf(v->flags + off, "%3s%n", tok, &n) == 1) {
+	while (sscanf(sv->vmflags + off, "%3s%n", tok, &n) == 1) {
 		why = refused_flag(tok);
 		if (why)
 			return why;
@@ -133,9 +82,10 @@ static const char *check_vma(const struct vma *v, bool shared)
 	return NULL;
 }
 
-static void vma_to_seg(const struct vma *v, const struct fr_block *b, uint32_t block,
+static void vma_to_seg(const struct proc_smaps_vma *sv, const struct fr_block *b, uint32_t block,
 		       struct handoff_seg *s)
 {
+	const struct proc_vma *v = &sv->vma;
 	unsigned i;
 
 	s->block = block;
@@ -143,13 +93,13 @@ static void vma_to_seg(const struct vma *v, const struct fr_block *b, uint32_t b
 	s->end = v->end < b->host_addr + b->length ? v->end : b->host_addr + b->length;
 	s->prot = (v->perms[0] == 'r' ? PROT_READ : 0) | (v->perms[1] == 'w' ? PROT_WRITE : 0) |
 		  (v->perms[2] == 'x' ? PROT_EXEC : 0);
-	s->noreserve = has_flag(v->flags, "nr");
+	s->noreserve = proc_vmflag(sv->vmflags, "nr");
 	s->madv = 0;
 	for (i = 0; i < HO_MADV_NR; i++)
-		if (has_flag(v->flags, madv_flags[i].flag))
+		if (proc_vmflag(sv->vmflags, madv_flags[i].flag))
 			s->madv |= 1u << i;
 	s->shared = v->perms[3] == 's';
-	s->pmd_mapped = v->pmd_kb > 0;
+	s->pmd_mapped = sv->shmem_pmd_kb > 0;
 	s->vm_start = v->start;
 	s->vm_end = v->end;
 	s->pgoff = v->offset + (s->start - v->start);
@@ -170,16 +120,13 @@ static int add_seg(struct handoff_seg **segs, size_t *nr, const struct handoff_s
 	return 0;
 }
 
-static FILE *open_smaps(pid_t pid)
+static int open_smaps(struct proc_maps *m, pid_t pid)
 {
-	char path[64];
-	FILE *f;
+	int ret = proc_maps_open(m, pid, "smaps");
 
-	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
-	f = fopen(path, "re");
-	if (!f)
-		pr_perror("open %s", path);
-	return f;
+	if (ret)
+		pr_perror("open /proc/%d/smaps", pid);
+	return ret;
 }
 
 int handoff_block_segments(pid_t pid, const struct fr_block *b, uint32_t block,
@@ -187,19 +134,18 @@ int handoff_block_segments(pid_t pid, const struct fr_block *b, uint32_t block,
 {
 	uint64_t covered = b->host_addr, end = b->host_addr + b->length;
 	struct handoff_seg s;
-	char *line = NULL;
-	size_t cap = 0, first = *nr;
+	size_t first = *nr;
 	const char *why = NULL;
-	struct vma v;
-	int ret = 0;
-	FILE *f = open_smaps(pid);
+	struct proc_smaps_vma v;
+	struct proc_maps m;
+	int ret = open_smaps(&m, pid);
 
-	if (!f)
-		return -errno;
-	while (!ret && covered < end && next_vma(f, &v, &line, &cap)) {
-		if (v.end <= covered || v.start >= end)
+	if (ret)
+		return ret;
+	while (!ret && covered < end && proc_smaps_next(&m, &v) > 0) {
+		if (v.vma.end <= covered || v.vma.start >= end)
 			continue;
-		why = v.start > covered ? "a hole in the block" :
+		why = v.vma.start > covered ? "a hole in the block" :
 		      check_vma(&v, b->backing == FR_BACKING_SHARED_FD);
 		if (why) {
 			ret = -EINVAL;
@@ -209,8 +155,7 @@ int handoff_block_segments(pid_t pid, const struct fr_block *b, uint32_t block,
 		ret = add_seg(segs, nr, &s);
 		covered = s.end;
 	}
-	free(line);
-	fclose(f);
+	proc_maps_close(&m);
 	if (!ret && covered < end)
 		why = "not mapped to the end";
 	if (why && b->backing == FR_BACKING_SHARED_FD)
@@ -228,68 +173,61 @@ int handoff_block_segments(pid_t pid, const struct fr_block *b, uint32_t block,
 
 int handoff_vmflags(pid_t pid, uint64_t addr, char *buf, size_t len)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	struct vma v;
-	int ret = -ENOENT;
-	FILE *f = open_smaps(pid);
+	struct proc_smaps_vma v;
+	struct proc_maps m;
+	int ret = open_smaps(&m, pid);
 
-	if (!f)
-		return -errno;
-	while (next_vma(f, &v, &line, &cap)) {
-		if (addr >= v.start && addr < v.end) {
-			snprintf(buf, len, "%s", v.flags);
-			buf[strcspn(buf, "\n")] = 0;
+	if (ret)
+		return ret;
+	ret = -ENOENT;
+	while (ret && proc_smaps_next(&m, &v) > 0) {
+		if (addr >= v.vma.start && addr < v.vma.end) {
+			snprintf(buf, len, "%s", v.vmflags);
 			ret = 0;
-			break;
 		}
 	}
-	free(line);
-	fclose(f);
+	proc_maps_close(&m);
 	return ret;
 }
 
 int handoff_range_mapped(pid_t pid, uint64_t start, uint64_t end)
 {
-	uint64_t covered = start, vs, ve;
-	char path[64], *line = NULL;
-	size_t cap = 0;
-	FILE *f;
+	uint64_t covered = start;
+	struct proc_vma v;
+	struct proc_maps m;
+	int ret = proc_maps_open(&m, pid, "maps");
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (covered < end && getline(&line, &cap, f) > 0) {
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64, &vs, &ve) != 2 || ve <= covered)
+	if (ret)
+		return ret;
+	while (covered < end && proc_maps_next(&m, &v) > 0) {
+		if (v.end <= covered)
 			continue;
-		if (vs > covered)
+		if (v.start > covered)
 			break;
-		covered = ve;
+		covered = v.end;
 	}
-	free(line);
-	fclose(f);
+	proc_maps_close(&m);
 	return covered >= end;
 }
 
 /* Fallback without PAGEMAP_SCAN: 8 bytes of pagemap per page. */
 static int range_empty_read(int fd, uint64_t start, uint64_t end)
 {
-	uint64_t buf[512], addr = start;
+	uint64_t buf[512], addr = start, ps = sysconf(_SC_PAGESIZE);
 	ssize_t n, i;
 
 	while (addr < end) {
-		size_t want = (end - addr) / 4096;
+		size_t want = (end - addr) / ps;
 
 		if (want > 512)
 			want = 512;
-		n = pread(fd, buf, want * 8, (addr / 4096) * 8);
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		for (i = 0; i < n / 8; i++)
-			if (buf[i] & (PM_PRESENT | PM_SWAPPED))
+		n = proc_pagemap_read(fd, addr, ps, buf, want);
+		if (n < 0)
+			return n;
+		for (i = 0; i < n; i++)
+			if (buf[i] & (PROC_PM_PRESENT | PROC_PM_SWAPPED))
 				return 0;
-		addr += (n / 8) * 4096;
+		addr += n * ps;
 	}
 	return 1;
 }
@@ -307,13 +245,10 @@ int handoff_range_empty(pid_t pid, uint64_t start, uint64_t end)
 		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 	};
-	char path[64];
-	int fd, ret;
+	int fd = proc_pagemap_open(pid), ret;
 
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	ret = ioctl(fd, PAGEMAP_SCAN, &arg);
 	if (ret >= 0)
 		ret = ret == 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "proc.h"
 #include "qmp.h"
 #include "ramblocks.h"
 
@@ -229,22 +230,15 @@ struct vma_run {
 	bool used;
 };
 
-static bool parse_maps_line(const char *line, struct vma_run *v)
+/* Guest RAM is read-write and never executable (TCG's code buffer is rwx). */
+static bool may_be_ram(const struct proc_vma *pv, struct vma_run *v)
 {
-	unsigned long long start, end;
-	char perms[8];
-	int n = 0;
-
-	if (sscanf(line, "%llx-%llx %7s %*s %*s %*s %n", &start, &end, perms, &n) < 3)
+	if (strncmp(pv->perms, "rw-", 3))
 		return false;
-	/* Guest RAM is read-write and never executable (TCG's code buffer is rwx). */
-	if (strncmp(perms, "rw-", 3))
-		return false;
-	v->start = start;
-	v->end = end;
-	v->shared = perms[3] == 's';
-	snprintf(v->path, sizeof(v->path), "%s", n ? line + n : "");
-	v->path[strcspn(v->path, "\n")] = 0;
+	v->start = pv->start;
+	v->end = pv->end;
+	v->shared = pv->perms[3] == 's';
+	snprintf(v->path, sizeof(v->path), "%.*s", (int)sizeof(v->path) - 1, pv->path);
 	v->used = false;
 	/* Private file mappings and [heap]/[stack] are never guest RAM. */
 	if (!v->shared && v->path[0])
@@ -252,33 +246,37 @@ static bool parse_maps_line(const char *line, struct vma_run *v)
 	return true;
 }
 
+static int add_vma(struct vma_run **r, int *n, int *cap, const struct vma_run *v)
+{
+	if (*n == *cap) {
+		struct vma_run *bigger = realloc(*r, (*cap = *cap ? *cap * 2 : 64) * sizeof(**r));
+
+		if (!bigger)
+			return -ENOMEM;
+		*r = bigger;
+	}
+	(*r)[(*n)++] = *v;
+	return 0;
+}
+
 static int read_vmas(pid_t pid, struct vma_run **vmas, int *nr)
 {
-	char path[64], line[512];
+	struct proc_vma pv;
+	struct proc_maps m;
 	struct vma_run v, *r = NULL;
-	int n = 0, cap = 0;
-	FILE *f;
+	int n = 0, cap = 0, ret;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		if (!parse_maps_line(line, &v))
-			continue;
-		if (n == cap) {
-			struct vma_run *bigger = realloc(r, (cap = cap ? cap * 2 : 64) * sizeof(*r));
-
-			if (!bigger) {
-				free(r);
-				fclose(f);
-				return -ENOMEM;
-			}
-			r = bigger;
-		}
-		r[n++] = v;
+	ret = proc_maps_open(&m, pid, "maps");
+	if (ret)
+		return ret;
+	while (!ret && proc_maps_next(&m, &pv) > 0)
+		if (may_be_ram(&pv, &v))
+			ret = add_vma(&r, &n, &cap, &v);
+	proc_maps_close(&m);
+	if (ret) {
+		free(r);
+		return ret;
 	}
-	fclose(f);
 	*vmas = r;
 	*nr = n;
 	return 0;

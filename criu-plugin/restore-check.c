@@ -17,6 +17,7 @@
 
 #include "criu-pagemap.pb-c.h"
 #include "log.h"
+#include "proc.h"
 #include "restore-check.h"
 
 #define CRIU_IMG_COMMON_MAGIC	0x54564319u	/* criu/include/magic.h */
@@ -161,34 +162,18 @@ int restore_check_criu_pages(int dirfd, const struct fr_image *img, char *why, s
 	return ret;
 }
 
-struct maps_vma {
-	uint64_t start, end;
-	char perms[5];
-	bool anon;		/* no file, or a shared anonymous / memfd object */
-};
-
-static bool parse_vma(const char *line, struct maps_vma *v)
+/* A private block must be plain anonymous memory: no inode, no name. */
+static bool is_anon(const struct proc_vma *v)
 {
-	unsigned long long start, end, ino;
-	int n = 0;
-
-	if (sscanf(line, "%llx-%llx %4s %*s %*s %llu%n", &start, &end, v->perms, &ino, &n) < 4)
-		return false;
-	while (line[n] == ' ' || line[n] == '\t')
-		n++;
-	v->start = start;
-	v->end = end;
-	/* A private block must be plain anonymous memory: no inode, no name. */
-	v->anon = ino == 0 && (line[n] == '\n' || line[n] == 0);
-	return true;
+	return !v->inode && !v->path[0];
 }
 
-static bool vma_fits(const struct maps_vma *v, const struct fr_block *b)
+static bool vma_fits(const struct proc_vma *v, const struct fr_block *b)
 {
 	if (strncmp(v->perms, "rw-", 3))
 		return false;
 	if (b->backing == FR_BACKING_ANON_PRIVATE)
-		return v->perms[3] == 'p' && v->anon;
+		return v->perms[3] == 'p' && is_anon(v);
 	return v->perms[3] == 's';
 }
 
@@ -198,9 +183,9 @@ int restore_match_block(const char *maps, const struct fr_block *b, char *why, s
 	const char *line;
 
 	for (line = maps; line && *line && at < end; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
-		struct maps_vma v;
+		struct proc_vma v;
 
-		if (!parse_vma(line, &v) || v.end <= at)
+		if (proc_maps_parse(line, &v) || v.end <= at)
 			continue;
 		if (v.start != at) {
 			snprintf(why, len, "%s at 0x%" PRIx64 ": the mapping there %s 0x%" PRIx64, b->name, at,
@@ -209,7 +194,7 @@ int restore_match_block(const char *maps, const struct fr_block *b, char *why, s
 		}
 		if (!vma_fits(&v, b)) {
 			snprintf(why, len, "%s: the mapping at 0x%" PRIx64 " is %s %s, not %s RAM", b->name,
-				 v.start, v.perms, v.anon ? "anonymous" : "with a file", fr_backing_name(b->backing));
+				 v.start, v.perms, is_anon(&v) ? "anonymous" : "with a file", fr_backing_name(b->backing));
 			return -ENOENT;
 		}
 		if (v.end > end) {

@@ -427,33 +427,24 @@ static bool pass_wants(int pass, const char *name)
 
 static int find_gadgets(pid_t pid, unsigned long *found)
 {
-	unsigned long start, end;
-	char path[64], perms[8], *line = NULL;
-	size_t cap = 0;
-	int pass, name_off;
-	FILE *f;
+	struct proc_vma v;
+	struct proc_maps m;
+	int pass;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	f = fopen(path, "re");
-	if (!f) {
-		pr_perror("open %s", path);
+	if (proc_maps_open(&m, pid, "maps")) {
+		pr_perror("open /proc/%d/maps", pid);
 		return -ESRCH;
 	}
 	for (pass = 0; pass < 3 && !all_found(found); pass++) {
-		rewind(f);
-		while (!all_found(found) && getline(&line, &cap, f) > 0) {
-			name_off = 0;
-			line[strcspn(line, "\n")] = '\0';
-			if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &name_off) < 3)
+		rewind(m.f);
+		while (!all_found(found) && proc_maps_next(&m, &v) > 0) {
+			if (strcmp(v.perms, "r-xp") && strcmp(v.perms, "r-xs"))
 				continue;
-			if (strcmp(perms, "r-xp") && strcmp(perms, "r-xs"))
-				continue;
-			if (name_off && pass_wants(pass, line + name_off))
-				scan_for_gadgets(pid, start, end, found);
+			if (pass_wants(pass, v.path))
+				scan_for_gadgets(pid, v.start, v.end, found);
 		}
 	}
-	free(line);
-	fclose(f);
+	proc_maps_close(&m);
 	if (!found[GADGET_SYSCALL]) {
 		pr_err("no syscall instruction found in %d\n", pid);
 		return -ENOENT;

@@ -16,12 +16,10 @@
 #include <linux/fs.h>
 
 #include "log.h"
+#include "proc.h"
 #include "sparse.h"
 
 #include "uapi-compat.h"
-
-#define PM_PRESENT	(1ULL << 63)
-#define PM_SWAPPED	(1ULL << 62)
 
 #define SCAN_VEC_LEN	512	/* regions per ioctl */
 #define READ_ENTRIES	4096	/* pagemap entries per pread */
@@ -102,16 +100,15 @@ int sparse_scan_read(int pagemap_fd, uint64_t start, uint64_t end,
 
 		if (n > READ_ENTRIES)
 			n = READ_ENTRIES;
-		got = pread(pagemap_fd, ent, n * sizeof(*ent), addr / psize * sizeof(*ent));
-		if (got < (ssize_t)sizeof(*ent)) {
-			ret = got < 0 ? -errno : -EIO;
+		got = proc_pagemap_read(pagemap_fd, addr, psize, ent, n);
+		if (got < 0) {
+			ret = got;
 			pr_err("pagemap read at %#llx: %s\n",
 			       (unsigned long long)addr, strerror(-ret));
 			break;
 		}
-		n = got / sizeof(*ent);
-		for (i = 0; i < n && !ret; i++, addr += psize)
-			if (ent[i] & (PM_PRESENT | PM_SWAPPED))
+		for (i = 0; i < (uint64_t)got && !ret; i++, addr += psize)
+			if (ent[i] & (PROC_PM_PRESENT | PROC_PM_SWAPPED))
 				ret = rv_add(&v, addr, addr + psize);
 	}
 	free(ent);

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "proc.h"
 #include "uffd-busy.h"
 #include "dump-writer.h"
 
@@ -18,32 +19,24 @@
 
 static bool uffd_flag(const char *vmflags)
 {
-	return strstr(vmflags, " um") || strstr(vmflags, " uw") || strstr(vmflags, " ui");
+	return proc_vmflag(vmflags, "um") || proc_vmflag(vmflags, "uw") || proc_vmflag(vmflags, "ui");
 }
 
 int uffd_registered(pid_t pid, uint64_t *addr)
 {
-	char path[64], line[512];
-	uint64_t start = 0, s, e;
-	int ret = 0;
-	FILE *f;
+	struct proc_smaps_vma v;
+	struct proc_maps m;
+	int ret = proc_maps_open(&m, pid, "smaps");
 
-	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (!ret && fgets(line, sizeof(line), f)) {
-		/* A VMA header: "start-end perms ..."; field lines start with a name. */
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " ", &s, &e) == 2) {
-			start = s;
-			continue;
-		}
-		if (!strncmp(line, "VmFlags:", 8) && uffd_flag(line + 7)) {
-			*addr = start;
+	if (ret)
+		return ret;
+	while (!ret && proc_smaps_next(&m, &v) > 0) {
+		if (uffd_flag(v.vmflags)) {
+			*addr = v.vma.start;
 			ret = 1;
 		}
 	}
-	fclose(f);
+	proc_maps_close(&m);
 	return ret;
 }
 

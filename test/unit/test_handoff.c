@@ -55,6 +55,7 @@
 #include "handoff.h"
 #include "handoff-vma.h"
 #include "log.h"
+#include "proc.h"
 #include "rsys.h"
 #include "dump-writer.h"
 
@@ -522,16 +523,13 @@ static void write_image(pid_t pid)
 
 static uint64_t present_pages(pid_t pid, uint64_t start, uint64_t len)
 {
-	char path[64];
 	uint64_t e, n = 0, off;
-	int fd;
+	int fd = proc_pagemap_open(pid);
 
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
 	for (off = 0; off < len; off += ps) {
-		assert_int_equal(pread(fd, &e, 8, (start + off) / ps * 8), 8);
-		if (e & (3ULL << 62))	/* present or swapped */
+		assert_int_equal(proc_pagemap_read(fd, start + off, ps, &e, 1), 1);
+		if (e & (PROC_PM_PRESENT | PROC_PM_SWAPPED))
 			n++;
 	}
 	close(fd);

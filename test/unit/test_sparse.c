@@ -27,6 +27,7 @@
 #include <linux/userfaultfd.h>
 #include <cmocka.h>
 
+#include "proc.h"
 #include "sparse.h"
 
 #define A_PAGES	64
@@ -130,7 +131,7 @@ static uint64_t pfn_of(int pagemap, uint64_t addr)
 {
 	uint64_t e = 0;
 
-	if (pread(pagemap, &e, sizeof(e), addr / psize * sizeof(e)) != sizeof(e))
+	if (proc_pagemap_read(pagemap, addr, psize, &e, 1) != 1)
 		return 0;
 	return e & ((1ULL << 55) - 1);
 }
@@ -189,7 +190,6 @@ static int child_start(struct child *ch)
 {
 	int ready[2], go[2];
 	uint64_t addr[3];
-	char path[64];
 
 	if (pipe(ready) || pipe(go))
 		return -1;
@@ -212,8 +212,7 @@ static int child_start(struct child *ch)
 	ch->a = addr[0];
 	ch->b = addr[1];
 	ch->uffd_ok = addr[2];
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", ch->pid);
-	ch->pagemap = open(path, O_RDONLY);
+	ch->pagemap = proc_pagemap_open(ch->pid);
 	if (ch->pagemap < 0)
 		return -1;
 	find_zero_pages(ch);
