@@ -5,7 +5,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "detect.h"
 #include "log.h"
+#include "proc.h"
 
 bool qemu_exe_name_matches(const char *exe)
 {
@@ -72,25 +72,6 @@ void qemu_parse_cmdline(struct qemu_proc *q, const char *argv, size_t len)
 	}
 }
 
-static int read_cmdline(pid_t pid, char *buf, size_t size, size_t *len)
-{
-	char path[64];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	*len = n;
-	return 0;
-}
-
 static bool has_kvm_fd(pid_t pid)
 {
 	char dir[64], path[320], target[64];
@@ -120,9 +101,7 @@ int qemu_detect(pid_t pid, struct qemu_proc *q)
 {
 	static char cmdline[65536];
 	char path[64];
-	size_t len = 0;
-	ssize_t n;
-	int ret;
+	ssize_t len, n;
 
 	memset(q, 0, sizeof(*q));
 	q->pid = pid;
@@ -134,9 +113,9 @@ int qemu_detect(pid_t pid, struct qemu_proc *q)
 	if (!qemu_exe_name_matches(q->exe))
 		return 0;
 
-	ret = read_cmdline(pid, cmdline, sizeof(cmdline), &len);
-	if (ret)
-		return ret;
+	len = proc_cmdline(pid, cmdline, sizeof(cmdline));
+	if (len < 0)
+		return len;
 	qemu_parse_cmdline(q, cmdline, len);
 	q->kvm = has_kvm_fd(pid);
 	return 1;

@@ -462,15 +462,9 @@ static bool leave_running(void)
 {
 	static char buf[8192];
 	ssize_t n, i;
-	int fd;
 
-	fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	n = proc_cmdline(PROC_SELF, buf, sizeof(buf));
 	for (i = 0; i < n; i += strlen(buf + i) + 1) {
-		buf[n] = 0;
 		if (!strcmp(buf + i, "--leave-running") || !strcmp(buf + i, "-R") ||
 		    !strcmp(buf + i, "--leave-stopped"))
 			return true;

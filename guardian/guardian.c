@@ -43,6 +43,7 @@
 #include "guardian-proto.h"
 #include "guardian-uffd.h"
 #include "log.h"
+#include "proc.h"
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
@@ -752,18 +753,11 @@ static void setup_process(void)
 /* The pid a pidfd refers to (fdinfo "Pid:"), or -1. */
 static pid_t pidfd_pid(int pidfd)
 {
-	char path[64], line[128];
-	pid_t pid = -1;
-	FILE *f;
+	char val[32];
+	pid_t pid;
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
-	f = fopen(path, "re");
-	if (!f)
+	if (proc_fdinfo_field(PROC_SELF, pidfd, "Pid", val, sizeof(val)) || sscanf(val, "%d", &pid) != 1)
 		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Pid: %d", &pid) == 1)
-			break;
-	fclose(f);
 	return pid;
 }
 
