@@ -14,7 +14,7 @@
 #include "log.h"
 #include "proc.h"
 
-bool qemu_exe_name_matches(const char *exe)
+static bool qemu_exe_name_matches(const char *exe)
 {
 	const char *base = strrchr(exe, '/');
 

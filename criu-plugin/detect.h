@@ -21,9 +21,6 @@ struct qemu_proc {
  */
 int qemu_detect(pid_t pid, struct qemu_proc *q);
 
-/* Is this executable name a QEMU system emulator? (exposed for tests) */
-bool qemu_exe_name_matches(const char *exe);
-
 /* Parse a QEMU command line (NUL-separated argv) into q. */
 void qemu_parse_cmdline(struct qemu_proc *q, const char *argv, size_t len);
 

@@ -34,7 +34,7 @@ static uint64_t parse_psize(const char *num, const char *unit)
  *               Block Name    PSize              Offset               Used              Total
  *                   pc.ram    4 KiB  0x0000000000000000 0x0000000020000000 0x0000000020000000
  */
-int ram_parse_ramblock_table(const char *text, struct ram_want *want, int *nr, int max)
+static int ram_parse_ramblock_table(const char *text, struct ram_want *want, int *nr, int max)
 {
 	const char *line = text;
 
@@ -323,7 +323,6 @@ static void take_vmas(struct ram_block *b, struct vma_run *v, int first, int las
 	b->host_addr = v[first].start;
 	b->length = v[last].end - v[first].start;
 	b->page_size = w->page_size ? w->page_size : 4096;
-	snprintf(b->path, sizeof(b->path), "%s", v[first].path);
 	if (b->page_size > 4096)
 		b->backing = FR_BACKING_HUGETLB;
 	else if (v[first].shared)

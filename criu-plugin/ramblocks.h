@@ -28,13 +28,11 @@ struct ram_block {
 	uint64_t length;
 	uint32_t page_size;
 	enum fr_backing backing;
-	char path[256];		/* backing file for shared blocks ("" if anon) */
 };
 
 struct ram_layout {
 	struct ram_block blocks[RAM_MAX_BLOCKS];
 	int nr;
-	bool from_monitor;	/* names and sizes came from QMP */
 };
 
 /* Ask QEMU's monitor for its RAM blocks (x-query-ramblock + query-memdev). */
@@ -51,8 +49,6 @@ int ram_want_from_cmdline(const struct qemu_proc *q, struct ram_want *want, int 
  */
 int ram_locate(pid_t pid, const struct ram_want *want, int nr_want, uint64_t min_bytes, struct ram_layout *out);
 
-/* Parse x-query-ramblock's text table; exposed for tests. */
-int ram_parse_ramblock_table(const char *text, struct ram_want *want, int *nr, int max);
 /*
  * In HMP "info mtree -f" text, the first guest-physical range of RAM
  * region `name` of the first flat view (system memory): its address and
