@@ -169,6 +169,18 @@ bench: deps
 		  apt-get install -y -q --no-install-recommends python3-matplotlib; }
 	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) /usr/bin/python3 test/bench.py $(BENCH_ARGS)
 
+# C benchmarks, test/bench/bench_*.c: built from the objects and helpers the
+# unit tests use (make bench-c), run by test/bench.py as part of make bench,
+# never by make unit.
+BENCH_C_SRC := $(wildcard test/bench/bench_*.c)
+BENCH_C_BIN := $(patsubst test/bench/%.c,$(BUILD)/test/bench/%,$(BENCH_C_SRC))
+.PHONY: bench-c
+bench-c: $(BENCH_C_BIN)
+bench: bench-c
+
+$(BUILD)/test/bench/%: $(BUILD)/test/bench/%.o $(BUILD)/test/unit/helpers.o $(PLUGIN_LIB) $(GUARDIAN_LIB) $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Fuzzing: libFuzzer harnesses in test/fuzz, built by clang with ASan and
 # UBSan from the sources (objects of their own under build/fuzz: gcc's are
 # not instrumented). The image corpus is seeded with real images from

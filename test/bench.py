@@ -27,6 +27,13 @@ tables of Documentation/performance.md), plots by test/bench/plot.py into
 Documentation/perf-*.png. Without arguments the whole suite runs (SUITE,
 about 17 minutes on a 2-CPU machine); with --mem/--wl-mb/--rate-kbs only that
 configuration (no sweeps, no plots).
+
+First the C benchmarks of the plugin's parts run (test/bench/bench_*.c,
+built by make bench-c): an injected syscall (bench_rsys), live pre-dump
+passes (bench_live), the dump writer and restore filler against plain
+copies (bench_writer). Their figures are printed and kept in
+build/bench/c-benchmarks.txt (and results.json); --c-only runs just them,
+--no-c skips them.
 """
 import argparse
 import json
@@ -48,6 +55,7 @@ import harness  # noqa: E402
 import wlcheck  # noqa: E402  (harness puts test/guest on sys.path)
 
 OUT = os.path.join(harness.TOP, "build", "bench")
+C_BENCH = os.path.join(harness.BUILD, "test", "bench")
 QEMU10 = os.environ.get("QEMU10", os.path.join(harness.TOP, "build", "qemu10", "qemu-system-x86_64"))
 MB = 2**20
 T0 = time.monotonic()
@@ -129,6 +137,30 @@ ROWS = [
     ("incoming_s", "load: incoming only (s)"),
     ("delete_s", "delete image (s)"),
 ]
+
+
+def c_benchmarks(mib):
+    """Run every C benchmark of C_BENCH, printing its figures; {name: output}.
+    bench_live and bench_writer copy `mib` MiB of a child's memory."""
+    sizes = {"bench_live": ["-m", str(mib)], "bench_writer": ["-m", str(mib)]}
+    names = sorted(f for f in os.listdir(C_BENCH) if f.startswith("bench_") and "." not in f) \
+        if os.path.isdir(C_BENCH) else []
+    if not names:
+        raise SystemExit("bench: no C benchmarks in %s (make bench-c)" % C_BENCH)
+    out = {}
+    for name in names:
+        argv = [os.path.join(C_BENCH, name)] + sizes.get(name, [])
+        log(" ".join(argv))
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        print(r.stdout, end="", flush=True)
+        if r.returncode != 0:
+            raise SystemExit("bench: %s failed (rc %d)" % (name, r.returncode))
+        out[name] = r.stdout
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "c-benchmarks.txt"), "w") as f:
+        for name in names:
+            f.write("== %s\n%s" % (name, out[name]))
+    return out
 
 
 def gib(cfg):
@@ -763,9 +795,17 @@ def main():
     ap.add_argument("--no-incremental", action="store_true", help="suite: skip incremental dumps")
     ap.add_argument("--incremental-only", action="store_true",
                     help="run only the incremental dumps, added to the last results.json")
+    ap.add_argument("--no-c", action="store_true", help="skip the C benchmarks (test/bench/bench_*.c)")
+    ap.add_argument("--c-only", action="store_true", help="run only the C benchmarks")
+    ap.add_argument("--c-mib", type=int, default=1024,
+                    help="MiB of memory the C benchmarks copy (default 1024)")
     args = ap.parse_args()
     if args.incremental_only:
         return incremental_only()
+    if args.c_only:
+        c_benchmarks(args.c_mib)
+        return
+    c_results = None if args.no_c else c_benchmarks(args.c_mib)
 
     single = args.mem is not None or args.wl_mb is not None or args.rate_kbs is not None
     if single:
@@ -792,7 +832,7 @@ def main():
     result = {"criu": harness.Criu(work).version(), "qemu_criu": qemu_version(harness.QEMU),
               "qemu10": qemu_version(qemu) if qemu else None, "machine": machine(),
               "qemu_variants": {k: v["what"] for k, v in QEMU_VARIANTS.items()},
-              "qemu_common_params": COMMON_PARAMS}
+              "qemu_common_params": COMMON_PARAMS, "c_benchmarks": c_results}
     log("criu %s; QEMU for CRIU: %s; QEMU 10: %s; work dir %s"
         % (result["criu"], result["qemu_criu"], result["qemu10"], work))
     log("machine: %s" % result["machine"])

@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Dump throughput, by hand (not part of make check):
+ * Dump and restore throughput of the data path (dump-writer.c,
+ * restore-fill.c) against plain process_vm_readv / /proc/PID/mem copies.
+ * Built by make bench-c, run by make bench (test/bench.py):
  *
- *   gcc -O2 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -Icriu-plugin -Iimages \
- *       -Ibuild/proto -o /tmp/bench_writer test/unit/bench_writer.c \
- *       criu-plugin/dump-writer.c criu-plugin/sparse.c criu-plugin/restore-fill.c \
- *       images/fixedram.c build/proto/qemu-ram.pb-c.c common/log.c \
- *       -luring -lxxhash -lprotobuf-c -lpthread
- *   /tmp/bench_writer [-m MiB] [-d dir] [-r reps] [-o name-substring] [-q depth]
+ *   build/test/bench/bench_writer [-m MiB] [-d dir] [-r reps] [-o name-substring] [-q depth]
  *
  * A child holds an anonymous region (THP off): 69% random data pages, 6%
  * pages written with zeros, 25% never touched. Reported: wall ms of the
@@ -23,7 +20,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
-#include "clock.h"
+#include "../unit/helpers.h"
 #include "restore-fill.h"
 #include "log.h"
 #include "dump-writer.h"
@@ -36,8 +33,8 @@ static int reps = 3;
 static unsigned qd;		/* -q: io_uring queue depth */
 static const char *only;	/* -o: run the benchmarks whose name holds this */
 static long ps;
-static pid_t child;
-static int child_cmd = -1;
+static struct th_child ch;	/* holds the region; ends at EOF of ch.cmd */
+static pid_t child;		/* ch.pid */
 static uint64_t base;
 
 static uint64_t mix(uint64_t x)
@@ -48,11 +45,12 @@ static uint64_t mix(uint64_t x)
 	return x;
 }
 
-static void child_main(int ready, int cmd)
+static void child_main(int cmd, int ready, void *arg)
 {
 	uint64_t i, n = size / ps, addr, x;
 	char *a, c;
 
+	(void)arg;
 	a = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (a == MAP_FAILED)
 		_exit(1);
@@ -81,22 +79,9 @@ static void child_main(int ready, int cmd)
 
 static void start_child(void)
 {
-	int ready[2], cmd[2];
-
-	if (pipe(ready) || pipe(cmd))
-		exit(1);
-	child = fork();
-	if (!child) {
-		close(ready[0]);
-		close(cmd[1]);
-		child_main(ready[1], cmd[0]);
-	}
-	close(ready[1]);
-	close(cmd[0]);
-	child_cmd = cmd[1];
-	if (read(ready[0], &base, sizeof(base)) != sizeof(base))
-		exit(1);
-	close(ready[0]);
+	TH_CHECK(th_child_start(&ch, child_main, NULL) == 0);
+	TH_CHECK(th_child_recv(&ch, &base, sizeof(base), 600000) == 0);
+	child = ch.pid;
 }
 
 static struct page_range *ranges;
@@ -450,8 +435,7 @@ int main(int argc, char **argv)
 	bench_fill(1, true, true);
 	bench_fill(2, true, true);
 
-	close(child_cmd);
-	waitpid(child, NULL, 0);
+	TH_CHECK(th_child_end(&ch) == 0);
 	free(ranges);
 	return 0;
 }

@@ -8,9 +8,10 @@
  * live_final(), every page of the image must equal the child's memory, and
  * a page has its bit iff it is not all zero.
  *
- * LIVE_BENCH_MB=1024 also runs the measurements (skipped otherwise), with
- * the image in LIVE_BENCH_DIR (default /var/tmp), O_DIRECT with
- * LIVE_BENCH_ODIRECT=1; LIVE_VERBOSE=1 shows the pass log.
+ * Needs ptrace of a child, asynchronous userfaultfd write-protection and
+ * PAGEMAP_SCAN (Linux 6.7+); test_unprivileged needs root (its child drops
+ * to nobody). LIVE_VERBOSE=1 shows the pass log. What the passes cost is
+ * measured by test/bench/bench_live.c (make bench).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,10 +38,12 @@
 #include <linux/fs.h>
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "live.h"
 #include "live-patch.h"
 #include "log.h"
 #include "dump-writer.h"
+#include "uapi-compat.h"
 
 #define NP0		6144		/* block 0, pages: 24 MiB */
 #define NP1		2048		/* block 1: 8 MiB, THP */
@@ -50,18 +53,6 @@
 #define EMPTY_CHUNK	5		/* of block 0: never touched */
 #define HOT		512		/* pages the running child rewrites */
 
-#ifndef PAGEMAP_SCAN
-struct page_region {
-	uint64_t start, end, categories;
-};
-
-struct pm_scan_arg {
-	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
-};
-
-#define PAGEMAP_SCAN	_IOWR('f', 16, struct pm_scan_arg)
-#endif
 #ifndef PAGE_IS_HUGE
 #define PAGE_IS_HUGE	(1 << 6)
 #endif
@@ -98,14 +89,6 @@ static char *block_addr(int blk)
 static uint64_t block_pages(int blk)
 {
 	return blk ? NP1 : NP0;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 static void fill_page(char *a, int blk, uint64_t p, uint32_t gen)
@@ -322,21 +305,16 @@ static int setup_child(void **state)
 	return start_child(false);
 }
 
+/* Not root: the child cannot drop to nobody, and test_unprivileged skips. */
 static int setup_unprivileged(void **state)
 {
 	(void)state;
-	return start_child(true);
+	return start_child(!th_need_root());
 }
 
 static void reap(void)
 {
-	int status;
-
-	if (ch.pid <= 0)
-		return;
-	kill(ch.pid, SIGKILL);
-	while (waitpid(ch.pid, &status, __WALL) < 0 && errno == EINTR)
-		;
+	th_reap(ch.pid);
 	ch.pid = 0;
 }
 
@@ -547,19 +525,12 @@ static uint64_t thp_bytes(void)
 	return n;
 }
 
-static uint64_t status_kb(const char *key)
+/* A decimal field of the child's /proc/PID/status (the first number of it). */
+static uint64_t status_num(const char *key)
 {
-	char path[64], line[256];
-	uint64_t v = 0;
-	FILE *f;
+	uint64_t v;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", ch.pid);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, strlen(key)))
-			v = strtoull(line + strlen(key) + 1, NULL, 10);
-	fclose(f);
+	assert_int_equal(th_status_u64(ch.pid, key, 10, &v), 0);
 	return v;
 }
 
@@ -576,7 +547,7 @@ static void test_start_stop(void **state)
 	image_create(&img);
 	assert_int_equal(live_start(ch.pid, &img, NULL, &lc), 0);
 	assert_false(child_has_uffd());
-	assert_int_equal(status_kb("TracerPid:"), 0);
+	assert_int_equal(status_num("TracerPid"), 0);
 	assert_true(vma_uffd_wp((uintptr_t)block_addr(0)));
 	assert_true(vma_uffd_wp((uintptr_t)block_addr(1)));
 	/* Populated pages are protected, untouched ones carry no marker. */
@@ -600,8 +571,6 @@ static void test_start_stop(void **state)
 	assert_int_equal(pagemap_count(0, PM_UFFD_WP), 0);
 	assert_int_equal(pagemap_count(1, PM_UFFD_WP), 0);
 	after = cmd(OP_FAULTS, 0, 0, 100, 4);
-	print_message("minor faults for 100 page writes: %ld protected, %ld after live_stop\n",
-		      before, after);
 	assert_true(after <= 5);
 	fr_close(&img);
 }
@@ -625,8 +594,7 @@ static void test_converge_final(void **state)
 	assert_true(live_passes(lc, &st) >= 2);
 	usleep(20000);
 	freeze();
-	print_message("child wrote %lu pages during the live phase\n",
-		      atomic_load(&ch.ctl->writes) - w0);
+	assert_true(atomic_load(&ch.ctl->writes) > w0);	/* it did write meanwhile */
 	assert_int_equal(live_final(lc, &st), 0);
 	assert_true(st.pages > 0);
 	live_stop(lc);
@@ -665,7 +633,6 @@ static void test_signals(void **state)
 	live_stop(lc);
 	assert_int_equal(setitimer(ITIMER_REAL, &off, NULL), 0);
 	assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
-	print_message("%d SIGALRMs during the live phase\n", (int)alarms);
 	assert_true(alarms > 10);
 	verify_frozen(&img);
 	thaw();
@@ -725,7 +692,8 @@ static void test_subtle(void **state)
 	(void)state;
 	image_create(&img);
 	thp = thp_bytes();
-	print_message("block 1: %llu MiB in THPs before live_start\n", (unsigned long long)thp >> 20);
+	if (!thp)
+		print_message("no THP in block 1: the THP split is not checked\n");
 	assert_int_equal(live_start(ch.pid, &img, NULL, &lc), 0);
 	assert_int_equal(live_pass(lc, &st), 0);
 	assert_true(fr_bit_test(img.blocks[0].bitmap, P_A));
@@ -753,13 +721,8 @@ static void test_subtle(void **state)
 	thp = thp_bytes();
 	assert_int_equal(cmd(OP_DISCARD, 1, P_THP, HUGE / ps, 0), 0);
 	cmd(OP_WRITE, 1, P_THP + 6, 1, 10);
-	print_message("THP discarded, one page rewritten: THP bytes %llu -> %llu KiB\n",
-		      (unsigned long long)thp >> 10, (unsigned long long)thp_bytes() >> 10);
 	freeze();
 	assert_int_equal(live_final(lc, &st), 0);
-	print_message("final: %llu pages written to, %llu dropped, %llu KiB copied\n",
-		      (unsigned long long)st.pages, (unsigned long long)st.dropped,
-		      (unsigned long long)st.written >> 10);
 	assert_false(fr_bit_test(img.blocks[0].bitmap, P_A));
 	assert_false(fr_bit_test(img.blocks[0].bitmap, P_D));
 	assert_false(fr_bit_test(img.blocks[0].bitmap, P_Z));
@@ -825,8 +788,9 @@ static void test_unprivileged(void **state)
 	struct live_ctx *lc;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	image_create(&img);
-	assert_int_equal(status_kb("Uid:"), 65534);
+	assert_int_equal(status_num("Uid"), 65534);
 	assert_int_equal(live_start(ch.pid, &img, NULL, &lc), 0);
 	assert_int_equal(live_pass(lc, NULL), 0);
 	assert_int_equal(cmd(OP_PIPE, 0, P_K, 1, 12), 0);
@@ -874,169 +838,6 @@ static void test_unsupported(void **state)
 	fr_close(&img);
 }
 
-/* ---- measurements (LIVE_BENCH_MB) ---- */
-
-/* A block of 2 x LIVE_BENCH_MB, the first half written: markers cost page tables. */
-static char *bench_base;
-static uint64_t bench_pages;	/* populated */
-static int bench_dirfd = -1;
-
-static __attribute__((noreturn)) void bench_child(int ready)
-{
-	uint64_t p;
-
-	for (p = 0; p < bench_pages; p++)
-		fill_page(bench_base + p * ps, 0, p, 0);
-	if (write(ready, "R", 1) != 1)
-		_exit(1);
-	/* The parent writes through /proc/pid/mem. */
-	for (;;)
-		pause();
-}
-
-static void bench_dirty(int fd, uint64_t stride, uint32_t gen)
-{
-	char *page = malloc(ps);
-	uint64_t p;
-
-	for (p = 0; p < bench_pages; p += stride) {
-		fill_page(page, 0, p, gen);
-		assert_int_equal(pwrite(fd, page, ps, (uintptr_t)bench_base + p * ps), ps);
-	}
-	free(page);
-}
-
-static void bench_pass(struct live_ctx *lc, const char *what)
-{
-	struct live_pass_stat st;
-
-	assert_int_equal(live_pass(lc, &st), 0);
-	print_message("%-26s %6llu pages, %7.1f MiB written, %8.1f ms incl. fdatasync\n",
-		      what, (unsigned long long)st.pages, st.written / 1048576.0, st.ms);
-}
-
-/* What ram_write_ranges() costs for one dirty page per chunk. */
-static void bench_ranges(struct fr_image *img)
-{
-	struct page_range *rg = calloc(bench_pages / 256 + 1, sizeof(*rg));
-	struct ram_io_stats ios;
-	uint64_t i, n = 0;
-	double t0;
-
-	for (i = 0; i < bench_pages; i += 256, n++)
-		rg[n] = (struct page_range){ (uintptr_t)bench_base + i * ps,
-					     (uintptr_t)bench_base + (i + 1) * ps };
-	t0 = now_ms();
-	assert_int_equal(ram_write_ranges(ch.pid, img, rg, n, NULL, &ios), 0);
-	assert_int_equal(fdatasync(img->fd), 0);
-	print_message("ram_write_ranges, 1 page per chunk: %.1f MiB written, %.1f ms incl. fdatasync\n",
-		      ios.bytes_written / 1048576.0, now_ms() - t0);
-	free(rg);
-}
-
-static void test_bench(void **state)
-{
-	const char *mb = getenv("LIVE_BENCH_MB");
-	const char *od = getenv("LIVE_BENCH_ODIRECT");
-	struct ram_io_opts io = { .odirect = od && atoi(od) };
-	struct live_pass_stat st;
-	struct fr_image img;
-	struct live_ctx *lc;
-	uint64_t pte0;
-	int ready[2], memfd;
-	char path[64], r;
-	double t0, t1, t2;
-
-	(void)state;
-	if (!mb)
-		skip();
-	bench_pages = strtoull(mb, NULL, 10) << 20 >> 12;
-	bench_base = mmap(NULL, 2 * bench_pages * ps, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(bench_base != MAP_FAILED);
-	madvise(bench_base, 2 * bench_pages * ps, MADV_NOHUGEPAGE);
-	assert_int_equal(pipe(ready), 0);
-	ch.pid = fork();
-	if (!ch.pid)
-		bench_child(ready[1]);
-	assert_int_equal(read(ready[0], &r, 1), 1);
-	snprintf(path, sizeof(path), "/proc/%d/mem", ch.pid);
-	memfd = open(path, O_RDWR);
-	assert_true(memfd >= 0);
-
-	assert_int_equal(fr_image_init(&img, ch.pid, 1), 0);
-	strcpy(img.blocks[0].name, "pc.ram");
-	img.blocks[0].host_addr = (uintptr_t)bench_base;
-	img.blocks[0].length = 2 * bench_pages * ps;
-	img.blocks[0].page_size = ps;
-	assert_int_equal(fr_layout(&img), 0);
-	bench_dirfd = open(getenv("LIVE_BENCH_DIR") ? getenv("LIVE_BENCH_DIR") : "/var/tmp",
-			   O_RDONLY | O_DIRECTORY);
-	assert_true(bench_dirfd >= 0);
-	assert_int_equal(fr_create(&img, bench_dirfd, img_name, io.odirect ? O_DIRECT : 0), 0);
-
-	print_message("%s MiB written + %s MiB never touched, %s\n", mb, mb,
-		      io.odirect ? "O_DIRECT" : "page cache");
-	pte0 = status_kb("VmPTE:");
-	t0 = now_ms();
-	assert_int_equal(live_start(ch.pid, &img, &io, &lc), 0);
-	print_message("live_start: %.1f ms, VmPTE %llu -> %llu kB\n", now_ms() - t0,
-		      (unsigned long long)pte0, (unsigned long long)status_kb("VmPTE:"));
-	bench_pass(lc, "pass 1 (everything)");
-	bench_pass(lc, "pass, nothing written");
-	bench_dirty(memfd, 4096, 1);
-	bench_pass(lc, "pass, 1 page per 16 MiB");
-	bench_dirty(memfd, 256, 2);
-	bench_pass(lc, "pass, 1 page per chunk");
-	bench_dirty(memfd, 16, 3);
-	bench_pass(lc, "pass, 1 page in 16");
-	bench_dirty(memfd, 1, 4);
-	bench_pass(lc, "pass, every page");
-	bench_ranges(&img);
-	bench_dirty(memfd, 4096, 5);
-	bench_pass(lc, "pass, 1 page per 16 MiB");
-
-	bench_dirty(memfd, 256, 6);
-	freeze();
-	t0 = now_ms();
-	assert_int_equal(live_final(lc, &st), 0);
-	t1 = now_ms();
-	live_stop(lc);
-	t2 = now_ms();
-	assert_int_equal(fr_finish(&img), 0);
-	print_message("freeze, 1 page per chunk: final %.1f ms, live_stop %.1f ms, fr_finish %.1f ms\n",
-		      t1 - t0, t2 - t1, now_ms() - t2);
-	thaw();
-	fr_close(&img);
-	close(memfd);
-	close(ready[0]);
-	close(ready[1]);
-	reap();
-	munmap(bench_base, 2 * bench_pages * ps);
-	unlinkat(bench_dirfd, img_name, 0);
-	close(bench_dirfd);
-	bench_dirfd = -1;
-}
-
-static int setup_bench(void **state)
-{
-	(void)state;
-	memset(&ch, 0, sizeof(ch));
-	return 0;
-}
-
-static int teardown_bench(void **state)
-{
-	(void)state;
-	reap();
-	if (bench_dirfd >= 0) {
-		unlinkat(bench_dirfd, img_name, 0);
-		close(bench_dirfd);
-		bench_dirfd = -1;
-	}
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1049,28 +850,25 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unprivileged, setup_unprivileged, teardown_child),
 		cmocka_unit_test_setup_teardown(test_child_died, setup_child, teardown_child),
 		cmocka_unit_test_setup_teardown(test_unsupported, setup_child, teardown_child),
-		cmocka_unit_test_setup_teardown(test_bench, setup_bench, teardown_bench),
 	};
 	int ret;
 
+	th_skip_program_if(th_need_ptrace());
+	th_skip_program_if(th_need_uffd_wp_async());
+	th_skip_program_if(th_need_pagemap_scan());
 	ps = sysconf(_SC_PAGESIZE);
 	/* 2 MiB aligned, so block 1 can hold THPs. */
 	base = mmap(NULL, RESERVE + HUGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base == MAP_FAILED)
 		return 1;
 	base = (char *)(((uintptr_t)base + HUGE - 1) & ~(HUGE - 1));
-	/*
-	 * tmpfs: unlinking a fragmented image on ext4 mounted with discard
-	 * takes seconds. The bench writes to a disk (LIVE_BENCH_DIR).
-	 */
-	snprintf(dir, sizeof(dir), "%s/test_live.XXXXXX",
-		 access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
-	if (!mkdtemp(dir))
+	/* tmpfs: unlinking a fragmented image on ext4 mounted with discard takes seconds. */
+	if (th_tmpdir(dir, sizeof(dir), NULL, "test_live"))
 		return 1;
 	dirfd_ = open(dir, O_RDONLY | O_DIRECTORY);
 	if (getenv("LIVE_VERBOSE"))
 		qp_log_set_level(LOG_INFO);
-	ret = cmocka_run_group_tests(tests, NULL, NULL);
+	ret = th_run_group(tests, NULL, NULL);
 	close(dirfd_);
 	rmdir(dir);
 	return ret;
