@@ -275,6 +275,29 @@ int th_write_file(const char *path, const char *text)
 	return ret;
 }
 
+static int saved_stderr = -1;
+
+int th_stderr_to(int fd)
+{
+	fflush(stderr);
+	if (saved_stderr < 0) {
+		saved_stderr = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+		if (saved_stderr < 0)
+			return -errno;
+	}
+	return dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+}
+
+void th_stderr_restore(void)
+{
+	if (saved_stderr < 0)
+		return;
+	fflush(stderr);
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	saved_stderr = -1;
+}
+
 /* ------------------------------------------ can this test run here? */
 
 static char why_buf[256];

@@ -91,6 +91,12 @@ char *th_read_file(const char *path, size_t *len);
 /* Create or replace path with text. 0 or -errno. */
 int th_write_file(const char *path, const char *text);
 
+/* Point stderr at fd (fd stays the caller's) until th_stderr_restore(). 0 or -errno. */
+int th_stderr_to(int fd);
+
+/* stderr as before th_stderr_to(); nothing when it was not redirected. */
+void th_stderr_restore(void);
+
 /* ------------------------------------------ can this test run here? */
 
 /* Each returns NULL when it can, or why not, for the skip message. */

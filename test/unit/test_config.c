@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "helpers.h"
 #include "log.h"
 
 static char tmpdir[64];
@@ -35,16 +36,14 @@ static const char *const env_names[] = {
 };
 
 /* Log capture: stderr goes to a memfd between capture_start/capture_end. */
-static int saved_stderr = -1, cap_fd = -1;
+static int cap_fd = -1;
 static char captured[8192];
 
 static void capture_start(void)
 {
-	fflush(stderr);
-	saved_stderr = dup(2);
 	cap_fd = memfd_create("log", MFD_CLOEXEC);
-	assert_true(saved_stderr >= 0 && cap_fd >= 0);
-	assert_int_equal(dup2(cap_fd, 2), 2);
+	assert_true(cap_fd >= 0);
+	assert_int_equal(th_stderr_to(cap_fd), 0);
 	qp_log_set_level(LOG_DEBUG);
 }
 
@@ -52,9 +51,7 @@ static const char *capture_end(void)
 {
 	ssize_t n;
 
-	fflush(stderr);
-	dup2(saved_stderr, 2);
-	close(saved_stderr);
+	th_stderr_restore();
 	qp_log_set_level(LOG_WARN);
 	n = pread(cap_fd, captured, sizeof(captured) - 1, 0);
 	close(cap_fd);
@@ -64,11 +61,7 @@ static const char *capture_end(void)
 
 static void write_conf(const char *text)
 {
-	FILE *f = fopen(conf, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	assert_int_equal(th_write_file(conf, text), 0);
 	setenv("CRIU_QEMU_CONFIG", conf, 1);
 }
 
@@ -89,8 +82,7 @@ static int setup(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++)
 		unsetenv(env_names[i]);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_config.XXXXXX");
-	assert_non_null(mkdtemp(tmpdir));
+	assert_int_equal(th_tmpdir(tmpdir, sizeof(tmpdir), "/tmp", "test_config"), 0);
 	snprintf(conf, sizeof(conf), "%s/qemu_plugin.conf", tmpdir);
 	return 0;
 }
@@ -98,9 +90,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	unlink(conf);
-	rmdir(tmpdir);
-	return 0;
+	th_stderr_restore();	/* a failed test may leave it captured */
+	return th_rmtree(tmpdir);
 }
 
 static void test_defaults_missing_file(void **state)

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "fixedram.h"
+#include "helpers.h"
 
 #define PS	4096u
 #define LEN	(1024 * 1024 + 5 * PS)	/* 261 pages, two chunks */
@@ -70,29 +71,6 @@ static int make_image(const char *name)
 	return ret ? -1 : 0;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (!fseek(f, 0, SEEK_END) && (n = ftell(f)) >= 0 && !fseek(f, 0, SEEK_SET)) {
-		buf = malloc(n + 1);
-		if (buf && fread(buf, 1, n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		}
-		if (buf) {
-			buf[n] = 0;
-			*len = n;
-		}
-	}
-	fclose(f);
-	return buf;
-}
-
 /* Run the tool with up to three arguments; stderr goes to dir/stderr.txt. */
 static int run(const char *cmd, const char *a, const char *b, const char *c)
 {
@@ -111,8 +89,8 @@ static int run(const char *cmd, const char *a, const char *b, const char *c)
 		_exit(127);
 	}
 	assert_true(pid > 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
+	status = th_wait(pid, 0);
+	assert_true(status >= 0 && WIFEXITED(status));
 	return WEXITSTATUS(status);
 }
 
@@ -122,7 +100,7 @@ static void assert_stderr_has(const char *what)
 	size_t len;
 
 	path_in(path, sizeof(path), "stderr.txt");
-	text = slurp(path, &len);
+	text = th_read_file(path, &len);
 	assert_non_null(text);
 	if (!strstr(text, what))
 		fail_msg("stderr lacks '%s': %s", what, text);
@@ -133,7 +111,7 @@ static void assert_stderr_has(const char *what)
 static void assert_image_intact(const char *img, const char *orig, size_t orig_len)
 {
 	size_t len;
-	char *now = slurp(img, &len);
+	char *now = th_read_file(img, &len);
 
 	assert_non_null(now);
 	assert_int_equal(len, orig_len);
@@ -151,11 +129,11 @@ static void refuse_onto_image(const char *out)
 
 	path_in(img, sizeof(img), "x.img");
 	path_in(outp, sizeof(outp), out);
-	orig = slurp(img, &len);
+	orig = th_read_file(img, &len);
 	assert_non_null(orig);
 	rc = run("extract", img, "pc.ram", outp);
 	path_in(errp, sizeof(errp), "stderr.txt");
-	err = slurp(errp, &elen);
+	err = th_read_file(errp, &elen);
 	assert_non_null(err);
 	assert_image_intact(img, orig, len);
 	assert_int_equal(rc, 2);
@@ -199,7 +177,7 @@ static void test_onto_hard_link(void **state)
 static void assert_extracted(const char *path)
 {
 	size_t len;
-	char *data = slurp(path, &len);
+	char *data = th_read_file(path, &len);
 
 	assert_non_null(data);
 	assert_int_equal(len, LEN);
@@ -287,7 +265,7 @@ static void test_failed_extract_keeps_output(void **state)
 
 	assert_int_equal(run("extract", bad, "pc.ram", out), 1);
 	assert_stderr_has("checksum mismatch");
-	old = slurp(out, &len);
+	old = th_read_file(out, &len);
 	assert_non_null(old);
 	assert_string_equal(old, "old contents\n");
 	free(old);
@@ -317,8 +295,7 @@ static int group_setup(void **state)
 		fprintf(stderr, "no criu-qemu-img at %s\n", tool);
 		return -1;
 	}
-	snprintf(dir, sizeof(dir), "/tmp/test_imgtool.XXXXXX");
-	if (!mkdtemp(dir) || posix_memalign((void **)&mem, 4096, LEN))
+	if (th_tmpdir(dir, sizeof(dir), "/tmp", "test_imgtool") || posix_memalign((void **)&mem, 4096, LEN))
 		return -1;
 	memset(mem, 0, LEN);
 	for (size_t i = 0; i < sizeof(present) / sizeof(present[0]); i++)
@@ -336,16 +313,9 @@ static int fresh_image(void **state)
 
 static int group_teardown(void **state)
 {
-	char p[128];
-
 	(void)state;
-	path_in(p, sizeof(p), "x.img");
-	unlink(p);
-	path_in(p, sizeof(p), "stderr.txt");
-	unlink(p);
-	rmdir(dir);
 	free(mem);
-	return 0;
+	return th_rmtree(dir);
 }
 
 int main(void)

@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "log.h"
 
 #define THREADS	8
@@ -120,12 +121,12 @@ static void check_log(const char *text, size_t len)
 
 static void test_threads_lines_whole_once(void **state)
 {
-	char path[] = "/tmp/test_log.XXXXXX", *text;
+	char path[64], *text;
 	pthread_t tid[THREADS];
 	struct stat st;
 
 	(void)state;
-	log_fd = mkstemp(path);
+	log_fd = th_tmpfile(path, sizeof(path), "test_log");
 	assert_true(log_fd >= 0);
 	unlink(path);
 	for (int i = 0; i < THREADS; i++)

@@ -21,30 +21,24 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "log.h"
 
 #define THREADS	4
 #define LINES	2000
 
-static int saved_stderr = -1;
-
-/* Point stderr at fd for one test; restore_stderr() undoes it, also after a failure. */
+/* Point stderr at fd (taken over) for one test; restore_stderr() undoes it, also after a failure. */
 static void stderr_to(int fd)
 {
-	saved_stderr = dup(STDERR_FILENO);
-	assert_true(saved_stderr >= 0);
-	assert_true(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+	assert_true(fd >= 0);
+	assert_int_equal(th_stderr_to(fd), 0);
 	close(fd);
 }
 
 static int restore_stderr(void **state)
 {
 	(void)state;
-	if (saved_stderr >= 0) {
-		dup2(saved_stderr, STDERR_FILENO);
-		close(saved_stderr);
-		saved_stderr = -1;
-	}
+	th_stderr_restore();
 	return 0;
 }
 
@@ -80,15 +74,14 @@ static void *logger(void *arg)
 
 static void test_threads_lines_whole(void **state)
 {
-	char path[] = "/tmp/test_log_stderr.XXXXXX", line[256];
+	char path[64], line[256];
 	static unsigned char seen[THREADS][LINES];
 	pthread_t tid[THREADS];
 	int fd, t, n, lines = 0;
 	FILE *f;
 
 	(void)state;
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
+	fd = th_tmpfile(path, sizeof(path), "test_log_stderr");
 	stderr_to(fd);
 	qp_log_set_level(LOG_INFO);
 	for (int i = 0; i < THREADS; i++)
@@ -120,14 +113,13 @@ static void test_threads_lines_whole(void **state)
 /* The same error 1000 times at once, then once more a second later. */
 static void test_errors_rate_limited(void **state)
 {
-	char path[] = "/tmp/test_log_rate.XXXXXX", line[256];
+	char path[64], line[256];
 	int fd, errors = 0, notes = 0;
 	struct timespec t0, t1;
 	FILE *f;
 
 	(void)state;
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
+	fd = th_tmpfile(path, sizeof(path), "test_log_rate");
 	stderr_to(fd);
 	/* Start at the beginning of a second: the burst must not straddle two. */
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &t0);

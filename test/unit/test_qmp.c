@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "qmp.h"
 
 static char dir[64];
@@ -136,8 +137,7 @@ static void test_open_after_client_left(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/test_qmp.XXXXXX");
-	if (!mkdtemp(dir))
+	if (th_tmpdir(dir, sizeof(dir), "/tmp", "test_qmp"))
 		return -1;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/mon.sock", dir);
 	return 0;
@@ -146,9 +146,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	unlink(sa.sun_path);
-	rmdir(dir);
-	return 0;
+	return th_rmtree(dir);
 }
 
 int main(void)
