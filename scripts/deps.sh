@@ -8,6 +8,7 @@ PKGS=(
 	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libprotobuf-dev python3-protobuf
 	liburing-dev libjansson-dev libxxhash-dev libcmocka-dev libfuse3-dev
 	clang-14 libclang-rt-14-dev
+	bpftool libbpf-dev libelf-dev zlib1g-dev
 	libnl-3-dev libnl-route-3-dev libnet1-dev libcap-dev libaio-dev libbsd-dev
 	libgnutls28-dev uuid-dev
 	qemu-system-x86 busybox-static cpio xz-utils dpkg-dev
