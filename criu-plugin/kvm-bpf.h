@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The KVM state of a process that no ioctl returns (memslots, irqfds,
+ * ioeventfds, some struct kvm fields), read from the kernel by the CO-RE
+ * BPF iterator in bpf/kvm-iter.bpf.c. KVM answers VM ioctls only from the
+ * VM's own mm, and has no "get" for these; the plugin runs in CRIU.
+ *
+ * Costs a BPF load (tens of ms): call it only for a process already seen
+ * to hold a kvm-vm fd.
+ */
+#ifndef CRIU_QEMU_KVM_BPF_H
+#define CRIU_QEMU_KVM_BPF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bpf/kvm-iter.h"
+
+/* x86's KVM_USER_MEM_SLOTS: ids from here on are KVM's own slots (APIC access, TSS, identity map). */
+#define KVM_BPF_X86_USER_MEM_SLOTS	32764
+
+struct kvm_bpf_memslot {
+	uint16_t as_id;
+	uint16_t id;		/* KVM_SET_USER_MEMORY_REGION's slot is as_id << 16 | id */
+	uint32_t flags;		/* KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, ... */
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t hva;
+	bool internal;		/* KVM's own slot, not made by userspace */
+};
+
+struct kvm_bpf_irqfd {
+	uint32_t gsi;
+	int fd;			/* the target's fd of the eventfd */
+	int resample_fd;	/* -1: none (no KVM_IRQFD_FLAG_RESAMPLE) */
+};
+
+struct kvm_bpf_ioeventfd {
+	uint64_t addr;
+	uint64_t datamatch;	/* meaningful with KVM_IOEVENTFD_FLAG_DATAMATCH */
+	uint32_t len;
+	uint32_t flags;		/* KVM_IOEVENTFD_FLAG_{DATAMATCH,PIO,VIRTIO_CCW_NOTIFY} */
+	int fd;
+};
+
+struct kvm_bpf_vcpu {
+	int fd;
+	uint32_t id;
+};
+
+/*
+ * Eventfds appear as the target's fd numbers: an eventfd at several fds
+ * as its lowest. Arrays are in fd order, memslots by (as_id, id).
+ */
+struct kvm_kstate {
+	int vm_fd;			/* the VM's lowest fd; -1: the process has no VM */
+	bool vm_own_mm;			/* the VM was created by this process */
+	unsigned int nr_as;		/* address spaces of this kernel's KVM */
+	int *vm_fds;			/* every fd of the VM (dups), vm_fd first */
+	unsigned int nr_vm_fds;
+	int *kvm_fds;			/* fds of /dev/kvm */
+	unsigned int nr_kvm_fds;
+	struct kvm_bpf_vcpu *vcpus;
+	unsigned int nr_vcpus;
+	struct kvm_bpf_memslot *memslots;
+	unsigned int nr_memslots;
+	struct kvm_bpf_irqfd *irqfds;
+	unsigned int nr_irqfds;
+	struct kvm_bpf_ioeventfd *ioeventfds;
+	unsigned int nr_ioeventfds;
+	/* struct kvm's scalar fields, by enum kvm_field (KVM_F_FIRST_OPTIONAL on) */
+	uint64_t field[KVM_F_NR];
+	uint64_t missing;		/* bit 1 << field: not in this kernel's BTF */
+};
+
+_Static_assert(KVM_F_NR <= 64, "kvm_kstate.missing is one u64");
+
+/*
+ * Reads the KVM state of process pid (a pid of the initial pid namespace)
+ * into *ks, which kvm_bpf_free() releases. Returns 0 (ks->vm_fd < 0 when
+ * the process has no VM) or -errno, the reason logged.
+ */
+int kvm_bpf_read(pid_t pid, struct kvm_kstate *ks);
+void kvm_bpf_free(struct kvm_kstate *ks);
+
+/* The iterator's records into *ks (kvm_bpf_read's second half, for tests). */
+int kvm_bpf_decode(const struct kvm_rec *recs, size_t nr, struct kvm_kstate *ks);
+/* "kvm_memory_slot.id_node" for KVM_F_SLOT_ID_NODE. */
+const char *kvm_bpf_field_name(unsigned int id);
+static inline bool kvm_bpf_has_field(const struct kvm_kstate *ks, enum kvm_field id)
+{
+	return !(ks->missing & (1ULL << id));
+}
+
+#endif
