@@ -1,0 +1,564 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvm_bpf_read() against a VM this test makes itself with KVM ioctls (no
+ * QEMU): memslots, irqfds, ioeventfds, vCPUs and some struct kvm fields
+ * must come back exactly as set. kvm_bpf_decode() against hand-made
+ * records for the refusals. The kernel half needs root and /dev/kvm.
+ */
+#define LOG_PREFIX "test-kvm-bpf: "
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+#include <cmocka.h>
+
+#include "kvm-bpf.h"
+#include "log.h"
+
+#define MIB (1ULL << 20)
+
+static const char *kernel_skip;	/* why the kernel tests cannot run, or NULL */
+
+struct slot_want {
+	uint32_t slot;		/* as_id << 16 | id */
+	uint32_t flags;
+	uint64_t gpa, size;
+	void *hva;
+};
+
+struct ioev_want {
+	struct kvm_ioeventfd io;
+	int fd;
+};
+
+/* The VM of test_reads_vm; everything closed by vm_close(). */
+struct vm {
+	int kvm, vm, vm_dup, vcpu[2];
+	struct slot_want slot[6];
+	unsigned int nr_slots;
+	int irq_fd[2], resample_fd, irq_dup;
+	bool resample;
+	struct ioev_want ioev[3];
+	bool x2apic_api, manual_protect;
+	int max_vcpus, max_vcpu_id;
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Moves fd to number want (closing the old one), for fd numbers no allocator would pick. */
+static int move_fd(int fd, int want)
+{
+	assert_int_equal(dup2(fd, want), want);
+	close(fd);
+	return want;
+}
+
+static void add_slot(struct vm *v, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size)
+{
+	struct slot_want *s = &v->slot[v->nr_slots++];
+	struct kvm_userspace_memory_region r;
+
+	s->hva = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(s->hva != MAP_FAILED);
+	s->slot = slot;
+	s->flags = flags;
+	s->gpa = gpa;
+	s->size = size;
+	r = (struct kvm_userspace_memory_region){
+		.slot = slot, .flags = flags, .guest_phys_addr = gpa,
+		.memory_size = size, .userspace_addr = (uintptr_t)s->hva,
+	};
+	assert_int_equal(ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &r), 0);
+}
+
+static void del_slot(struct vm *v, unsigned int i)
+{
+	struct kvm_userspace_memory_region r = { .slot = v->slot[i].slot };
+
+	assert_int_equal(ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &r), 0);
+	munmap(v->slot[i].hva, v->slot[i].size);
+	v->slot[i] = v->slot[--v->nr_slots];
+}
+
+static void add_irqfds(struct vm *v)
+{
+	struct kvm_irqfd irqfd = { .gsi = 5 };
+
+	/* Its only fd is 101. */
+	v->irq_fd[0] = move_fd(eventfd(0, EFD_CLOEXEC), 101);
+	irqfd.fd = v->irq_fd[0];
+	assert_int_equal(ioctl(v->vm, KVM_IRQFD, &irqfd), 0);
+
+	/* At its own fd and at 150: the lowest is its fd. */
+	v->irq_fd[1] = eventfd(0, EFD_CLOEXEC);
+	v->irq_dup = dup2(v->irq_fd[1], 150);
+	assert_int_equal(v->irq_dup, 150);
+	irqfd = (struct kvm_irqfd){ .gsi = 9, .fd = v->irq_fd[1] };
+	v->resample_fd = -1;
+	v->resample = ioctl(v->kvm, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD_RESAMPLE) > 0;
+	if (v->resample) {
+		v->resample_fd = move_fd(eventfd(0, EFD_CLOEXEC), 133);
+		irqfd.flags = KVM_IRQFD_FLAG_RESAMPLE;
+		irqfd.resamplefd = v->resample_fd;
+	}
+	assert_int_equal(ioctl(v->vm, KVM_IRQFD, &irqfd), 0);
+}
+
+static void add_ioeventfds(struct vm *v)
+{
+	const struct kvm_ioeventfd io[3] = {
+		{ .addr = 0xfe003000, .len = 4, .datamatch = 0x12345678,
+		  .flags = KVM_IOEVENTFD_FLAG_DATAMATCH },
+		{ .addr = 0x510, .len = 2, .flags = KVM_IOEVENTFD_FLAG_PIO },
+		/* length 0: KVM puts it on the FAST_MMIO bus too */
+		{ .addr = 0xfe004000, .len = 0 },
+	};
+
+	for (int i = 0; i < 3; i++) {
+		v->ioev[i].io = io[i];
+		v->ioev[i].fd = eventfd(0, EFD_CLOEXEC);
+		if (i == 1)
+			v->ioev[i].fd = move_fd(v->ioev[i].fd, 203);
+		v->ioev[i].io.fd = v->ioev[i].fd;
+		assert_int_equal(ioctl(v->vm, KVM_IOEVENTFD, &v->ioev[i].io), 0);
+	}
+}
+
+static void enable_caps(struct vm *v)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_X2APIC_API,
+		.args[0] = KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK };
+
+	v->x2apic_api = ioctl(v->vm, KVM_ENABLE_CAP, &cap) == 0;
+	cap = (struct kvm_enable_cap){ .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+		.args[0] = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE };
+	v->manual_protect = ioctl(v->vm, KVM_ENABLE_CAP, &cap) == 0;
+	v->max_vcpus = ioctl(v->vm, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	v->max_vcpu_id = ioctl(v->vm, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPU_ID);
+}
+
+static void vm_open(struct vm *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	assert_true(v->kvm >= 0);
+	v->vm = ioctl(v->kvm, KVM_CREATE_VM, 0);
+	assert_true(v->vm >= 0);
+	v->vm_dup = dup2(v->vm, 120);
+	assert_int_equal(ioctl(v->vm, KVM_CREATE_IRQCHIP, 0), 0);
+	enable_caps(v);
+	assert_int_equal(ioctl(v->vm, KVM_SET_BOOT_CPU_ID, 3), 0);	/* only before vCPUs */
+
+	add_slot(v, 0, 0, 0, 2 * MIB);
+	add_slot(v, 5, KVM_MEM_LOG_DIRTY_PAGES, 0x100000000ULL, 1 * MIB);
+	add_slot(v, 7, 0, 0x200000, 4096);	/* deleted in the test */
+	if (ioctl(v->kvm, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0)
+		add_slot(v, 9, KVM_MEM_READONLY, 0xffe00000, 2 * MIB);
+	else
+		printf("test_kvm_bpf: KVM_MEM_READONLY unsupported, not tested\n");
+	if (ioctl(v->kvm, KVM_CHECK_EXTENSION, KVM_CAP_MULTI_ADDRESS_SPACE) > 1)
+		add_slot(v, 1 << 16 | 2, 0, 0, 64 * 1024);
+	else
+		printf("test_kvm_bpf: one address space only, address space 1 not tested\n");
+
+	v->vcpu[0] = ioctl(v->vm, KVM_CREATE_VCPU, 0);
+	v->vcpu[1] = ioctl(v->vm, KVM_CREATE_VCPU, 3);
+	assert_true(v->vcpu[0] >= 0 && v->vcpu[1] >= 0);
+	add_irqfds(v);
+	add_ioeventfds(v);
+}
+
+static void vm_close(struct vm *v)
+{
+	for (unsigned int i = 0; i < v->nr_slots; i++)
+		munmap(v->slot[i].hva, v->slot[i].size);
+	for (int i = 0; i < 3; i++)
+		close(v->ioev[i].fd);
+	close(v->irq_fd[0]);
+	close(v->irq_fd[1]);
+	close(v->irq_dup);
+	if (v->resample_fd >= 0)
+		close(v->resample_fd);
+	close(v->vcpu[0]);
+	close(v->vcpu[1]);
+	close(v->vm_dup);
+	close(v->vm);
+	close(v->kvm);
+}
+
+static void check_memslots(const struct vm *v, const struct kvm_kstate *ks)
+{
+	unsigned int user = 0;
+
+	for (unsigned int i = 0; i < ks->nr_memslots; i++) {
+		const struct kvm_bpf_memslot *got = &ks->memslots[i];
+		const struct slot_want *want = NULL;
+
+		if (got->internal) {
+			printf("test_kvm_bpf: KVM's own slot %u at 0x%llx\n", got->id,
+			       (unsigned long long)got->gpa);
+			continue;
+		}
+		user++;
+		for (unsigned int j = 0; j < v->nr_slots; j++)
+			if (v->slot[j].slot == ((uint32_t)got->as_id << 16 | got->id))
+				want = &v->slot[j];
+		assert_non_null(want);
+		assert_int_equal(got->flags, want->flags);
+		assert_int_equal(got->gpa, want->gpa);
+		assert_int_equal(got->size, want->size);
+		assert_int_equal(got->hva, (uintptr_t)want->hva);
+		if (i > 0)	/* sorted by (as_id, id) */
+			assert_true(((uint32_t)ks->memslots[i - 1].as_id << 16 | ks->memslots[i - 1].id) <
+				    ((uint32_t)got->as_id << 16 | got->id));
+	}
+	assert_int_equal(user, v->nr_slots);
+}
+
+static void check_irqfds(const struct vm *v, const struct kvm_kstate *ks)
+{
+	bool seen[2] = {};
+
+	assert_int_equal(ks->nr_irqfds, 2);
+	for (unsigned int i = 0; i < 2; i++) {
+		const struct kvm_bpf_irqfd *q = &ks->irqfds[i];
+
+		if (q->gsi == 5) {
+			assert_int_equal(q->fd, 101);
+			assert_int_equal(q->resample_fd, -1);
+			seen[0] = true;
+		} else {
+			assert_int_equal(q->gsi, 9);
+			assert_int_equal(q->fd, v->irq_fd[1]);	/* lower than its dup at 150 */
+			assert_int_equal(q->resample_fd, v->resample ? 133 : -1);
+			seen[1] = true;
+		}
+	}
+	assert_true(seen[0] && seen[1]);
+}
+
+static void check_ioeventfds(const struct vm *v, const struct kvm_kstate *ks)
+{
+	/* Three, not four: the FAST_MMIO twin of the length-0 one is not reported. */
+	assert_int_equal(ks->nr_ioeventfds, 3);
+	for (int i = 0; i < 3; i++) {
+		const struct kvm_ioeventfd *want = &v->ioev[i].io;
+		const struct kvm_bpf_ioeventfd *got = NULL;
+
+		for (unsigned int j = 0; j < ks->nr_ioeventfds; j++)
+			if (ks->ioeventfds[j].addr == want->addr)
+				got = &ks->ioeventfds[j];
+		assert_non_null(got);
+		assert_int_equal(got->len, want->len);
+		assert_int_equal(got->flags, want->flags);
+		assert_int_equal(got->datamatch, want->datamatch);
+		assert_int_equal(got->fd, v->ioev[i].fd);
+	}
+}
+
+static void check_fields(const struct vm *v, const struct kvm_kstate *ks)
+{
+	static const struct { enum kvm_field id; } need[] = {
+		{ KVM_F_CREATED_VCPUS }, { KVM_F_ONLINE_VCPUS }, { KVM_F_IRQCHIP_MODE },
+		{ KVM_F_BSP_VCPU_ID }, { KVM_F_X2APIC_FORMAT }, { KVM_F_MAX_VCPUS },
+	};
+
+	for (unsigned int i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (!kvm_bpf_has_field(ks, need[i].id))
+			fail_msg("this kernel's BTF lacks %s", kvm_bpf_field_name(need[i].id));
+	assert_int_equal(ks->field[KVM_F_CREATED_VCPUS], 2);
+	assert_int_equal(ks->field[KVM_F_ONLINE_VCPUS], 2);
+	assert_int_equal(ks->field[KVM_F_IRQCHIP_MODE], 1);	/* KVM_IRQCHIP_KERNEL */
+	assert_int_equal(ks->field[KVM_F_BSP_VCPU_ID], 3);
+	assert_int_equal(ks->field[KVM_F_MAX_VCPUS], v->max_vcpus);
+	if (kvm_bpf_has_field(ks, KVM_F_MAX_VCPU_IDS) && v->max_vcpu_id > 0)
+		assert_int_equal(ks->field[KVM_F_MAX_VCPU_IDS], v->max_vcpu_id);
+	assert_int_equal(ks->field[KVM_F_X2APIC_FORMAT], v->x2apic_api);
+	if (kvm_bpf_has_field(ks, KVM_F_X2APIC_BCAST_QUIRK_OFF))
+		assert_int_equal(ks->field[KVM_F_X2APIC_BCAST_QUIRK_OFF], v->x2apic_api);
+	if (kvm_bpf_has_field(ks, KVM_F_MANUAL_DIRTY_LOG))
+		assert_int_equal(ks->field[KVM_F_MANUAL_DIRTY_LOG],
+				 v->manual_protect ? KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE : 0);
+	if (kvm_bpf_has_field(ks, KVM_F_VM_TYPE))
+		assert_int_equal(ks->field[KVM_F_VM_TYPE], 0);	/* KVM_X86_DEFAULT_VM */
+	if (kvm_bpf_has_field(ks, KVM_F_DIRTY_RING_SIZE))
+		assert_int_equal(ks->field[KVM_F_DIRTY_RING_SIZE], 0);
+}
+
+static void check_vm(const struct vm *v, const struct kvm_kstate *ks)
+{
+	assert_int_equal(ks->vm_fd, v->vm);
+	assert_true(ks->vm_own_mm);
+	assert_true(ks->nr_as >= 1);
+	assert_int_equal(ks->nr_vm_fds, 2);
+	assert_int_equal(ks->vm_fds[0], v->vm);
+	assert_int_equal(ks->vm_fds[1], 120);
+	assert_int_equal(ks->nr_kvm_fds, 1);
+	assert_int_equal(ks->kvm_fds[0], v->kvm);
+	assert_int_equal(ks->nr_vcpus, 2);
+	assert_int_equal(ks->vcpus[0].fd, v->vcpu[0]);
+	assert_int_equal(ks->vcpus[0].id, 0);
+	assert_int_equal(ks->vcpus[1].fd, v->vcpu[1]);
+	assert_int_equal(ks->vcpus[1].id, 3);
+	check_memslots(v, ks);
+	check_irqfds(v, ks);
+	check_ioeventfds(v, ks);
+	check_fields(v, ks);
+}
+
+static int read_timed(pid_t pid, struct kvm_kstate *ks)
+{
+	double t = now_ms();
+	int ret = kvm_bpf_read(pid, ks);
+
+	printf("test_kvm_bpf: kvm_bpf_read(%d): %.1f ms\n", pid, now_ms() - t);
+	return ret;
+}
+
+static void test_reads_vm(void **state)
+{
+	struct kvm_kstate ks;
+	struct vm v;
+
+	(void)state;
+	if (kernel_skip) {
+		printf("test_kvm_bpf: %s\n", kernel_skip);
+		skip();
+	}
+	vm_open(&v);
+	assert_int_equal(read_timed(getpid(), &ks), 0);
+	check_vm(&v, &ks);
+	kvm_bpf_free(&ks);
+
+	/* A deleted slot (size 0) is gone, the others stay. */
+	for (unsigned int i = 0; i < v.nr_slots; i++)
+		if (v.slot[i].slot == 7)
+			del_slot(&v, i);
+	assert_int_equal(read_timed(getpid(), &ks), 0);
+	check_vm(&v, &ks);
+	kvm_bpf_free(&ks);
+	vm_close(&v);
+}
+
+/*
+ * The kernel's iterator buffer holds 32 KiB: 819 records. A VM whose
+ * records fit but not behind those of lower fds is shown again in an
+ * empty buffer, and must come out whole; one that fits in no buffer is
+ * refused as an overflow.
+ */
+#define NR_LOW_EVENTFDS	100
+#define NR_FIT		700	/* 700 + the VM's ~26 records < 819 < those + 100 */
+#define NR_TOO_MANY	900
+
+static void add_pio_ioeventfds(int vm, int efd, unsigned int from, unsigned int to)
+{
+	for (unsigned int i = from; i < to; i++) {
+		struct kvm_ioeventfd io = { .addr = 0x1000 + 2 * i, .len = 2, .fd = efd,
+					    .flags = KVM_IOEVENTFD_FLAG_PIO };
+
+		assert_int_equal(ioctl(vm, KVM_IOEVENTFD, &io), 0);
+	}
+}
+
+static void test_buffer_limits(void **state)
+{
+	int low[NR_LOW_EVENTFDS], kvm, vm, efd;
+	struct kvm_kstate ks;
+
+	(void)state;
+	if (kernel_skip) {
+		printf("test_kvm_bpf: %s\n", kernel_skip);
+		skip();
+	}
+	for (int i = 0; i < NR_LOW_EVENTFDS; i++)
+		low[i] = eventfd(0, EFD_CLOEXEC);
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	efd = eventfd(0, EFD_CLOEXEC);
+	assert_true(low[NR_LOW_EVENTFDS - 1] >= 0 && vm > low[NR_LOW_EVENTFDS - 1] && efd >= 0);
+
+	add_pio_ioeventfds(vm, efd, 0, NR_FIT);
+	assert_int_equal(read_timed(getpid(), &ks), 0);
+	assert_int_equal(ks.nr_ioeventfds, NR_FIT);
+	for (unsigned int i = 0; i < NR_FIT; i++) {
+		assert_int_equal(ks.ioeventfds[i].addr, 0x1000 + 2 * i);
+		assert_int_equal(ks.ioeventfds[i].fd, efd);
+	}
+	kvm_bpf_free(&ks);
+
+	add_pio_ioeventfds(vm, efd, NR_FIT, NR_TOO_MANY);
+	assert_int_equal(read_timed(getpid(), &ks), -E2BIG);
+	assert_int_equal(ks.vm_fd, -1);
+
+	close(efd);
+	close(vm);
+	close(kvm);
+	for (int i = 0; i < NR_LOW_EVENTFDS; i++)
+		close(low[i]);
+}
+
+/* A child with no fds but a pipe's end, stopped in pause() once it said so. */
+static pid_t spawn_bare_child(void)
+{
+	int p[2];
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 3);
+		close_range(4, ~0U, 0);
+		if (write(3, "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &c, 1), 1);
+	close(p[0]);
+	return pid;
+}
+
+static void test_no_vm(void **state)
+{
+	struct kvm_kstate ks;
+	pid_t pid;
+
+	(void)state;
+	if (kernel_skip) {
+		printf("test_kvm_bpf: %s\n", kernel_skip);
+		skip();
+	}
+	pid = spawn_bare_child();
+	assert_int_equal(read_timed(pid, &ks), 0);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(ks.vm_fd, -1);
+	assert_int_equal(ks.nr_vm_fds + ks.nr_kvm_fds + ks.nr_vcpus, 0);
+	assert_int_equal(ks.nr_memslots + ks.nr_irqfds + ks.nr_ioeventfds, 0);
+	kvm_bpf_free(&ks);
+}
+
+/* Hand-made iterator output for kvm_bpf_decode(). */
+#define REC(t, f, ...) ((struct kvm_rec){ .type = (t), .fd = (f), __VA_ARGS__ })
+#define VM(f, key) REC(KVM_REC_VM, f, .vm = { .kvm = (key), .nr_as = 1, .own_mm = 1 })
+#define EVENTFD(f, key) REC(KVM_REC_EVENTFD, f, .eventfd = { .ctx = (key) })
+
+static void test_decode_refusals(void **state)
+{
+	struct kvm_kstate ks;
+	struct kvm_rec two_vms[] = { VM(4, 0x1000), VM(5, 0x2000) };
+	struct kvm_rec missing[] = { VM(4, 0x1000), REC(KVM_REC_MISSING, 4, .field = { .id = KVM_F_SLOT_ID_NODE }) };
+	struct kvm_rec truncated[] = { VM(4, 0x1000), REC(KVM_REC_TRUNCATED, 4, .truncated = { .walk = KVM_WALK_IOEVENTFDS }) };
+	struct kvm_rec lost_eventfd[] = { VM(4, 0x1000), EVENTFD(6, 0xa0),
+		REC(KVM_REC_IRQFD, 4, .irqfd = { .eventfd = 0xa0, .resamplefd = 0xb0, .gsi = 3 }) };
+	struct kvm_rec lost_ioeventfd[] = { VM(4, 0x1000),
+		REC(KVM_REC_IOEVENTFD, 4, .ioeventfd = { .addr = 0x10, .len = 4, .eventfd = 0xc0 }) };
+	struct kvm_rec foreign_vcpu[] = { VM(4, 0x1000), REC(KVM_REC_VCPU, 5, .vcpu = { .kvm = 0x2000, .id = 1 }) };
+	struct kvm_rec bad_type[] = { REC(KVM_REC_NR, 4) };
+	struct kvm_rec other_bus[] = { VM(4, 0x1000), EVENTFD(5, 0xc0),
+		REC(KVM_REC_IOEVENTFD, 4, .ioeventfd = { .eventfd = 0xc0, .bus = KVM_IOEV_BUS_OTHER }) };
+
+	(void)state;
+	assert_int_equal(kvm_bpf_decode(two_vms, 2, &ks), -EOPNOTSUPP);
+	assert_int_equal(kvm_bpf_decode(missing, 2, &ks), -EOPNOTSUPP);
+	assert_int_equal(kvm_bpf_decode(truncated, 2, &ks), -E2BIG);
+	assert_int_equal(kvm_bpf_decode(lost_eventfd, 3, &ks), -ENOENT);
+	assert_int_equal(kvm_bpf_decode(lost_ioeventfd, 2, &ks), -ENOENT);
+	assert_int_equal(kvm_bpf_decode(foreign_vcpu, 2, &ks), -EOPNOTSUPP);
+	assert_int_equal(kvm_bpf_decode(bad_type, 1, &ks), -EINVAL);
+	assert_int_equal(kvm_bpf_decode(other_bus, 3, &ks), -EOPNOTSUPP);
+	assert_int_equal(ks.vm_fd, -1);
+	assert_null(ks.memslots);
+	assert_string_equal(kvm_bpf_field_name(KVM_F_SLOT_ID_NODE), "kvm_memory_slot.id_node");
+}
+
+static void test_decode_accepts(void **state)
+{
+	struct kvm_kstate ks;
+	struct kvm_rec recs[] = {
+		REC(KVM_REC_DEV_KVM, 3),
+		VM(4, 0x1000),
+		REC(KVM_REC_MISSING, 4, .field = { .id = KVM_F_VM_TYPE }),
+		REC(KVM_REC_VM_FIELD, 4, .field = { .id = KVM_F_CREATED_VCPUS, .value = 2 }),
+		REC(KVM_REC_MEMSLOT, 4, .slot = { .base_gfn = 0x100, .npages = 16, .hva = 0x7f0000, .flags = 1, .id = 9 }),
+		REC(KVM_REC_MEMSLOT, 4, .slot = { .base_gfn = 0, .npages = 1, .hva = 0x7e0000, .id = 2 }),
+		/* its eventfd at fds after the VM's: matched all the same, as the lowest */
+		REC(KVM_REC_IOEVENTFD, 4, .ioeventfd = { .addr = 0x20, .eventfd = 0xd0, .wildcard = 1,
+							 .bus = KVM_IOEV_BUS_PIO }),
+		VM(7, 0x1000),
+		EVENTFD(8, 0xd0),
+		EVENTFD(9, 0xd0),
+	};
+
+	(void)state;
+	assert_int_equal(kvm_bpf_decode(recs, sizeof(recs) / sizeof(recs[0]), &ks), 0);
+	assert_int_equal(ks.vm_fd, 4);
+	assert_int_equal(ks.nr_vm_fds, 2);
+	assert_int_equal(ks.vm_fds[1], 7);
+	assert_int_equal(ks.nr_kvm_fds, 1);
+	assert_false(kvm_bpf_has_field(&ks, KVM_F_VM_TYPE));
+	assert_true(kvm_bpf_has_field(&ks, KVM_F_CREATED_VCPUS));
+	assert_int_equal(ks.field[KVM_F_CREATED_VCPUS], 2);
+	assert_int_equal(ks.nr_memslots, 2);
+	assert_int_equal(ks.memslots[0].id, 2);
+	assert_int_equal(ks.memslots[1].id, 9);
+	assert_int_equal(ks.memslots[1].gpa, 0x100000);
+	assert_int_equal(ks.memslots[1].size, 16 * 4096);
+	assert_int_equal(ks.nr_ioeventfds, 1);
+	assert_int_equal(ks.ioeventfds[0].fd, 8);
+	assert_int_equal(ks.ioeventfds[0].flags, KVM_IOEVENTFD_FLAG_PIO);
+	kvm_bpf_free(&ks);
+}
+
+static const char *why_kernel_skip(void)
+{
+	int fd;
+
+	if (geteuid())
+		return "skipped the kernel tests: loading BPF needs root";
+	if (access("/sys/kernel/btf/vmlinux", R_OK))
+		return "skipped the kernel tests: the kernel has no BTF";
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return "skipped the kernel tests: /dev/kvm cannot be opened";
+	close(fd);
+	return NULL;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reads_vm),
+		cmocka_unit_test(test_buffer_limits),
+		cmocka_unit_test(test_no_vm),
+		cmocka_unit_test(test_decode_refusals),
+		cmocka_unit_test(test_decode_accepts),
+	};
+
+	kernel_skip = why_kernel_skip();
+	if (getenv("TEST_KVM_BPF_VERBOSE"))
+		qp_log_set_level(LOG_DEBUG);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
