@@ -8,6 +8,7 @@ next `criu restore` fail with "Can't fork ... File exists".
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -468,3 +469,106 @@ def criu_dump_stats(imgdir):
     return {"frozen_ms": dump[2] / 1000.0, "freezing_ms": dump[1] / 1000.0,
             "memdump_ms": dump[3] / 1000.0, "pages_written": dump[7]}
 
+
+
+# --- what the test files share: guests, dumps, restores, images -----------------
+
+def start_guest(workdir, guests, **kw):
+    """A Guest (kw: its parameters) registered in the guests fixture, booted,
+    its workload ready and two passes through."""
+    g = Guest(workdir, **kw).start()
+    guests.append(g)
+    g.wait_ready()
+    g.wait_passes(2)
+    return g
+
+
+def ram_image(imgdir):
+    """The one RAM image (qemu-ram-*.img) in imgdir."""
+    imgs = [f for f in os.listdir(imgdir) if f.startswith("qemu-ram-") and f.endswith(".img")]
+    assert len(imgs) == 1, os.listdir(imgdir)
+    return os.path.join(imgdir, imgs[0])
+
+
+def img_tool(*args):
+    """criu-qemu-img with args; stdout and stderr together in .stdout."""
+    return subprocess.run([IMGTOOL] + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def dump_and_check_handoff(criu, g, imgdir, **kw):
+    """criu dump (kw: Criu.dump's) in which the plugin saved the RAM; dump.log."""
+    criu.dump(g.pid, imgdir, **kw)
+    log = log_text(os.path.join(imgdir, "dump.log"))
+    assert "complete and durable" in log, "plugin did not save RAM"
+    return log
+
+
+def restore_continues(criu, g, imgdir, at_dump, rewinds=False):
+    """Restore; the restored guest continues from at_dump: two full
+    verification passes and new rewrites in console lines it wrote, its
+    counters never go back (rewinds: except where this restore starts, from
+    an older image) and every page checks out (a guest on another dump's
+    RAM fails here). Returns restore.log."""
+    mark = g.mark()
+    criu.restore(imgdir)
+    assert pid_alive(g.pid)
+    g.keeps_running(at_dump, since=mark, passes=2, restarts_at=[mark] if rewinds else [])
+    return log_text(os.path.join(imgdir, "restore.log"))
+
+
+def restore_and_verify(criu, g, imgdir, at_dump, rewinds=False):
+    """restore_continues(), with the RAM restored by the plugin. Returns restore.log."""
+    log = restore_continues(criu, g, imgdir, at_dump, rewinds=rewinds)
+    assert "RAM restored" in log
+    return log
+
+
+def wait_guardian_gone(g):
+    """A --leave-running dump's guardian gives pages back; a dump without the
+    plugin must not start before (it would store pages not yet back as zero)."""
+    g.wait_for(lambda: not uffd_vmas(g.pid), 60, "pages given back")
+
+
+def guardian_log(imgdir, pid):
+    """The guardian's log for pid in imgdir; "" while there is none."""
+    try:
+        return log_text(os.path.join(imgdir, "guardian-%d.log" % pid))
+    except FileNotFoundError:
+        return ""
+
+
+def live_passes(dumplog):
+    """[(kind, n, pages)] for every 'live pass N' / 'live final N' line."""
+    out = []
+    for line in plugin_lines(dumplog):
+        m = re.search(r"live (pass|final) (\d+): (\d+) pages", line)
+        if m:
+            out.append((m.group(1), int(m.group(2)), int(m.group(3))))
+    return out
+
+
+def corrupt_copy(src, dst, how):
+    """A copy of image directory src at dst with its RAM image damaged:
+    truncated by a page, its magic overwritten, or a byte of page data flipped."""
+    shutil.copytree(src, dst)
+    img = ram_image(dst)
+    size = os.path.getsize(img)
+    with open(img, "r+b") as f:
+        if how == "truncate":
+            f.truncate(size - 4096)
+        elif how == "magic":
+            f.seek(0)
+            f.write(b"XXXXXXXX")
+        elif how == "page":
+            # Flip the first non-zero byte of block 0's page data.
+            blk = json.loads(img_tool("show", "--json", img).stdout)["blocks"][0]
+            data_off = int(blk["pages_offset"])
+            f.seek(data_off)
+            chunk = f.read(64 << 20)
+            pos = data_off + len(chunk) - len(chunk.lstrip(b"\0"))
+            f.seek(pos)
+            b = f.read(1)
+            f.seek(pos)
+            f.write(bytes([b[0] ^ 0xFF]))
+    return dst

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 import harness
-from test_ram import ram_image, restore_and_verify, start_guest
+from harness import ram_image, restore_and_verify, start_guest
 
 REFLINK_FS = os.path.join(harness.TOP, "test", "reflink-fs.sh")
 

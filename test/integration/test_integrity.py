@@ -11,7 +11,7 @@ import pytest
 import xxhash
 
 import harness
-from test_ram import img_tool, ram_image, start_guest
+from harness import img_tool, ram_image, restore_continues, start_guest, wait_guardian_gone
 
 
 def restore_fails(criu, g, imgdir, why, env=None):
@@ -23,22 +23,6 @@ def restore_fails(criu, g, imgdir, why, env=None):
         os.path.join(imgdir, "restore.log"))[-10:]))
     assert "RAM restored" not in log
     return log
-
-
-def restore_and_verify(criu, g, imgdir, at_dump):
-    """The restored guest continues from at_dump: its counters never go back
-    and every page checks out (a guest on another dump's RAM fails here)."""
-    mark = g.mark()
-    criu.restore(imgdir)
-    assert harness.pid_alive(g.pid)
-    g.keeps_running(at_dump, since=mark, passes=2)
-    return harness.log_text(os.path.join(imgdir, "restore.log"))
-
-
-def wait_guardian_gone(g):
-    """A --leave-running dump's guardian gives pages back; a dump without the
-    plugin must not start before (it would store pages not yet back as zero)."""
-    g.wait_for(lambda: not harness.uffd_vmas(g.pid), 60, "pages given back")
 
 
 def copy_dir(src, dst):
@@ -148,7 +132,7 @@ def test_stale_image_beside_dump_without_plugin(workdir, criu, guests, how):
     harness.wait_pid_gone(g.pid)
     at = g.last_status()
     assert os.path.exists(old), "the stale image is part of this case"
-    log = restore_and_verify(criu, g, imgdir, at)
+    log = restore_continues(criu, g, imgdir, at)
     assert "ignored: the checkpoint was dumped without the plugin" in log
     assert "RAM restored" not in log
 
@@ -183,7 +167,7 @@ def test_image_of_another_checkpoint(workdir, criu, guests):
     restore_fails(criu, g, dir_b, "the plugin is disabled (enabled = no)",
                   env={"CRIU_QEMU_ENABLED": "no"})
 
-    log = restore_and_verify(criu, g, dir_b, at)
+    log = restore_continues(criu, g, dir_b, at)
     assert "of this checkpoint (CRIU run" in log
 
 
@@ -211,7 +195,7 @@ def test_forged_headers_fail_restore(workdir, criu, guests):
         r = img_tool("verify", ram_image(bad))
         assert r.returncode == 0, "%s: forged image should pass verify: %s" % (how, r.stdout)
         restore_fails(criu, g, bad, why)
-    restore_and_verify(criu, g, imgdir, at)
+    restore_continues(criu, g, imgdir, at)
 
 
 def test_disk_full_while_criu_writes_removes_image(workdir, criu, guests):
@@ -263,7 +247,7 @@ def test_equal_size_blocks_keep_their_names(workdir, criu, guests):
     saved = {b["name"]: int(b["host_addr"], 0) if isinstance(b["host_addr"], str) else b["host_addr"]
              for b in show["blocks"]}
     assert saved == where, "blocks saved under the wrong names: %s, QEMU: %s" % (saved, where)
-    restore_and_verify(criu, g, imgdir, at)
+    restore_continues(criu, g, imgdir, at)
 
 
 def test_two_qemus_in_one_tree(workdir, criu, guests):

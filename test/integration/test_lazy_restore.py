@@ -6,13 +6,9 @@ than let it run on wrong memory. Real QEMU, real CRIU."""
 import os
 
 import harness
-from test_ram import corrupt_copy, dump_and_check_handoff, start_guest
+from harness import corrupt_copy, dump_and_check_handoff, guardian_log, start_guest
 
 LAZY = {"CRIU_QEMU_LAZY_RESTORE": "1"}
-
-
-def guardian_log(imgdir, pid):
-    return harness.log_text(os.path.join(imgdir, "guardian-%d.log" % pid))
 
 
 def test_lazy_restore_runs_at_once_and_is_exact(workdir, criu, guests):

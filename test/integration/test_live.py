@@ -7,17 +7,7 @@ import time
 import pytest
 
 import harness
-from test_ram import ram_image, restore_and_verify, start_guest
-
-
-def live_passes(dumplog):
-    """[(kind, n, pages)] for every 'live pass N' / 'live final N' line."""
-    out = []
-    for line in harness.plugin_lines(dumplog):
-        m = re.search(r"live (pass|final) (\d+): (\d+) pages", line)
-        if m:
-            out.append((m.group(1), int(m.group(2)), int(m.group(3))))
-    return out
+from harness import live_passes, ram_image, restore_and_verify, start_guest
 
 
 def test_live_passes_shrink_and_restore_is_exact(workdir, criu, guests):

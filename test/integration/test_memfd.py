@@ -7,8 +7,8 @@ import os
 import pytest
 
 import harness
-from test_live import live_passes
-from test_ram import dump_and_check_handoff, img_tool, ram_image, restore_and_verify, start_guest
+from harness import (dump_and_check_handoff, img_tool, live_passes, ram_image, restore_and_verify,
+                     start_guest)
 
 
 def _pagemap_pages(path):

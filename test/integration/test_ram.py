@@ -1,49 +1,11 @@
 """Guest RAM saved by the plugin as fixed-ram images, never by CRIU's pagemap;
 safe handoff; parallel restore. Real QEMU, real CRIU."""
-import json
 import os
-import shutil
-import subprocess
 
 import pytest
 
 import harness
-
-
-def ram_image(imgdir):
-    imgs = [f for f in os.listdir(imgdir) if f.startswith("qemu-ram-") and f.endswith(".img")]
-    assert len(imgs) == 1, os.listdir(imgdir)
-    return os.path.join(imgdir, imgs[0])
-
-
-def img_tool(*args):
-    return subprocess.run([harness.IMGTOOL] + list(args), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-
-
-def start_guest(workdir, guests, **kw):
-    g = harness.Guest(workdir, **kw).start()
-    guests.append(g)
-    g.wait_ready()
-    g.wait_passes(2)
-    return g
-
-
-def dump_and_check_handoff(criu, g, imgdir, **kw):
-    criu.dump(g.pid, imgdir, **kw)
-    log = harness.log_text(os.path.join(imgdir, "dump.log"))
-    assert "complete and durable" in log, "plugin did not save RAM"
-    return log
-
-
-def restore_and_verify(criu, g, imgdir, at_dump, rewinds=False):
-    """Restore, then require two full verification passes and new rewrites
-    in console lines written by the restored guest."""
-    mark = g.mark()
-    criu.restore(imgdir)
-    assert harness.pid_alive(g.pid)
-    g.keeps_running(at_dump, since=mark, passes=2, restarts_at=[mark] if rewinds else [])
-    assert "RAM restored" in harness.log_text(os.path.join(imgdir, "restore.log"))
+from harness import corrupt_copy, dump_and_check_handoff, img_tool, ram_image, restore_and_verify, start_guest
 
 
 def test_anon_ram_leaves_criu_pages_empty(workdir, criu, guests):
@@ -143,30 +105,6 @@ def test_criu_killed_guest_keeps_memory(workdir, criu, guests, when):
     assert harness.pid_alive(g.pid)
     at = g.last_status()
     g.keeps_running(at)
-
-
-def corrupt_copy(src, dst, how):
-    shutil.copytree(src, dst)
-    img = ram_image(dst)
-    size = os.path.getsize(img)
-    with open(img, "r+b") as f:
-        if how == "truncate":
-            f.truncate(size - 4096)
-        elif how == "magic":
-            f.seek(0)
-            f.write(b"XXXXXXXX")
-        elif how == "page":
-            # Flip the first non-zero byte of block 0's page data.
-            blk = json.loads(img_tool("show", "--json", img).stdout)["blocks"][0]
-            data_off = int(blk["pages_offset"])
-            f.seek(data_off)
-            chunk = f.read(64 << 20)
-            pos = data_off + len(chunk) - len(chunk.lstrip(b"\0"))
-            f.seek(pos)
-            b = f.read(1)
-            f.seek(pos)
-            f.write(bytes([b[0] ^ 0xFF]))
-    return dst
 
 
 def test_bad_images_fail_restore_clearly(workdir, criu, guests):
