@@ -75,6 +75,7 @@ struct percpu {
 struct config {
 	uint64_t mb, rate_kbs, zero_every, seed, nap, cpus;
 	int64_t self_test_corrupt;	/* seconds after ready, -1: never */
+	uint64_t self_test_cpu;		/* whose region the self test hits */
 };
 
 char kstacks[MAX_CPUS][KSTACK_SIZE] __attribute__((aligned(4096)));
@@ -460,6 +461,8 @@ static void parse_option(struct config *c, const char *key, size_t klen,
 		c->nap = v;
 	} else if (key_is(key, klen, "cpus")) {
 		c->cpus = v;
+	} else if (key_is(key, klen, "self_test_cpu")) {
+		c->self_test_cpu = v;
 	} else {
 		ok = false;
 	}
@@ -504,7 +507,8 @@ static void wl_setup(struct wl *wl, const struct config *c, unsigned int cpu)
 	wl->rate_kbs = c->rate_kbs;
 	wl->zero_every = c->zero_every;
 	wl->seed = c->seed + cpu;	/* the AP's seed: seed + 1 */
-	wl->corrupt_after = cpu || c->self_test_corrupt < 0 ? -1 :
+	wl->corrupt_after = cpu != c->self_test_cpu ||
+			    c->self_test_corrupt < 0 ? -1 :
 			    c->self_test_corrupt * HZ;
 	wl->nap = c->nap != 0;
 	wl->clock = &ticks;

@@ -187,7 +187,7 @@ static void maybe_self_corrupt(struct wl *wl)
 		p++;
 	b = (unsigned char *)page_ptr(wl, p);
 	b[5 * 8 + 3] ^= 0x5a;
-	say("WL selftest corrupt page=%lu word=5", p);
+	say("WL selftest corrupt page=%lu word=5 cpu=%u", p, wl->cpu);
 }
 
 static void setup(struct wl *wl)
