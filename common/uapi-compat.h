@@ -1,17 +1,40 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * uapi of Linux 6.7+ (PAGEMAP_SCAN, userfaultfd write-protect features)
- * that Debian 12's installed headers lack. Values from the kernel's
- * include/uapi/linux/fs.h and userfaultfd.h; each one guarded so newer
- * headers win.
+ * Syscall numbers and uapi constants that older installed headers lack
+ * (Debian 12: Linux 6.1 uapi, glibc 2.36), in one place. Values from the
+ * kernel's x86-64 syscall table and include/uapi/linux/{fs,userfaultfd,
+ * mman,fcntl,magic}.h; each one guarded so newer headers win. The headers
+ * that define them come first, so a guard never sees a name that is
+ * defined later.
  */
 #ifndef CRIU_QEMU_UAPI_COMPAT_H
 #define CRIU_QEMU_UAPI_COMPAT_H
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <linux/userfaultfd.h>
+
+/* ---- syscalls (x86-64) ---- */
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open		434
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range		436
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd		438
+#endif
+#ifndef SYS_process_madvise
+#define SYS_process_madvise	440
+#endif
+
+/* ---- PAGEMAP_SCAN (Linux 6.7) ---- */
 
 #ifndef PAGEMAP_SCAN
 struct page_region {
@@ -56,6 +79,9 @@ struct pm_scan_arg {
 #ifndef PAGE_IS_PFNZERO
 #define PAGE_IS_PFNZERO		(1 << 5)
 #endif
+#ifndef PAGE_IS_HUGE
+#define PAGE_IS_HUGE		(1 << 6)
+#endif
 #ifndef PM_SCAN_WP_MATCHING
 #define PM_SCAN_WP_MATCHING	(1 << 0)
 #endif
@@ -63,14 +89,46 @@ struct pm_scan_arg {
 #define PM_SCAN_CHECK_WPASYNC	(1 << 1)
 #endif
 
+/* ---- userfaultfd ---- */
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY		1
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW		_IO(0xAA, 0x00)
+#endif
+#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM	(1 << 12)
+#endif
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED	(1 << 13)
 #endif
 #ifndef UFFD_FEATURE_WP_ASYNC
 #define UFFD_FEATURE_WP_ASYNC		(1 << 15)
 #endif
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY		1
+
+/* ---- memory, memfd seals, file systems ---- */
+
+#ifndef MREMAP_FIXED
+#define MREMAP_FIXED		2
+#endif
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK		18
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE		25
+#endif
+#ifndef F_GET_SEALS
+#define F_GET_SEALS		1034
+#endif
+#ifndef F_SEAL_WRITE
+#define F_SEAL_WRITE		0x0008
+#endif
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE	0x0010
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC		0x01021994
 #endif
 
 #endif

@@ -63,16 +63,7 @@
 #include "handoff-watch.h"
 #include "log.h"
 #include "rsys.h"
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
-#endif
-#ifndef MREMAP_FIXED
-#define MREMAP_FIXED 2
-#endif
+#include "uapi-compat.h"
 
 #define HO_ACK_TIMEOUT_MS	10000
 #define HO_GIVE_BACK_TIMEOUT_MS	(10 * 60 * 1000)
