@@ -709,6 +709,57 @@ out:
 	return ret;
 }
 
+/*
+ * Detach, leaving the task armed: when it next runs, whoever resumes it
+ * (CRIU after the dump, the restored task, or the kernel after our death),
+ * it first makes syscall nr from the `syscall; ret` code and then returns
+ * through its frame to where it was stopped, with its signal mask back.
+ * Until then all signals stay blocked. The registers CRIU dumps are these
+ * armed ones, so a restored task makes the call too.
+ */
+int rsys_detach_armed(struct rsys *r, long nr, const long args[6])
+{
+	struct user_regs_struct regs;
+	long res;
+	int ret = 0;
+
+	if (!r->pid)
+		return -ESRCH;
+	if (!r->frame) {
+		pr_err("%d: no signal frame to return through: cannot arm a call\n", r->pid);
+		return -EOPNOTSUPP;
+	}
+	if (r->scratch) {
+		res = rsys_call(r, SYS_munmap, r->scratch, r->scratch_len, 0, 0, 0, 0);
+		if (res < 0)
+			return (int)res;
+		r->scratch = 0;
+		r->scratch_len = 0;
+	}
+	regs = r->saved;
+	regs.rip = r->syscall_ip;
+	regs.rsp = r->frame;
+	regs.orig_rax = -1;
+	regs.rax = nr;
+	regs.rdi = args[0];
+	regs.rsi = args[1];
+	regs.rdx = args[2];
+	regs.r10 = args[3];
+	regs.r8 = args[4];
+	regs.r9 = args[5];
+	ret = set_regs(r->pid, &regs);
+	if (!ret && !r->seized_by_us)
+		ret = repark(r->pid);
+	if (!ret && r->seized_by_us && ptrace(PTRACE_DETACH, r->pid, NULL, NULL))
+		ret = -errno;
+	if (r->pidfd >= 0)
+		close(r->pidfd);
+	pr_debug("%d: left armed with syscall %ld: %d\n", r->pid, nr, ret);
+	memset(r, 0, sizeof(*r));
+	r->pidfd = -1;
+	return ret;
+}
+
 /* ---------------------------------------------------------------- calls */
 
 /* No syscall: the number a task enters the kernel with until we arm it. */

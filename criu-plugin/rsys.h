@@ -76,4 +76,11 @@ int rsys_put_fd(struct rsys *r, int local_fd);
  */
 int rsys_detach(struct rsys *r);
 
+/*
+ * Detach but leave the task armed to make syscall nr(args) first when it
+ * next runs, then return through its frame to where it was stopped (see
+ * rsys.c). Needs the frame; the result of the call is dropped.
+ */
+int rsys_detach_armed(struct rsys *r, long nr, const long args[6]);
+
 #endif
