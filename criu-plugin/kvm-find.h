@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kvm-find: what of KVM a QEMU process holds, seen from /proc: the VM fd,
+ * its /dev/kvm fds, each vCPU's fd, id and kvm_run mapping, and the threads
+ * KVM itself runs in the process (the NX huge page recovery worker).
+ */
+#ifndef CRIU_QEMU_KVM_FIND_H
+#define CRIU_QEMU_KVM_FIND_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define KVM_FIND_MAX_VCPUS	256
+#define KVM_FIND_MAX_FDS	8
+#define KVM_FIND_MAX_WORKERS	8
+
+struct kvm_found_vcpu {
+	int fd;
+	uint32_t id;			/* from the file's name, kvm-vcpu:N */
+	uint64_t run_addr;		/* its mapping; 0: none */
+	uint32_t run_len;
+	pid_t tid;			/* filled in by the caller */
+};
+
+struct kvm_found {
+	int vm_fd;			/* -1: the process has no VM */
+	int nr_kvm_fds;
+	int kvm_fds[KVM_FIND_MAX_FDS];	/* /dev/kvm */
+	int nr_vcpus;
+	struct kvm_found_vcpu vcpus[KVM_FIND_MAX_VCPUS];
+	int nr_workers;
+	pid_t workers[KVM_FIND_MAX_WORKERS];
+};
+
+/*
+ * Look at pid's fds, mappings and threads. 0 (vm_fd -1 when there is no VM),
+ * or -errno; -EOPNOTSUPP, logged, for what the plugin cannot take (two VMs,
+ * a vCPU mapped twice, more than it has room for).
+ */
+int kvm_find(pid_t pid, struct kvm_found *k);
+
+struct kvm_found_vcpu *kvm_found_vcpu_by_fd(struct kvm_found *k, int fd);
+
+#endif
