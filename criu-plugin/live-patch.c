@@ -65,11 +65,6 @@ struct lp_ctx {
 	atomic_uint_fast64_t read, written, bytes, dropped;
 };
 
-static uint64_t *bitmap_alloc(uint64_t bits)
-{
-	return calloc((bits + 63) / 64 + 1, sizeof(uint64_t));
-}
-
 /* ---- what to redo ---- */
 
 /* Mark the pages of r[] inside b, and their chunks. */

@@ -16,11 +16,6 @@
 #include "guardian-map.h"
 #include "log.h"
 
-static uint64_t words(uint64_t nr_pages)
-{
-	return (nr_pages + 63) / 64;
-}
-
 int gd_map_init(struct gd_map *m, const struct fr_image *img)
 {
 	uint32_t i;
@@ -35,8 +30,8 @@ int gd_map_init(struct gd_map *m, const struct fr_image *img)
 
 		b->fb = &img->blocks[i];
 		b->cursor = b->fb->nr_pages;	/* nothing to do until a range appears */
-		b->filled = calloc(words(b->fb->nr_pages) + 1, 8);
-		b->removed = calloc(words(b->fb->nr_pages) + 1, 8);
+		b->filled = bitmap_alloc(b->fb->nr_pages);
+		b->removed = bitmap_alloc(b->fb->nr_pages);
 		if (!b->filled || !b->removed) {
 			gd_map_free(m);
 			return -ENOMEM;
@@ -419,7 +414,7 @@ static uint64_t next_todo(const struct gd_block *b, uint64_t from)
 	w = from / 64;
 	bits = todo_word(b, w) & (~0ULL << (from % 64));
 	while (!bits) {
-		if (++w >= words(nr))
+		if (++w >= bitmap_words(nr))
 			return nr;
 		bits = todo_word(b, w);
 	}

@@ -33,7 +33,6 @@ _Static_assert((int)FR_BACKING_ANON_PRIVATE == (int)RAM_BACKING__ANON_PRIVATE &&
 
 #define FR_MIN_PAGE_SIZE 4096u
 #define FR_HEADER_MAX	 (FR_ALIGN - FR_PREFIX_SIZE)
-/* Largest single pread/pwrite Linux does in one go. */
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
@@ -53,22 +52,9 @@ static bool align_up_ok(uint64_t v, uint64_t *res)
 	return true;
 }
 
-static uint64_t bitmap_words(uint64_t nr_pages)
-{
-	return nr_pages / 64 + (nr_pages % 64 ? 1 : 0);
-}
-
 static uint64_t bitmap_bytes(uint64_t nr_pages)
 {
 	return bitmap_words(nr_pages) * 8;
-}
-
-/* Bits of the last bitmap word that lie beyond nr_pages (0 if none). */
-static uint64_t tail_mask(uint64_t nr_pages)
-{
-	unsigned int used = nr_pages % 64;
-
-	return used ? ~((1ULL << used) - 1) : 0;
 }
 
 /* Path of an open fd for log lines; falls back to "fd N". */
@@ -306,7 +292,7 @@ err:
 
 uint64_t fr_chunk_csum(const struct fr_block *b, uint64_t chunk, const void *buf)
 {
-	uint64_t n = fr_chunk_nr_pages(b, chunk), first = chunk * b->chunk_pages, i = 0;
+	uint64_t n = fr_chunk_nr_pages(b, chunk), first = chunk * b->chunk_pages, s, e = first;
 	const char *p = buf;
 	XXH3_state_t st;
 
@@ -317,18 +303,8 @@ uint64_t fr_chunk_csum(const struct fr_block *b, uint64_t chunk, const void *buf
 	 */
 	XXH3_INITSTATE(&st);
 	XXH3_64bits_reset_withSeed(&st, chunk);
-	while (i < n) {
-		uint64_t run;
-
-		if (!fr_bit_test(b->bitmap, first + i)) {
-			i++;
-			continue;
-		}
-		for (run = 1; i + run < n && fr_bit_test(b->bitmap, first + i + run); run++)
-			;
-		XXH3_64bits_update(&st, p + i * b->page_size, run * b->page_size);
-		i += run;
-	}
+	while (bitmap_next_run(b->bitmap, e, first + n, &s, &e))
+		XXH3_64bits_update(&st, p + (s - first) * b->page_size, (e - s) * b->page_size);
 	return XXH3_64bits_digest(&st);
 }
 
@@ -378,21 +354,19 @@ int fr_finish(struct fr_image *img)
 	for (i = 0; i < img->nr_blocks; i++) {
 		struct fr_block *b = &img->blocks[i];
 		RamBlockEntry *e = &entries[i];
-		uint64_t w, nw = bitmap_words(b->nr_pages), present = 0;
+		uint64_t nw = bitmap_words(b->nr_pages);
 
 		if (!b->bitmap || !b->csums) {
 			pr_err("%s: block '%s' has no bitmap (fr_layout() not called?)\n", path, b->name);
 			ret = -EINVAL;
 			goto out;
 		}
-		if (b->bitmap[nw - 1] & tail_mask(b->nr_pages)) {
+		if (b->bitmap[nw - 1] & bitmap_tail_mask(b->nr_pages)) {
 			pr_warn("%s: block '%s': bits beyond page %" PRIu64 " set, clearing them\n", path,
 				b->name, b->nr_pages);
-			b->bitmap[nw - 1] &= ~tail_mask(b->nr_pages);
+			b->bitmap[nw - 1] &= ~bitmap_tail_mask(b->nr_pages);
 		}
-		for (w = 0; w < nw; w++)
-			present += __builtin_popcountll(b->bitmap[w]);
-		b->nr_present = present;
+		b->nr_present = bitmap_weight(b->bitmap, nw);
 
 		ram_block_entry__init(e);
 		e->name = b->name;
@@ -634,7 +608,7 @@ static int validate_block(struct open_ctx *c, const RamImageEntry *h, uint32_t i
 static int load_block_tables(struct open_ctx *c, int fd, const RamBlockEntry *e, uint32_t i,
 			     struct fr_block *b)
 {
-	uint64_t got, present = 0, nw = bitmap_words(b->nr_pages), w;
+	uint64_t got, present, nw = bitmap_words(b->nr_pages);
 	int ret;
 
 	ret = read_le64_array(fd, b->bitmap_offset, nw, e->bitmap_csum, &b->bitmap, &got);
@@ -660,11 +634,10 @@ static int load_block_tables(struct open_ctx *c, int fd, const RamBlockEntry *e,
 			    "block %u '%s': cannot read checksum table (%" PRIu64 " bytes at 0x%" PRIx64 "): %s",
 			    i, b->name, b->nr_chunks * 8, b->csum_offset, strerror(-ret));
 
-	if (b->bitmap[nw - 1] & tail_mask(b->nr_pages))
+	if (b->bitmap[nw - 1] & bitmap_tail_mask(b->nr_pages))
 		return fail(c, -EBADMSG, "block %u '%s': bitmap has bits set beyond the last page %" PRIu64,
 			    i, b->name, b->nr_pages - 1);
-	for (w = 0; w < nw; w++)
-		present += __builtin_popcountll(b->bitmap[w]);
+	present = bitmap_weight(b->bitmap, nw);
 	if (present != e->nr_present)
 		return fail(c, -EBADMSG, "block %u '%s': bitmap has %" PRIu64 " pages set, header says %" PRIu64,
 			    i, b->name, present, e->nr_present);
@@ -996,7 +969,8 @@ static int csum_mismatch(const struct fr_image *img, const struct fr_block *b, u
 
 int fr_read_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t chunk, void *buf)
 {
-	uint64_t n = fr_chunk_nr_pages(b, chunk), first = chunk * b->chunk_pages, i = 0, csum;
+	uint64_t n = fr_chunk_nr_pages(b, chunk), first = chunk * b->chunk_pages, s, e = first, csum;
+	uint64_t done = 0;	/* pages of buf filled */
 	char *p = buf;
 	int ret;
 
@@ -1004,22 +978,15 @@ int fr_read_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t
 		return -EINVAL;
 
 	/* Runs of present pages become one pread each; absent runs one memset. */
-	while (i < n) {
-		uint64_t run = 1;
-		bool present = fr_bit_test(b->bitmap, first + i);
-
-		while (i + run < n && fr_bit_test(b->bitmap, first + i + run) == present)
-			run++;
-		if (present) {
-			ret = read_pages(img, b, chunk, fr_page_offset(b, first + i), run * b->page_size,
-					 p + i * b->page_size);
-			if (ret)
-				return ret;
-		} else {
-			memset(p + i * b->page_size, 0, run * b->page_size);
-		}
-		i += run;
+	while (bitmap_next_run(b->bitmap, e, first + n, &s, &e)) {
+		memset(p + done * b->page_size, 0, (s - first - done) * b->page_size);
+		ret = read_pages(img, b, chunk, fr_page_offset(b, s), (e - s) * b->page_size,
+				 p + (s - first) * b->page_size);
+		if (ret)
+			return ret;
+		done = e - first;
 	}
+	memset(p + done * b->page_size, 0, (n - done) * b->page_size);
 
 	csum = fr_chunk_csum(b, chunk, buf);
 	if (csum != b->csums[chunk])
@@ -1027,10 +994,33 @@ int fr_read_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t
 	return 0;
 }
 
+/* fr_scan_chunk() of one run of present pages, buf_len bytes at a time. */
+static int scan_run(const struct fr_image *img, const struct fr_block *b, uint64_t chunk,
+		    uint64_t s, uint64_t e, void *buf, size_t buf_len, XXH3_state_t *st,
+		    fr_scan_cb cb, void *arg)
+{
+	uint64_t done, bytes = (e - s) * b->page_size;
+	int ret;
+
+	for (done = 0; done < bytes; done += buf_len) {
+		uint64_t len = bytes - done < buf_len ? bytes - done : buf_len;
+		uint64_t block_off = s * b->page_size + done;
+
+		ret = read_pages(img, b, chunk, b->pages_offset + block_off, len, buf);
+		if (ret)
+			return ret;
+		XXH3_64bits_update(st, buf, len);
+		ret = cb ? cb(arg, block_off, buf, len) : 0;
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int fr_scan_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t chunk, void *buf,
 		  size_t buf_len, fr_scan_cb cb, void *arg)
 {
-	uint64_t n = fr_chunk_nr_pages(b, chunk), first = chunk * b->chunk_pages, i = 0, csum;
+	uint64_t n = fr_chunk_nr_pages(b, chunk), first = chunk * b->chunk_pages, s, e = first, csum;
 	XXH3_state_t st;
 	int ret;
 
@@ -1040,32 +1030,10 @@ int fr_scan_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t
 
 	XXH3_INITSTATE(&st);	/* see fr_chunk_csum() */
 	XXH3_64bits_reset_withSeed(&st, chunk);
-	while (i < n) {
-		uint64_t run = 1, done = 0, bytes;
-
-		if (!fr_bit_test(b->bitmap, first + i)) {
-			i++;
-			continue;
-		}
-		while (i + run < n && fr_bit_test(b->bitmap, first + i + run))
-			run++;
-		bytes = run * b->page_size;
-		while (done < bytes) {
-			uint64_t len = bytes - done < buf_len ? bytes - done : buf_len;
-			uint64_t block_off = (first + i) * b->page_size + done;
-
-			ret = read_pages(img, b, chunk, b->pages_offset + block_off, len, buf);
-			if (ret)
-				return ret;
-			XXH3_64bits_update(&st, buf, len);
-			if (cb) {
-				ret = cb(arg, block_off, buf, len);
-				if (ret)
-					return ret;
-			}
-			done += len;
-		}
-		i += run;
+	while (bitmap_next_run(b->bitmap, e, first + n, &s, &e)) {
+		ret = scan_run(img, b, chunk, s, e, buf, buf_len, &st, cb, arg);
+		if (ret)
+			return ret;
 	}
 	csum = XXH3_64bits_digest(&st);
 	if (csum != b->csums[chunk])

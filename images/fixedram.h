@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bitmap.h"
+
 #define FR_MAGIC	"CRQMRAM1"	/* 8 bytes, no NUL stored */
 #define FR_VERSION	2		/* 2: criu_run_id binds an image to its checkpoint */
 #define FR_ALIGN	(1ULL << 20)	/* page regions aligned like QEMU's mapped-ram */
@@ -101,16 +103,6 @@ int fr_create(struct fr_image *img, int dirfd, const char *name, int extra_flags
 static inline uint64_t fr_page_offset(const struct fr_block *b, uint64_t page)
 {
 	return b->pages_offset + page * b->page_size;
-}
-
-static inline void fr_bit_set(uint64_t *bm, uint64_t bit)
-{
-	bm[bit / 64] |= 1ULL << (bit % 64);
-}
-
-static inline bool fr_bit_test(const uint64_t *bm, uint64_t bit)
-{
-	return bm[bit / 64] & (1ULL << (bit % 64));
 }
 
 /* Pages in chunk (the last chunk of a block may be short). */
