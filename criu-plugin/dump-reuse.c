@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Reuse of an earlier image's chunks in an incremental dump (see reuse.h).
+ * Reuse of an earlier image's chunks in an incremental dump (see dump-reuse.h).
  */
 #define LOG_PREFIX "incremental: "
 
@@ -12,7 +12,6 @@
 
 #include "log.h"
 #include "dump-reuse.h"
-#include "dump-writer.h"
 
 static bool same_shape(const struct fr_block *a, const struct fr_block *b)
 {
@@ -69,7 +68,7 @@ static bool same_bytes(const struct fr_block *b, uint64_t chunk, const char *buf
 {
 	uint64_t first = chunk * b->chunk_pages, n = fr_chunk_nr_pages(b, chunk), s, e = 0;
 
-	while (ram_next_run(b->bitmap + first / 64, e, n, &s, &e))
+	while (bitmap_next_run(b->bitmap + first / 64, e, n, &s, &e))
 		if (memcmp(buf + s * b->page_size, cmp + s * b->page_size, (e - s) * b->page_size))
 			return false;
 	return true;
@@ -82,7 +81,7 @@ static bool clone_chunk(struct reuse_ctx *r, const struct fr_image *img, const s
 	uint64_t first = chunk * b->chunk_pages, n = fr_chunk_nr_pages(b, chunk), s, e = 0;
 	uint64_t bytes = 0;
 
-	while (ram_next_run(b->bitmap + first / 64, e, n, &s, &e)) {
+	while (bitmap_next_run(b->bitmap + first / 64, e, n, &s, &e)) {
 		struct file_clone_range fcr = {
 			.src_fd = r->base->fd,
 			.src_offset = fr_page_offset(bb, first + s),
@@ -113,7 +112,7 @@ bool reuse_chunk(struct reuse_ctx *r, const struct fr_image *img, uint32_t bi, u
 	bb = &r->base->blocks[r->map[bi]];
 	/* A chunk without data has nothing to write or share. */
 	if (!same_summary(b, bb, chunk) ||
-	    !ram_any_bit(b->bitmap, chunk * b->chunk_pages, fr_chunk_nr_pages(b, chunk)))
+	    !bitmap_any(b->bitmap, chunk * b->chunk_pages, fr_chunk_nr_pages(b, chunk)))
 		return false;
 	atomic_fetch_add(&r->chunks_same, 1);
 	/* A damaged base chunk fails its checksum here and is written anew. */

@@ -24,30 +24,27 @@
  * runs vary by up to 40% on this shared VM. Reading alone: one
  * process_vm_readv per chunk 56 ms, one per run 176 ms, pread of
  * /proc/PID/mem per run 177 ms (it cannot batch scattered runs), so
- * process_vm_readv with batched iovecs.
+ * process_vm_readv with batched iovecs (ram-remote.c).
  */
 #define LOG_PREFIX "dump: "
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <sys/mman.h>
-#include <sys/uio.h>
 #include <liburing.h>
 
 #include "clock.h"
 #include "log.h"
 #include "dump-reuse.h"
 #include "dump-writer.h"
+#include "ram-data.h"
+#include "ram-remote.h"
+#include "ram-work.h"
 
 #define WR_BUFS		2		/* chunk buffers per worker */
-#define IOV_BATCH	256		/* iovecs per process_vm_readv, <= IOV_MAX */
 #define REQ_MAX_BYTES	(1U << 30)	/* bytes per write request */
 
 struct wr_ctx {
@@ -55,7 +52,6 @@ struct wr_ctx {
 	pid_t pid;
 	struct fr_image *img;
 	uint64_t **pop;		/* per block: pages the scan found populated */
-	uint64_t **todo;	/* per block: chunks to write; NULL: all */
 	size_t buf_bytes;	/* largest chunk */
 	unsigned qd;
 	struct reuse_ctx reuse;	/* incremental dump: the base image */
@@ -89,220 +85,7 @@ struct wr_worker {
 	uint64_t total, present, zero, written, bytes;
 };
 
-/* ---- shared helpers ---- */
-
-unsigned ram_io_nr_workers(const struct ram_io_opts *o)
-{
-	long n = o && o->workers ? (long)o->workers : sysconf(_SC_NPROCESSORS_ONLN);
-
-	if (n < 1)
-		n = 1;
-	return n > RAM_IO_MAX_WORKERS ? RAM_IO_MAX_WORKERS : n;
-}
-
-void ram_io_set_odirect(int fd, const struct ram_io_opts *o)
-{
-	int fl;
-
-	if (!o || !o->odirect)
-		return;
-	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || (fl & O_DIRECT))
-		return;
-	if (fcntl(fd, F_SETFL, fl | O_DIRECT))
-		pr_warn("no O_DIRECT on the image (%s), using the page cache\n", strerror(errno));
-}
-
-static uint64_t find_bit(const uint64_t *bm, uint64_t i, uint64_t end, bool set)
-{
-	while (i < end) {
-		uint64_t w = set ? bm[i / 64] : ~bm[i / 64];
-
-		w &= ~0ULL << (i % 64);
-		if (w) {
-			i = (i & ~63ULL) + __builtin_ctzll(w);
-			return i < end ? i : end;
-		}
-		i = (i | 63) + 1;
-	}
-	return end;
-}
-
-bool ram_next_run(const uint64_t *bm, uint64_t from, uint64_t end, uint64_t *start, uint64_t *stop)
-{
-	*start = find_bit(bm, from, end, true);
-	if (*start >= end)
-		return false;
-	*stop = find_bit(bm, *start, end, false);
-	return true;
-}
-
-void ram_set_bits(uint64_t *bm, uint64_t s, uint64_t e)
-{
-	for (; s < e && s % 64; s++)
-		fr_bit_set(bm, s);
-	for (; s + 64 <= e; s += 64)
-		bm[s / 64] = ~0ULL;
-	for (; s < e; s++)
-		fr_bit_set(bm, s);
-}
-
-bool ram_any_bit(const uint64_t *bm, uint64_t s, uint64_t n)
-{
-	return find_bit(bm, s, s + n, true) < s + n;
-}
-
-void ram_work_init(struct ram_work *w, const struct fr_image *img)
-{
-	uint32_t i;
-
-	w->img = img;
-	w->total = 0;
-	for (i = 0; i < img->nr_blocks; i++)
-		w->total += img->blocks[i].nr_chunks;
-	atomic_init(&w->next, 0);
-	atomic_init(&w->err, 0);
-}
-
-bool ram_work_next(struct ram_work *w, uint32_t *block, uint64_t *chunk)
-{
-	uint64_t g;
-	uint32_t i;
-
-	if (atomic_load_explicit(&w->err, memory_order_relaxed))
-		return false;
-	g = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
-	if (g >= w->total)
-		return false;
-	/* A handful of RAM blocks: a linear walk is cheaper than a search. */
-	for (i = 0; g >= w->img->blocks[i].nr_chunks; i++)
-		g -= w->img->blocks[i].nr_chunks;
-	*block = i;
-	*chunk = g;
-	return true;
-}
-
-void ram_work_fail(struct ram_work *w, int err)
-{
-	int zero = 0;
-
-	atomic_compare_exchange_strong(&w->err, &zero, err);
-}
-
-int ram_work_run(struct ram_work *w, unsigned n, void *(*fn)(void *), void *arg)
-{
-	pthread_t tid[RAM_IO_MAX_WORKERS];
-	unsigned i, started = 0;
-	sigset_t all, old;
-
-	if (n < 1)
-		n = 1;
-	if (n > RAM_IO_MAX_WORKERS)
-		n = RAM_IO_MAX_WORKERS;
-	/* Signals stay with the caller's thread (CRIU's handlers). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (i = 0; i < n; i++) {
-		int ret = pthread_create(&tid[i], NULL, fn, arg);
-
-		if (ret) {
-			pr_err("cannot start RAM worker %u: %s\n", i, strerror(ret));
-			ram_work_fail(w, -ret);
-			break;
-		}
-		started++;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	for (i = 0; i < started; i++)
-		pthread_join(tid[i], NULL);
-	return atomic_load(&w->err);
-}
-
-/* Advance paired iovecs (same lengths) past n bytes. */
-static void iov_advance(struct iovec **l, struct iovec **r, int *cnt, size_t n)
-{
-	while (*cnt && (n || !(*l)->iov_len)) {
-		size_t k = n < (*l)->iov_len ? n : (*l)->iov_len;
-
-		(*l)->iov_base = (char *)(*l)->iov_base + k;
-		(*l)->iov_len -= k;
-		(*r)->iov_base = (char *)(*r)->iov_base + k;
-		(*r)->iov_len -= k;
-		n -= k;
-		if (!(*l)->iov_len) {
-			(*l)++;
-			(*r)++;
-			(*cnt)--;
-		}
-	}
-}
-
-int ram_vm_copy(pid_t pid, struct iovec *local, struct iovec *remote, int cnt, bool write)
-{
-	while (cnt) {
-		ssize_t n = write ? process_vm_writev(pid, local, cnt, remote, cnt, 0)
-				  : process_vm_readv(pid, local, cnt, remote, cnt, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		/* A partial copy stops at a bad page: the retry names it. */
-		if (n <= 0) {
-			int err = n < 0 ? -errno : -EFAULT;
-
-			pr_err("cannot %s pid %d memory at %p (%zu bytes): %s\n",
-			       write ? "write" : "read", pid, remote->iov_base,
-			       remote->iov_len, strerror(-err));
-			return err;
-		}
-		iov_advance(&local, &remote, &cnt, n);
-	}
-	return 0;
-}
-
 /* ---- per-chunk work ---- */
-
-/* Most data pages differ from zero in their first bytes: check 64 at a time. */
-bool ram_page_is_zero(const void *p, size_t len)
-{
-	const uint64_t *w = p, *end = w + len / 8;
-
-	for (; w < end; w += 8)
-		if (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7])
-			return false;
-	return true;
-}
-
-int ram_read_runs(pid_t pid, const struct fr_block *b, const uint64_t *bits, uint64_t first,
-		  uint64_t n, char *buf)
-{
-	struct iovec l[IOV_BATCH], r[IOV_BATCH];
-	uint64_t s, e = 0;
-	int cnt = 0, ret;
-
-	while (ram_next_run(bits, e, n, &s, &e)) {
-		l[cnt].iov_base = buf + s * b->page_size;
-		r[cnt].iov_base = (void *)(uintptr_t)(b->host_addr + (first + s) * b->page_size);
-		l[cnt].iov_len = r[cnt].iov_len = (e - s) * b->page_size;
-		if (++cnt < IOV_BATCH)
-			continue;
-		ret = ram_vm_copy(pid, l, r, cnt, false);
-		if (ret)
-			return ret;
-		cnt = 0;
-	}
-	return cnt ? ram_vm_copy(pid, l, r, cnt, false) : 0;
-}
-
-/* Pages that held data in an earlier pass and no longer do: free their blocks. */
-static void punch_stale(struct wr_worker *w, const struct fr_block *b, uint64_t word, uint64_t mask)
-{
-	uint64_t s, e = 0;
-
-	while (ram_next_run(&mask, e, 64, &s, &e))
-		if (fallocate(w->c->img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      fr_page_offset(b, word * 64 + s), (e - s) * b->page_size))
-			pr_debug("punch hole in '%s': %s\n", b->name, strerror(errno));
-}
 
 /* New bitmap words of the chunk: populated pages that are not all zero. */
 static void update_bitmap(struct wr_worker *w, struct fr_block *b, const uint64_t *pop,
@@ -311,22 +94,12 @@ static void update_bitmap(struct wr_worker *w, struct fr_block *b, const uint64_
 	uint64_t i, end = (first + n + 63) / 64;
 
 	for (i = first / 64; i < end; i++) {
-		uint64_t todo = pop[i], bits = 0, old = b->bitmap[i];
+		uint64_t data = ram_data_bits(b, first, i, pop[i], buf);
+		unsigned populated = __builtin_popcountll(pop[i]);
 
-		while (todo) {
-			unsigned bit = __builtin_ctzll(todo);
-			uint64_t page = i * 64 + bit;
-
-			todo &= todo - 1;
-			w->present++;
-			if (ram_page_is_zero(buf + (page - first) * b->page_size, b->page_size))
-				w->zero++;
-			else
-				bits |= 1ULL << bit;
-		}
-		b->bitmap[i] = bits;
-		if (old & ~bits)
-			punch_stale(w, b, i, old & ~bits);
+		w->present += populated;
+		w->zero += populated - __builtin_popcountll(data);
+		ram_set_data_word(w->c->img->fd, b, i, data);
 	}
 }
 
@@ -431,7 +204,7 @@ static int queue_writes(struct wr_worker *w, const struct fr_block *b, uint64_t 
 	int ret;
 
 	buf->nr_reqs = 0;
-	while (ram_next_run(b->bitmap, e, first + n, &s, &e)) {
+	while (bitmap_next_run(b->bitmap, e, first + n, &s, &e)) {
 		char *p = buf->mem + (s - first) * b->page_size;
 		uint64_t off = fr_page_offset(b, s), len = (e - s) * b->page_size;
 
@@ -466,15 +239,17 @@ static int write_chunk(struct wr_worker *w, uint32_t bi, uint64_t chunk)
 
 	w->total += n;
 	/* Empty chunks cost no read and no buffer: just clear bits, csum. */
-	if (ram_any_bit(pop, first, n)) {
+	if (bitmap_any(pop, first, n)) {
+		int64_t got;
+
 		buf = free_buf(w, &ret);
 		if (!buf)
 			return ret;
-		ret = ram_read_runs(w->c->pid, b, pop + first / 64, first, n, buf->mem);
-		if (ret) {
+		got = ram_copy_runs(w->c->pid, b, pop + first / 64, first, n, buf->mem, false);
+		if (got < 0) {
 			pr_err("block '%s' chunk %llu: cannot read the pages of pid %d\n",
 			       b->name, (unsigned long long)chunk, w->c->pid);
-			return ret;
+			return got;
 		}
 	}
 	update_bitmap(w, b, pop, first, n, buf ? buf->mem : NULL);
@@ -492,21 +267,11 @@ static void worker_fini(struct wr_worker *w)
 
 	if (w->ring_ok)
 		io_uring_queue_exit(&w->ring);
-	if (w->cmp)
-		munmap(w->cmp, w->c->buf_bytes);
+	ram_io_buf_free(w->cmp, w->c->buf_bytes);
 	for (i = 0; i < WR_BUFS; i++) {
-		if (w->bufs[i].mem)
-			munmap(w->bufs[i].mem, w->c->buf_bytes);
+		ram_io_buf_free(w->bufs[i].mem, w->c->buf_bytes);
 		free(w->bufs[i].reqs);
 	}
-}
-
-/* mmap: page aligned for O_DIRECT, and untouched parts cost nothing. NULL on failure. */
-static char *chunk_buf(size_t bytes)
-{
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
 }
 
 static int worker_init(struct wr_worker *w, struct wr_ctx *c)
@@ -525,7 +290,7 @@ static int worker_init(struct wr_worker *w, struct wr_ctx *c)
 	for (i = 0; i < WR_BUFS; i++) {
 		struct wr_buf *buf = &w->bufs[i];
 
-		buf->mem = chunk_buf(c->buf_bytes);
+		buf->mem = ram_io_buf(c->buf_bytes);
 		if (!buf->mem)
 			return -ENOMEM;
 		buf->reqs = calloc(w->max_reqs, sizeof(*buf->reqs));
@@ -533,7 +298,7 @@ static int worker_init(struct wr_worker *w, struct wr_ctx *c)
 			return -ENOMEM;
 	}
 	if (reuse_needs_cmp(&c->reuse)) {
-		w->cmp = chunk_buf(c->buf_bytes);
+		w->cmp = ram_io_buf(c->buf_bytes);
 		if (!w->cmp)
 			return -ENOMEM;
 	}
@@ -555,11 +320,8 @@ static void *writer_main(void *arg)
 	int ret;
 
 	ret = worker_init(&w, c);
-	while (!ret && ram_work_next(&c->work, &bi, &chunk)) {
-		if (c->todo && c->todo[bi] && !fr_bit_test(c->todo[bi], chunk))
-			continue;
+	while (!ret && ram_work_next(&c->work, &bi, &chunk))
 		ret = write_chunk(&w, bi, chunk);
-	}
 	if (ret)
 		ram_work_fail(&c->work, ret);
 	ret = drain(&w);
@@ -575,30 +337,7 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* ---- a pass ---- */
-
-/* Mark pages [p0, p1) of b that hold data per the pagemap. */
-static int scan_extent(int pagemap, const struct fr_block *b, uint64_t *pop, uint64_t p0, uint64_t p1)
-{
-	struct page_range *r;
-	size_t nr, i;
-	int ret;
-
-	ret = sparse_scan(pagemap, b->host_addr + p0 * b->page_size,
-			  b->host_addr + p1 * b->page_size, &r, &nr);
-	if (ret) {
-		pr_err("block '%s': cannot scan pages: %s\n", b->name, strerror(-ret));
-		return ret;
-	}
-	for (i = 0; i < nr; i++) {
-		uint64_t s = (r[i].start - b->host_addr) / b->page_size;
-		uint64_t e = (r[i].end - b->host_addr + b->page_size - 1) / b->page_size;
-
-		ram_set_bits(pop, s < p0 ? p0 : s, e > p1 ? p1 : e);
-	}
-	free(r);
-	return 0;
-}
+/* ---- the image ---- */
 
 static int scan_blocks(struct wr_ctx *c)
 {
@@ -613,66 +352,19 @@ static int scan_blocks(struct wr_ctx *c)
 		pr_perror("cannot open %s", path);
 		return ret;
 	}
-	for (i = 0; i < c->img->nr_blocks && !ret; i++) {
-		const struct fr_block *b = &c->img->blocks[i];
-		uint64_t s, e = 0;
-
-		if (!c->todo) {
-			ret = scan_extent(fd, b, c->pop[i], 0, b->nr_pages);
-			continue;
-		}
-		while (!ret && ram_next_run(c->todo[i], e, b->nr_chunks, &s, &e)) {
-			uint64_t p1 = e * b->chunk_pages;
-
-			ret = scan_extent(fd, b, c->pop[i], s * b->chunk_pages,
-					  p1 < b->nr_pages ? p1 : b->nr_pages);
-		}
-	}
+	for (i = 0; i < c->img->nr_blocks && !ret; i++)
+		ret = ram_scan_populated(fd, &c->img->blocks[i], c->pop[i]);
 	close(fd);
 	return ret;
-}
-
-/* Chunks of each block that the ranges touch. */
-static int select_ranges(struct wr_ctx *c, const struct page_range *r, size_t nr)
-{
-	uint32_t i;
-	size_t k;
-
-	c->todo = calloc(c->img->nr_blocks + 1, sizeof(*c->todo));
-	if (!c->todo)
-		return -ENOMEM;
-	for (i = 0; i < c->img->nr_blocks; i++) {
-		const struct fr_block *b = &c->img->blocks[i];
-		uint64_t bytes = (uint64_t)b->chunk_pages * b->page_size;
-
-		c->todo[i] = calloc((b->nr_chunks + 63) / 64, sizeof(uint64_t));
-		if (!c->todo[i])
-			return -ENOMEM;
-		for (k = 0; k < nr; k++) {
-			uint64_t s = r[k].start, e = r[k].end;
-
-			if (e <= b->host_addr || s >= b->host_addr + b->length || s >= e)
-				continue;
-			s = s < b->host_addr ? 0 : s - b->host_addr;
-			e = (e > b->host_addr + b->length ? b->length : e - b->host_addr) - 1;
-			ram_set_bits(c->todo[i], s / bytes, e / bytes + 1);
-		}
-	}
-	return 0;
 }
 
 static void ctx_fini(struct wr_ctx *c)
 {
 	uint32_t i;
 
-	for (i = 0; i < c->img->nr_blocks; i++) {
-		if (c->pop)
-			free(c->pop[i]);
-		if (c->todo)
-			free(c->todo[i]);
-	}
+	for (i = 0; c->pop && i < c->img->nr_blocks; i++)
+		free(c->pop[i]);
 	free(c->pop);
-	free(c->todo);
 	reuse_fini(&c->reuse);
 }
 
@@ -690,30 +382,52 @@ static int ctx_init(struct wr_ctx *c, pid_t pid, struct fr_image *img, const str
 	if (img->fd < 0)
 		return -EBADF;
 	ret = reuse_init(&c->reuse, img, o ? o->base : NULL, o && o->base_verify);
+	if (!ret)
+		ret = ram_io_chunk_bytes(img, &c->buf_bytes);
 	if (ret)
 		return ret;
 	c->pop = calloc(img->nr_blocks + 1, sizeof(*c->pop));
 	if (!c->pop)
 		return -ENOMEM;
 	for (i = 0; i < img->nr_blocks; i++) {
-		struct fr_block *b = &img->blocks[i];
-		size_t bytes = (size_t)b->chunk_pages * b->page_size;
-
-		if (!b->bitmap || !b->csums || !b->chunk_pages || b->chunk_pages % 64) {
-			pr_err("block '%s' is not laid out\n", b->name);
-			return -EINVAL;
-		}
-		c->pop[i] = calloc((b->nr_pages + 63) / 64, sizeof(uint64_t));
+		c->pop[i] = bitmap_alloc(img->blocks[i].nr_pages);
 		if (!c->pop[i])
 			return -ENOMEM;
-		if (bytes > c->buf_bytes)
-			c->buf_bytes = bytes;
 	}
 	return 0;
 }
 
-static int write_pass(pid_t pid, struct fr_image *img, const struct page_range *ranges, size_t nr,
-		      const struct ram_io_opts *o, struct ram_io_stats *st)
+static void fill_stats(const struct wr_ctx *c, double t0, struct ram_io_stats *st)
+{
+	st->pages_total = c->total;
+	st->pages_scanned_present = c->present;
+	st->pages_zero = c->zero;
+	st->pages_written = c->written;
+	st->bytes_written = c->bytes;
+	st->chunks_reused = c->reuse.chunks_cloned;
+	st->bytes_reused = c->reuse.bytes_cloned;
+	st->chunks_mismatch = c->reuse.chunks_differ;
+	st->ms = now_ms() - t0;
+}
+
+static void log_stats(const struct wr_ctx *c, unsigned workers, double t0)
+{
+	if (c->reuse.base)
+		pr_info("incremental: %llu chunks unchanged since the base, %llu shared with it "
+			"(%llu MiB not written), %llu differ in bytes though not in checksum\n",
+			(unsigned long long)c->reuse.chunks_same,
+			(unsigned long long)c->reuse.chunks_cloned,
+			(unsigned long long)(c->reuse.bytes_cloned >> 20),
+			(unsigned long long)c->reuse.chunks_differ);
+	pr_debug("%llu pages, %llu populated, %llu zero, %llu written (%llu MiB), "
+		"%u workers, %.1f ms\n",
+		(unsigned long long)c->total, (unsigned long long)c->present,
+		(unsigned long long)c->zero, (unsigned long long)c->written,
+		(unsigned long long)(c->bytes >> 20), workers, now_ms() - t0);
+}
+
+int ram_write_image(pid_t pid, struct fr_image *img, const struct ram_io_opts *o,
+		    struct ram_io_stats *st)
 {
 	unsigned workers = ram_io_nr_workers(o);
 	double t0 = now_ms();
@@ -721,8 +435,6 @@ static int write_pass(pid_t pid, struct fr_image *img, const struct page_range *
 	int ret;
 
 	ret = ctx_init(&c, pid, img, o);
-	if (!ret && ranges)
-		ret = select_ranges(&c, ranges, nr);
 	if (!ret)
 		ret = scan_blocks(&c);
 	if (!ret) {
@@ -730,42 +442,10 @@ static int write_pass(pid_t pid, struct fr_image *img, const struct page_range *
 		ram_work_init(&c.work, img);
 		ret = ram_work_run(&c.work, workers, writer_main, &c);
 	}
-	if (st) {
-		st->pages_total = c.total;
-		st->pages_scanned_present = c.present;
-		st->pages_zero = c.zero;
-		st->pages_written = c.written;
-		st->bytes_written = c.bytes;
-		st->chunks_reused = c.reuse.chunks_cloned;
-		st->bytes_reused = c.reuse.bytes_cloned;
-		st->chunks_mismatch = c.reuse.chunks_differ;
-		st->ms = now_ms() - t0;
-	}
-	if (!ret && c.reuse.base)
-		pr_info("incremental: %llu chunks unchanged since the base, %llu shared with it "
-			"(%llu MiB not written), %llu differ in bytes though not in checksum\n",
-			(unsigned long long)c.reuse.chunks_same,
-			(unsigned long long)c.reuse.chunks_cloned,
-			(unsigned long long)(c.reuse.bytes_cloned >> 20),
-			(unsigned long long)c.reuse.chunks_differ);
+	if (st)
+		fill_stats(&c, t0, st);
 	if (!ret)
-		pr_debug("%llu pages, %llu populated, %llu zero, %llu written (%llu MiB), "
-			"%u workers, %.1f ms\n",
-			(unsigned long long)c.total, (unsigned long long)c.present,
-			(unsigned long long)c.zero, (unsigned long long)c.written,
-			(unsigned long long)(c.bytes >> 20), workers, now_ms() - t0);
+		log_stats(&c, workers, t0);
 	ctx_fini(&c);
 	return ret;
-}
-
-int ram_write_image(pid_t pid, struct fr_image *img, const struct ram_io_opts *o,
-		    struct ram_io_stats *st)
-{
-	return write_pass(pid, img, NULL, 0, o, st);
-}
-
-int ram_write_ranges(pid_t pid, struct fr_image *img, const struct page_range *ranges,
-		     size_t nr, const struct ram_io_opts *o, struct ram_io_stats *st)
-{
-	return write_pass(pid, img, ranges, nr, o, st);
 }

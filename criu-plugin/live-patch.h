@@ -14,8 +14,8 @@
 #include <sys/types.h>
 
 #include "fixedram.h"
+#include "ram-io.h"
 #include "sparse.h"
-#include "dump-writer.h"
 
 struct live_patch_stats {
 	uint64_t chunks;	/* chunks redone */

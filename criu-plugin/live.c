@@ -62,6 +62,7 @@
 #include <linux/userfaultfd.h>
 
 #include "clock.h"
+#include "dump-writer.h"
 #include "live.h"
 #include "live-patch.h"
 #include "log.h"

@@ -25,7 +25,7 @@
 #include <sys/types.h>
 
 #include "fixedram.h"
-#include "dump-writer.h"
+#include "ram-io.h"
 
 #define LIVE_DOWNTIME_MS	100
 #define LIVE_MAX_PASSES		8

@@ -9,81 +9,20 @@
 #define LOG_PREFIX "restore: "
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/mman.h>
-#include <sys/uio.h>
 
 #include "clock.h"
-#include "restore-fill.h"
+#include "io.h"
 #include "log.h"
-
-#define IOV_BATCH	256	/* iovecs per process_vm_writev, <= IOV_MAX */
+#include "ram-remote.h"
+#include "ram-work.h"
+#include "restore-fill.h"
 
 struct fill_ctx {
 	struct ram_work work;
 	pid_t pid;
-	size_t buf_bytes;	/* largest chunk */
 	atomic_uint_fast64_t written, bytes;
 };
-
-static ssize_t pread_all(int fd, char *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, off + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		done += n;
-	}
-	return done;
-}
-
-/* Write the present runs of the chunk in buf into the process. */
-static int64_t write_present(pid_t pid, const struct fr_block *b, uint64_t first, uint64_t n,
-			     char *buf)
-{
-	struct iovec l[IOV_BATCH], r[IOV_BATCH];
-	uint64_t s, e = first, pages = 0;
-	int cnt = 0, ret;
-
-	while (ram_next_run(b->bitmap, e, first + n, &s, &e)) {
-		l[cnt].iov_base = buf + (s - first) * b->page_size;
-		r[cnt].iov_base = (void *)(uintptr_t)(b->host_addr + s * b->page_size);
-		l[cnt].iov_len = r[cnt].iov_len = (e - s) * b->page_size;
-		pages += e - s;
-		if (++cnt < IOV_BATCH)
-			continue;
-		ret = ram_vm_copy(pid, l, r, cnt, true);
-		if (ret)
-			return ret;
-		cnt = 0;
-	}
-	ret = cnt ? ram_vm_copy(pid, l, r, cnt, true) : 0;
-	return ret ? ret : (int64_t)pages;
-}
-
-/* One past the last set bit of bm in [from, end); from if none. */
-static uint64_t last_bit_end(const uint64_t *bm, uint64_t from, uint64_t end)
-{
-	while (end > from) {
-		uint64_t i = end - 1, w = bm[i / 64] & (~0ULL >> (63 - i % 64));
-
-		if (w) {
-			i = (i & ~63ULL) + 63 - __builtin_clzll(w);
-			return i >= from ? i + 1 : from;
-		}
-		end = i & ~63ULL;
-	}
-	return from;
-}
 
 /*
  * The chunk's present pages into buf with one read from the first to the
@@ -101,15 +40,15 @@ static int read_chunk(const struct fr_image *img, const struct fr_block *b, uint
 	size_t len;
 	ssize_t n;
 
-	if (!ram_next_run(b->bitmap, first, end, &s, &e))
+	if (!bitmap_next_run(b->bitmap, first, end, &s, &e))
 		return 0;
-	e = last_bit_end(b->bitmap, s, end);
+	e = bitmap_last_end(b->bitmap, s, end);
 	dst = buf + (s - first) * b->page_size;
 	len = (e - s) * b->page_size;
-	n = pread_all(img->fd, dst, len, fr_page_offset(b, s));
+	n = pread_full(img->fd, dst, len, fr_page_offset(b, s));
 	/* O_DIRECT refuses an unaligned buffer: the buffered fd takes it. */
 	if (n == -EINVAL && img->meta_fd >= 0)
-		n = pread_all(img->meta_fd, dst, len, fr_page_offset(b, s));
+		n = pread_full(img->meta_fd, dst, len, fr_page_offset(b, s));
 	if (n != (ssize_t)len) {
 		pr_err("block '%s' chunk %llu: cannot read %zu bytes at offset %#llx: %s\n",
 		       b->name, (unsigned long long)chunk, len,
@@ -126,50 +65,27 @@ static int read_chunk(const struct fr_image *img, const struct fr_block *b, uint
 	return -EBADMSG;
 }
 
-int64_t ram_fill_chunk(pid_t pid, const struct fr_image *img, const struct fr_block *b,
-		       uint64_t chunk, void *buf)
-{
-	int64_t ret;
-
-	ret = read_chunk(img, b, chunk, buf);
-	if (ret)
-		return ret;
-	ret = write_present(pid, b, chunk * b->chunk_pages, fr_chunk_nr_pages(b, chunk), buf);
-	if (ret < 0)
-		pr_err("block '%s' chunk %llu: cannot write into pid %d\n",
-		       b->name, (unsigned long long)chunk, pid);
-	return ret;
-}
-
-static void *filler_main(void *arg)
+/* One chunk: read and verify it into buf, then write its present pages into the process. */
+static int fill_chunk(void *arg, uint32_t bi, uint64_t chunk, char *buf)
 {
 	struct fill_ctx *c = arg;
-	const struct fr_image *img = c->work.img;
-	uint64_t chunk, written = 0, bytes = 0;
-	int64_t ret = 0;
-	uint32_t bi;
-	char *buf;
+	const struct fr_block *b = &c->work.img->blocks[bi];
+	uint64_t first = chunk * b->chunk_pages;
+	int64_t ret;
 
-	buf = mmap(NULL, c->buf_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED) {
-		ram_work_fail(&c->work, -ENOMEM);
-		return NULL;
+	ret = read_chunk(c->work.img, b, chunk, buf);
+	if (ret)
+		return ret;
+	ret = ram_copy_runs(c->pid, b, b->bitmap + first / 64, first, fr_chunk_nr_pages(b, chunk),
+			    buf, true);
+	if (ret < 0) {
+		pr_err("block '%s' chunk %llu: cannot write into pid %d\n",
+		       b->name, (unsigned long long)chunk, c->pid);
+		return ret;
 	}
-	while (ram_work_next(&c->work, &bi, &chunk)) {
-		const struct fr_block *b = &img->blocks[bi];
-
-		ret = ram_fill_chunk(c->pid, img, b, chunk, buf);
-		if (ret < 0) {
-			ram_work_fail(&c->work, (int)ret);
-			break;
-		}
-		written += ret;
-		bytes += ret * b->page_size;
-	}
-	munmap(buf, c->buf_bytes);
-	atomic_fetch_add(&c->written, written);
-	atomic_fetch_add(&c->bytes, bytes);
-	return NULL;
+	atomic_fetch_add_explicit(&c->written, ret, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->bytes, ret * b->page_size, memory_order_relaxed);
+	return 0;
 }
 
 int ram_fill_from_image(pid_t pid, const struct fr_image *img, const struct ram_io_opts *o,
@@ -179,25 +95,20 @@ int ram_fill_from_image(pid_t pid, const struct fr_image *img, const struct ram_
 	double t0 = now_ms();
 	uint64_t total = 0, present = 0;
 	struct fill_ctx c = { .pid = pid };
+	size_t buf_bytes;
 	uint32_t i;
 	int ret;
 
+	ret = ram_io_chunk_bytes(img, &buf_bytes);
+	if (ret)
+		return ret;
 	for (i = 0; i < img->nr_blocks; i++) {
-		const struct fr_block *b = &img->blocks[i];
-		size_t bytes = (size_t)b->chunk_pages * b->page_size;
-
-		if (!b->bitmap || !b->csums || !b->chunk_pages) {
-			pr_err("block '%s' has no bitmap\n", b->name);
-			return -EINVAL;
-		}
-		if (bytes > c.buf_bytes)
-			c.buf_bytes = bytes;
-		total += b->nr_pages;
-		present += b->nr_present;
+		total += img->blocks[i].nr_pages;
+		present += img->blocks[i].nr_present;
 	}
 	ram_io_set_odirect(img->fd, o);
 	ram_work_init(&c.work, img);
-	ret = ram_work_run(&c.work, workers, filler_main, &c);
+	ret = ram_work_run_chunks(&c.work, workers, buf_bytes, fill_chunk, &c);
 	if (st) {
 		memset(st, 0, sizeof(*st));
 		st->pages_total = total;
@@ -211,26 +122,4 @@ int ram_fill_from_image(pid_t pid, const struct fr_image *img, const struct ram_
 			(unsigned long long)total, (unsigned long long)c.written,
 			(unsigned long long)(c.bytes >> 20), workers, now_ms() - t0);
 	return ret;
-}
-
-int ram_read_page(const struct fr_image *img, const struct fr_block *b, uint64_t page, void *buf)
-{
-	off_t off = fr_page_offset(b, page);
-	ssize_t n;
-
-	if (page >= b->nr_pages)
-		return -EINVAL;
-	if (!fr_bit_test(b->bitmap, page)) {
-		memset(buf, 0, b->page_size);
-		return 0;
-	}
-	n = pread_all(img->fd, buf, b->page_size, off);
-	/* O_DIRECT refuses an unaligned buffer: the buffered fd takes it. */
-	if (n == -EINVAL && img->meta_fd >= 0)
-		n = pread_all(img->meta_fd, buf, b->page_size, off);
-	if (n == (ssize_t)b->page_size)
-		return 0;
-	pr_err("block '%s' page %llu: cannot read the RAM image: %s\n", b->name,
-	       (unsigned long long)page, n < 0 ? strerror((int)-n) : "short read");
-	return n < 0 ? (int)n : -EIO;
 }

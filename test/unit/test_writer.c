@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Dump writer and restore filler against real child processes: a "dumpee"
- * holds two RAM blocks with data, explicit zero, dropped, read-only and
- * untouched pages; its image is checked page by page, then a "restoree"
- * with fresh mappings at the same addresses is filled and checks itself.
+ * Dump writer, live patch and restore filler against real child
+ * processes: a "dumpee" holds two RAM blocks with data, explicit zero,
+ * dropped, read-only and untouched pages; its image is checked page by
+ * page, then a "restoree" with fresh mappings at the same addresses is
+ * filled and checks itself.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,8 +24,9 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
-#include "restore-fill.h"
 #include "dump-writer.h"
+#include "live-patch.h"
+#include "restore-fill.h"
 
 #define NP0	(3 * FR_CHUNK_PAGES + 100)	/* "pc.ram": short last chunk */
 #define NP1	300				/* "vga.vram" */
@@ -369,13 +371,13 @@ static void check_bitmaps(const struct fr_image *img, bool mod)
 }
 
 /*
- * Every page through fr_read_chunk (checksums) and ram_read_page, the
- * latter with O_DIRECT and an unaligned buffer (falls back to meta_fd).
+ * Every chunk through fr_read_chunk (checksums) with O_DIRECT on, into an
+ * aligned buffer and into an unaligned one (which falls back to meta_fd).
  */
 static void check_image(bool mod)
 {
 	struct fr_image img;
-	char err[256], *buf, *want, *page, *raw;
+	char err[256], *buf, *want, *raw, *unaligned;
 	uint64_t c, i;
 	int blk;
 
@@ -384,20 +386,18 @@ static void check_image(bool mod)
 	assert_int_equal(fcntl(img.fd, F_SETFL, O_DIRECT), 0);
 	buf = aligned_alloc(4096, FR_CHUNK_PAGES * ps);
 	want = malloc(ps);
-	raw = aligned_alloc(4096, 2 * ps);
-	page = raw + 8;
+	raw = aligned_alloc(4096, (FR_CHUNK_PAGES + 1) * ps);
+	unaligned = raw + 8;
 	for (blk = 0; blk < 2; blk++) {
 		const struct fr_block *b = &img.blocks[blk];
 
 		for (c = 0; c < b->nr_chunks; c++) {
 			assert_int_equal(fr_read_chunk(&img, b, c, buf), 0);
+			assert_int_equal(fr_read_chunk(&img, b, c, unaligned), 0);
 			for (i = 0; i < fr_chunk_nr_pages(b, c); i++) {
-				uint64_t p = c * b->chunk_pages + i;
-
-				expected(blk, p, mod, want);
+				expected(blk, c * b->chunk_pages + i, mod, want);
 				assert_memory_equal(buf + i * ps, want, ps);
-				assert_int_equal(ram_read_page(&img, b, p, page), 0);
-				assert_memory_equal(page, want, ps);
+				assert_memory_equal(unaligned + i * ps, want, ps);
 			}
 		}
 	}
@@ -511,15 +511,21 @@ static void test_odirect_opt_small_ring(void **state)
 	unlinkat(dirfd_, img_name, 0);
 }
 
-/* Incremental pass: only the touched chunks are redone. */
-static void test_ranges(void **state)
+/*
+ * A live pass after the dump (live_patch): only the chunks with a dirty or
+ * dropped page are redone; written, zeroed and dropped pages come out
+ * right, dropped ones punched.
+ */
+static void test_patch(void **state)
 {
 	struct ram_io_opts o = { .workers = 2 };
-	struct ram_io_stats st;
+	struct live_patch_stats st;
 	struct page_range r[3];
 	struct fr_image img;
 	struct child ch;
 	uintptr_t a = (uintptr_t)block_addr(0);
+	char path[64];
+	int pagemap;
 
 	(void)state;
 	child_start(&ch, true);
@@ -531,9 +537,14 @@ static void test_ranges(void **state)
 	r[0] = (struct page_range){ a + 12 * ps, a + 13 * ps };
 	r[1] = (struct page_range){ a, a + 10 * ps };
 	r[2] = (struct page_range){ a + 300 * ps, a + 301 * ps };
-	assert_int_equal(ram_write_ranges(ch.pid, &img, r, 3, &o, &st), 0);
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", ch.pid);
+	pagemap = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(pagemap >= 0);
+	assert_int_equal(live_patch(ch.pid, &img, r, 3, pagemap, &o, &st), 0);
+	close(pagemap);
 	child_stop(&ch);
-	assert_int_equal(st.pages_total, 2 * FR_CHUNK_PAGES);
+	assert_int_equal(st.chunks, 2);	/* pages 0-12 and page 300 */
+	assert_int_equal(st.pages_dropped, 2);	/* 9 zeroed, 12 discarded */
 	check_bitmaps(&img, true);
 	assert_int_equal(fr_finish(&img), 0);
 	fr_close(&img);
@@ -811,7 +822,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_w1_odirect, reap_children),
 		cmocka_unit_test_teardown(test_w2_odirect, reap_children),
 		cmocka_unit_test_teardown(test_odirect_opt_small_ring, reap_children),
-		cmocka_unit_test_teardown(test_ranges, reap_children),
+		cmocka_unit_test_teardown(test_patch, reap_children),
 		cmocka_unit_test_teardown(test_read_error, reap_children),
 		cmocka_unit_test_teardown(test_corrupt, reap_children),
 		cmocka_unit_test_teardown(test_incremental_reflink, reap_children),
