@@ -208,8 +208,6 @@ static void ctx_fini(struct lp_ctx *c)
 
 static int ctx_init(struct lp_ctx *c, pid_t pid, struct fr_image *img)
 {
-	uint32_t i;
-
 	memset(c, 0, sizeof(*c));
 	c->pid = pid;
 	c->img = img;
@@ -219,11 +217,6 @@ static int ctx_init(struct lp_ctx *c, pid_t pid, struct fr_image *img)
 	c->blk = calloc(img->nr_blocks + 1, sizeof(*c->blk));
 	if (!c->blk)
 		return -ENOMEM;
-	for (i = 0; i < img->nr_blocks; i++)
-		if (img->blocks[i].chunk_pages != FR_CHUNK_PAGES) {
-			pr_err("block '%s' is not laid out\n", img->blocks[i].name);
-			return -EINVAL;
-		}
 	return ram_io_chunk_bytes(img, &c->buf_bytes);
 }
 

@@ -511,12 +511,28 @@ static void test_odirect_opt_small_ring(void **state)
 	unlinkat(dirfd_, img_name, 0);
 }
 
+/* Chunks of chunk_pages pages (a multiple of 64) instead of FR_CHUNK_PAGES. */
+static void rechunk(struct fr_image *img, uint32_t chunk_pages)
+{
+	int blk;
+
+	for (blk = 0; blk < 2; blk++) {
+		struct fr_block *b = &img->blocks[blk];
+
+		b->chunk_pages = chunk_pages;
+		b->nr_chunks = (b->nr_pages + chunk_pages - 1) / chunk_pages;
+		free(b->csums);
+		b->csums = calloc(b->nr_chunks, sizeof(uint64_t));
+		assert_non_null(b->csums);
+	}
+}
+
 /*
  * A live pass after the dump (live_patch): only the chunks with a dirty or
  * dropped page are redone; written, zeroed and dropped pages come out
  * right, dropped ones punched.
  */
-static void test_patch(void **state)
+static void patch_roundtrip(uint32_t chunk_pages)
 {
 	struct ram_io_opts o = { .workers = 2 };
 	struct live_patch_stats st;
@@ -527,9 +543,9 @@ static void test_patch(void **state)
 	char path[64];
 	int pagemap;
 
-	(void)state;
 	child_start(&ch, true);
 	image_layout(&img, ch.pid);
+	rechunk(&img, chunk_pages);
 	assert_int_equal(fr_create(&img, dirfd_, img_name, 0), 0);
 	assert_int_equal(ram_write_image(ch.pid, &img, &o, NULL), 0);
 	assert_int_equal(child_cmd(&ch, 'M'), 0);
@@ -553,6 +569,19 @@ static void test_patch(void **state)
 	check_allocation(count_kind(true, has_data));	/* dropped pages punched */
 	check_restore(&o, true);
 	unlinkat(dirfd_, img_name, 0);
+}
+
+static void test_patch(void **state)
+{
+	(void)state;
+	patch_roundtrip(FR_CHUNK_PAGES);
+}
+
+/* The smallest chunks an image may have, through dump, patch and restore. */
+static void test_patch_64_page_chunks(void **state)
+{
+	(void)state;
+	patch_roundtrip(64);
 }
 
 static int count_dir(const char *path)
@@ -823,6 +852,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_w2_odirect, reap_children),
 		cmocka_unit_test_teardown(test_odirect_opt_small_ring, reap_children),
 		cmocka_unit_test_teardown(test_patch, reap_children),
+		cmocka_unit_test_teardown(test_patch_64_page_chunks, reap_children),
 		cmocka_unit_test_teardown(test_read_error, reap_children),
 		cmocka_unit_test_teardown(test_corrupt, reap_children),
 		cmocka_unit_test_teardown(test_incremental_reflink, reap_children),
