@@ -8,7 +8,6 @@ import os
 
 import pytest
 
-import harness
 from harness import wlcheck
 from kvmguest import ELF, HZ, KvmGuest, kvm_unusable
 

@@ -569,6 +569,7 @@ void kmain(void)
 	wl_setup(&wls[0], &c, 0);
 	if (ncpus > 1) {
 		wl_setup(&wls[1], &c, 1);
+		wls[1].ncpus = ncpus;
 		lapic_init(true);
 		lapic_per_tick = lapic_calibrate();
 		if (start_ap()) {
@@ -578,7 +579,7 @@ void kmain(void)
 			ncpus = 1;
 		}
 	}
-	wls[0].ncpus = wls[1].ncpus = ncpus;
+	wls[0].ncpus = ncpus;
 	kprintf("KG ring3 cpus=%u ram_mb=%lu ticks=%lu lapic_per_tick=%u\r\n",
 		ncpus, ram / MIB, ticks, lapic_per_tick);
 	enter_user(wl_run, ustacks[0] + USTACK_SIZE - 8, &wls[0]);
