@@ -5,7 +5,7 @@
  * second never touched (write-protect markers there cost page tables too).
  * Printed: live_start (and the child's page tables before and after),
  * passes after dirtying 1 page per 16 MiB, per chunk, in 16 and every page,
- * ram_write_ranges() for 1 page per chunk, and the frozen end: live_final,
+ * live_patch() for 1 page per chunk, and the frozen end: live_final,
  * live_stop and fr_finish. The image is in -d DIR (default /var/tmp, a disk:
  * the passes fdatasync), with O_DIRECT on -o. Needs ptrace of a child,
  * asynchronous userfaultfd write-protection and PAGEMAP_SCAN (Linux 6.7+).
@@ -28,6 +28,7 @@
 #include "../unit/helpers.h"
 #include "dump-writer.h"
 #include "live.h"
+#include "live-patch.h"
 #include "log.h"
 
 static const char *img_name = "qemu-ram-bench-live.img";
@@ -84,22 +85,28 @@ static void pass(struct live_ctx *lc, const char *what)
 	       what, (unsigned long long)st.pages, st.written / 1048576.0, st.ms);
 }
 
-/* What ram_write_ranges() costs for one dirty page per chunk. */
-static void ranges(pid_t pid, struct fr_image *img)
+/* What live_patch() costs for one dirty page per chunk, given the pages. */
+static void patch(pid_t pid, struct fr_image *img)
 {
 	struct page_range *rg = calloc(pages / FR_CHUNK_PAGES + 1, sizeof(*rg));
-	struct ram_io_stats ios;
+	struct live_patch_stats lps;
 	uint64_t i, n = 0;
+	char path[64];
+	int pagemap;
 	double t0;
 
 	TH_CHECK(rg);
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	pagemap = open(path, O_RDONLY | O_CLOEXEC);
+	TH_CHECK(pagemap >= 0);
 	for (i = 0; i < pages; i += FR_CHUNK_PAGES, n++)
 		rg[n] = (struct page_range){ (uintptr_t)base + i * ps, (uintptr_t)base + (i + 1) * ps };
 	t0 = now_ms();
-	TH_CHECK(ram_write_ranges(pid, img, rg, n, NULL, &ios) == 0);
+	TH_CHECK(live_patch(pid, img, rg, n, pagemap, NULL, &lps) == 0);
 	TH_CHECK(fdatasync(img->fd) == 0);
-	printf("ram_write_ranges, 1 page per chunk: %.1f MiB written, %.1f ms incl. fdatasync\n",
-	       ios.bytes_written / 1048576.0, now_ms() - t0);
+	printf("live_patch, 1 page per chunk: %llu chunks, %.1f MiB written, %.1f ms incl. fdatasync\n",
+	       (unsigned long long)lps.chunks, lps.bytes_written / 1048576.0, now_ms() - t0);
+	close(pagemap);
 	free(rg);
 }
 
@@ -173,7 +180,7 @@ static void run(uint64_t mib, int dirfd, bool odirect)
 	pass(lc, "pass, 1 page in 16");
 	dirty(memfd, 1, 4);
 	pass(lc, "pass, every page");
-	ranges(ch.pid, &img);
+	patch(ch.pid, &img);
 	dirty(memfd, 4096, 5);
 	pass(lc, "pass, 1 page per 16 MiB");
 

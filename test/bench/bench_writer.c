@@ -24,6 +24,7 @@
 #include "restore-fill.h"
 #include "log.h"
 #include "dump-writer.h"
+#include "sparse.h"
 
 #define CHUNK	(1 << 20)
 
