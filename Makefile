@@ -133,8 +133,10 @@ unit: $(UNIT_BIN) $(IMGTOOL)	# test_imgtool runs the tool
 		if [ $$rc = 77 ]; then echo "SKIPPED: $$t (the reason is above)"; \
 		elif [ $$rc != 0 ]; then exit $$rc; fi; done
 
+# TESTS: which integration tests (files or node ids); all of them by default.
+TESTS ?= test/integration
 integration: all $(FAULTFS)
-	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) $(PYTEST) -v -rs test/integration $(PYTEST_ARGS)
+	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) $(PYTEST) -v -rs $(TESTS) $(PYTEST_ARGS)
 
 # The integration suite once more with the plugin, the guardian and the
 # image tool built with UBSan (SAN=ub above).
