@@ -41,7 +41,7 @@ void ram_work_init_jobs(struct ram_work *w, const struct fr_image *img,
 	work_init(w, img, jobs, n);
 }
 
-bool ram_work_failed(struct ram_work *w)
+static bool failed(struct ram_work *w)
 {
 	return atomic_load_explicit(&w->err, memory_order_relaxed);
 }
@@ -51,7 +51,7 @@ bool ram_work_next(struct ram_work *w, uint32_t *block, uint64_t *chunk)
 	uint64_t g;
 	uint32_t i;
 
-	if (ram_work_failed(w))
+	if (failed(w))
 		return false;
 	g = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
 	if (g >= w->total)

@@ -37,7 +37,6 @@ void ram_work_init_jobs(struct ram_work *w, const struct fr_image *img,
 /* false when all chunks are taken or a worker failed. */
 bool ram_work_next(struct ram_work *w, uint32_t *block, uint64_t *chunk);
 void ram_work_fail(struct ram_work *w, int err);
-bool ram_work_failed(struct ram_work *w);
 
 /* Run fn(arg) in n threads (capped at RAM_IO_MAX_WORKERS), join them; returns the first error. */
 int ram_work_run(struct ram_work *w, unsigned n, void *(*fn)(void *), void *arg);
