@@ -3,6 +3,8 @@
  * Fixed-ram page images: layout, creation, completion, validation and
  * chunk reads. See fixedram.h and Documentation/image-format.md.
  */
+#define LOG_PREFIX "image: "
+
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -327,79 +329,65 @@ static int write_le64_array(int fd, const uint64_t *a, uint64_t n, uint64_t off,
 	return ret;
 }
 
-int fr_finish(struct fr_image *img)
+/*
+ * The block's bitmap and checksum table, and its header entry e (whose
+ * name points into b). Stray bits beyond the last page are cleared: they
+ * would make fr_open() reject the image.
+ */
+static int write_block_tables(int fd, const char *path, struct fr_block *b, RamBlockEntry *e)
 {
-	RamImageEntry hdr = RAM_IMAGE_ENTRY__INIT;
-	RamBlockEntry *entries = NULL, **eptrs = NULL;
-	struct fr_prefix prefix = {};
-	char path[PATH_MAX];
-	uint8_t *buf = NULL;
-	size_t hlen;
-	uint32_t i;
+	uint64_t nw = bitmap_words(b->nr_pages);
 	int ret;
 
-	if (img->meta_fd < 0 || img->fd < 0)
-		return -EBADF;
-	fd_path(img->meta_fd, path, sizeof(path));
-
-	if (img->nr_blocks) {
-		entries = calloc(img->nr_blocks, sizeof(*entries));
-		eptrs = calloc(img->nr_blocks, sizeof(*eptrs));
-		if (!entries || !eptrs) {
-			ret = -ENOMEM;
-			goto out;
-		}
+	if (!b->bitmap || !b->csums) {
+		pr_err("%s: block '%s' has no bitmap (fr_layout() not called?)\n", path, b->name);
+		return -EINVAL;
 	}
-
-	for (i = 0; i < img->nr_blocks; i++) {
-		struct fr_block *b = &img->blocks[i];
-		RamBlockEntry *e = &entries[i];
-		uint64_t nw = bitmap_words(b->nr_pages);
-
-		if (!b->bitmap || !b->csums) {
-			pr_err("%s: block '%s' has no bitmap (fr_layout() not called?)\n", path, b->name);
-			ret = -EINVAL;
-			goto out;
-		}
-		if (b->bitmap[nw - 1] & bitmap_tail_mask(b->nr_pages)) {
-			pr_warn("%s: block '%s': bits beyond page %" PRIu64 " set, clearing them\n", path,
-				b->name, b->nr_pages);
-			b->bitmap[nw - 1] &= ~bitmap_tail_mask(b->nr_pages);
-		}
-		b->nr_present = bitmap_weight(b->bitmap, nw);
-
-		ram_block_entry__init(e);
-		e->name = b->name;
-		e->host_addr = b->host_addr;
-		e->length = b->length;
-		e->page_size = b->page_size;
-		e->backing = (RamBacking)b->backing;
-		e->bitmap_offset = b->bitmap_offset;
-		e->csum_offset = b->csum_offset;
-		e->pages_offset = b->pages_offset;
-		e->chunk_pages = b->chunk_pages;
-		e->nr_present = b->nr_present;
-
-		ret = write_le64_array(img->meta_fd, b->bitmap, nw, b->bitmap_offset, &e->bitmap_csum);
-		if (!ret)
-			ret = write_le64_array(img->meta_fd, b->csums, b->nr_chunks, b->csum_offset,
-					       &e->csum_table_csum);
-		if (ret) {
-			pr_err("%s: block '%s': cannot write bitmap/checksum table: %s\n", path, b->name,
-			       strerror(-ret));
-			goto out;
-		}
-		eptrs[i] = e;
+	if (b->bitmap[nw - 1] & bitmap_tail_mask(b->nr_pages)) {
+		pr_warn("%s: block '%s': bits beyond page %" PRIu64 " set, clearing them\n", path,
+			b->name, b->nr_pages);
+		b->bitmap[nw - 1] &= ~bitmap_tail_mask(b->nr_pages);
 	}
+	b->nr_present = bitmap_weight(b->bitmap, nw);
 
-	/* Page data (written via fd, possibly O_DIRECT) and metadata durable first. */
-	ret = fsync_retry(img->fd);
+	ram_block_entry__init(e);
+	e->name = b->name;
+	e->host_addr = b->host_addr;
+	e->length = b->length;
+	e->page_size = b->page_size;
+	e->backing = (RamBacking)b->backing;
+	e->bitmap_offset = b->bitmap_offset;
+	e->csum_offset = b->csum_offset;
+	e->pages_offset = b->pages_offset;
+	e->chunk_pages = b->chunk_pages;
+	e->nr_present = b->nr_present;
+
+	ret = write_le64_array(fd, b->bitmap, nw, b->bitmap_offset, &e->bitmap_csum);
+	if (!ret)
+		ret = write_le64_array(fd, b->csums, b->nr_chunks, b->csum_offset, &e->csum_table_csum);
+	if (ret)
+		pr_err("%s: block '%s': cannot write bitmap/checksum table: %s\n", path, b->name,
+		       strerror(-ret));
+	return ret;
+}
+
+/* Page data (written via fd, possibly O_DIRECT) and metadata durable first. */
+static int sync_contents(const struct fr_image *img, const char *path)
+{
+	int ret = fsync_retry(img->fd);
+
 	if (!ret)
 		ret = fsync_retry(img->meta_fd);
-	if (ret) {
+	if (ret)
 		pr_err("%s: fsync of page data failed: %s\n", path, strerror(-ret));
-		goto out;
-	}
+	return ret;
+}
+
+/* The packed header for blocks (malloc'ed into *buf), or -errno. */
+static int pack_header(struct fr_image *img, RamBlockEntry **blocks, const char *path,
+		       uint8_t **buf, size_t *len)
+{
+	RamImageEntry hdr = RAM_IMAGE_ENTRY__INIT;
 
 	if (!img->dump_time_ns) {
 		struct timespec ts;
@@ -410,38 +398,43 @@ int fr_finish(struct fr_image *img)
 	hdr.pid = img->pid;
 	hdr.file_size = img->file_size;
 	hdr.n_blocks = img->nr_blocks;
-	hdr.blocks = eptrs;
+	hdr.blocks = blocks;
 	hdr.has_dump_time_ns = true;
 	hdr.dump_time_ns = img->dump_time_ns;
 	if (img->criu_run_id[0])
 		hdr.criu_run_id = img->criu_run_id;
 
-	hlen = ram_image_entry__get_packed_size(&hdr);
-	if (hlen == 0 || hlen > FR_HEADER_MAX) {
+	*len = ram_image_entry__get_packed_size(&hdr);
+	if (*len == 0 || *len > FR_HEADER_MAX) {
 		pr_err("%s: header is %zu bytes, does not fit in %llu (too many RAM blocks: %u)\n", path,
-		       hlen, (unsigned long long)FR_HEADER_MAX, img->nr_blocks);
-		ret = -E2BIG;
-		goto out;
+		       *len, (unsigned long long)FR_HEADER_MAX, img->nr_blocks);
+		return -E2BIG;
 	}
-	buf = malloc(hlen);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	ram_image_entry__pack(&hdr, buf);
+	*buf = malloc(*len);
+	if (!*buf)
+		return -ENOMEM;
+	ram_image_entry__pack(&hdr, *buf);
+	return 0;
+}
+
+/*
+ * Header, then (after it is durable) the prefix that makes it valid. A
+ * crash in between leaves a zero prefix; a torn prefix fails its magic or
+ * the header checksum.
+ */
+static int write_header(const struct fr_image *img, const uint8_t *buf, size_t len,
+			const char *path)
+{
+	struct fr_prefix prefix = {};
+	int ret;
 
 	memcpy(prefix.magic, FR_MAGIC, sizeof(prefix.magic));
 	prefix.version = htole32(FR_VERSION);
-	prefix.header_len = htole32((uint32_t)hlen);
-	prefix.header_csum = htole64(XXH3_64bits(buf, hlen));
+	prefix.header_len = htole32((uint32_t)len);
+	prefix.header_csum = htole64(XXH3_64bits(buf, len));
 	prefix.reserved = 0;
 
-	/*
-	 * Header, then (after it is durable) the prefix that makes it valid. A
-	 * crash in between leaves a zero prefix; a torn prefix fails its
-	 * magic or the header checksum.
-	 */
-	ret = pwrite_full(img->meta_fd, buf, hlen, FR_PREFIX_SIZE);
+	ret = pwrite_full(img->meta_fd, buf, len, FR_PREFIX_SIZE);
 	if (!ret)
 		ret = fsync_retry(img->meta_fd);
 	if (!ret)
@@ -450,7 +443,37 @@ int fr_finish(struct fr_image *img)
 		ret = fsync_retry(img->meta_fd);
 	if (ret)
 		pr_err("%s: cannot write image header: %s\n", path, strerror(-ret));
-out:
+	return ret;
+}
+
+int fr_finish(struct fr_image *img)
+{
+	RamBlockEntry *entries = NULL, **eptrs = NULL;
+	char path[PATH_MAX];
+	uint8_t *buf = NULL;
+	size_t hlen;
+	uint32_t i;
+	int ret = 0;
+
+	if (img->meta_fd < 0 || img->fd < 0)
+		return -EBADF;
+	fd_path(img->meta_fd, path, sizeof(path));
+	if (img->nr_blocks) {
+		entries = calloc(img->nr_blocks, sizeof(*entries));
+		eptrs = calloc(img->nr_blocks, sizeof(*eptrs));
+		if (!entries || !eptrs)
+			ret = -ENOMEM;
+	}
+	for (i = 0; !ret && i < img->nr_blocks; i++) {
+		ret = write_block_tables(img->meta_fd, path, &img->blocks[i], &entries[i]);
+		eptrs[i] = &entries[i];
+	}
+	if (!ret)
+		ret = sync_contents(img, path);
+	if (!ret)
+		ret = pack_header(img, eptrs, path, &buf, &hlen);
+	if (!ret)
+		ret = write_header(img, buf, hlen, path);
 	free(buf);
 	free(eptrs);
 	free(entries);
@@ -489,10 +512,20 @@ static int name_cmp(const void *a, const void *b)
 	return r ? r : (x->block > y->block) - (x->block < y->block);
 }
 
+/* What fr_open() has read and opened so far, and where its error goes. */
 struct open_ctx {
-	const char *path;
+	const char *path;	/* for messages: the name, then the fd's path */
+	char path_buf[PATH_MAX];
 	char *err;
 	size_t errlen;
+	int meta_fd, fd;
+	struct stat st;		/* of meta_fd */
+	uint32_t hlen;		/* from the prefix */
+	uint64_t hcsum;
+	uint8_t *hbuf;
+	RamImageEntry *h;
+	struct fr_block *blocks;
+	uint32_t nr_blocks;
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct open_ctx *c, int ret, const char *fmt, ...)
@@ -715,204 +748,231 @@ static void free_blocks(struct fr_block *blocks, uint32_t n)
 	free(blocks);
 }
 
+/* O_NONBLOCK: a FIFO planted under the image name must not hang restore. */
+static int open_nonblock(int dirfd, const char *name)
+{
+	return openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+}
+
+static void clear_nonblock(int fd)
+{
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+}
+
+/* The metadata fd, on a regular file; from here on errors name its path. */
+static int open_regular(struct open_ctx *c, int dirfd, const char *name)
+{
+	int ret;
+
+	c->meta_fd = open_nonblock(dirfd, name);
+	if (c->meta_fd < 0) {
+		ret = -errno;
+		return fail(c, ret, "cannot open RAM image: %s", strerror(-ret));
+	}
+	c->path = fd_path(c->meta_fd, c->path_buf, sizeof(c->path_buf));
+	if (fstat(c->meta_fd, &c->st))
+		return fail(c, -errno, "cannot stat: %s", strerror(errno));
+	if (!S_ISREG(c->st.st_mode))
+		return fail(c, -EINVAL, "not a regular file");
+	clear_nonblock(c->meta_fd);
+	return 0;
+}
+
+static int check_magic(struct open_ctx *c, const struct fr_prefix *p)
+{
+	static const char zero[sizeof(p->magic)];
+
+	if (!memcmp(p->magic, FR_MAGIC, sizeof(p->magic)))
+		return 0;
+	if (!memcmp(p->magic, zero, sizeof(zero)))
+		return fail(c, -EINVAL,
+			    "not a criu-qemu RAM image: prefix is all zeros (the dump that wrote it "
+			    "did not finish; the header is written last)");
+	return fail(c, -EINVAL, "not a criu-qemu RAM image (bad magic)");
+}
+
+/* Magic, version and header length; the file must hold the header. */
+static int read_prefix(struct open_ctx *c)
+{
+	struct fr_prefix p;
+	uint32_t version;
+	ssize_t r;
+	int ret;
+
+	if (c->st.st_size == 0)
+		return fail(c, -EINVAL, "empty file (0 bytes): not a criu-qemu RAM image");
+	if (c->st.st_size < FR_PREFIX_SIZE)
+		return fail(c, -EINVAL, "truncated: file is %lld bytes, smaller than the %d-byte prefix",
+			    (long long)c->st.st_size, FR_PREFIX_SIZE);
+	r = pread_full(c->meta_fd, &p, sizeof(p), 0);
+	if (r != sizeof(p))
+		return fail(c, r < 0 ? (int)r : -EIO, "cannot read prefix: %s",
+			    r < 0 ? strerror((int)-r) : "short read");
+	ret = check_magic(c, &p);
+	if (ret)
+		return ret;
+	version = le32toh(p.version);
+	c->hlen = le32toh(p.header_len);
+	c->hcsum = le64toh(p.header_csum);
+	if (version != FR_VERSION)
+		return fail(c, -EPROTONOSUPPORT, "image version %u, this build reads %d%s", version,
+			    FR_VERSION, version == 1 ? " (version 1 images are not bound to their "
+			    "checkpoint and cannot be verified: dump again)" : "");
+	if (c->hlen == 0 || c->hlen > FR_HEADER_MAX)
+		return fail(c, -EBADMSG, "header length %u out of range (1..%llu): prefix is corrupt",
+			    c->hlen, (unsigned long long)FR_HEADER_MAX);
+	if ((uint64_t)c->st.st_size < FR_PREFIX_SIZE + (uint64_t)c->hlen)
+		return fail(c, -EBADMSG, "truncated: file is %lld bytes, header ends at %llu",
+			    (long long)c->st.st_size, (unsigned long long)FR_PREFIX_SIZE + c->hlen);
+	return 0;
+}
+
+/* The header bytes, checked against the prefix's checksum, then unpacked. */
+static int read_header(struct open_ctx *c)
+{
+	uint64_t got;
+	ssize_t r;
+
+	c->hbuf = malloc(c->hlen);
+	if (!c->hbuf)
+		return fail(c, -ENOMEM, "out of memory for %u-byte header", c->hlen);
+	r = pread_full(c->meta_fd, c->hbuf, c->hlen, FR_PREFIX_SIZE);
+	if (r != (ssize_t)c->hlen)
+		return fail(c, r < 0 ? (int)r : -EIO, "cannot read header: %s",
+			    r < 0 ? strerror((int)-r) : "short read");
+	got = XXH3_64bits(c->hbuf, c->hlen);
+	if (got != c->hcsum)
+		return fail(c, -EBADMSG,
+			    "header checksum mismatch (stored 0x%016" PRIx64 ", computed 0x%016" PRIx64
+			    "): header is corrupt",
+			    c->hcsum, got);
+	c->h = ram_image_entry__unpack(NULL, c->hlen, c->hbuf);
+	if (!c->h)
+		return fail(c, -EBADMSG, "header is not a valid ram_image_entry protobuf");
+	return 0;
+}
+
+/* The header's own fields: file size, block count, run id. */
+static int check_header(struct open_ctx *c)
+{
+	const RamImageEntry *h = c->h;
+	uint64_t size = c->st.st_size;
+
+	if (h->file_size != size) {
+		if (size < h->file_size)
+			return fail(c, -EBADMSG, "truncated: file is %lld bytes, header says %" PRIu64,
+				    (long long)size, h->file_size);
+		return fail(c, -EBADMSG,
+			    "size mismatch: file is %lld bytes, header says %" PRIu64 " (trailing data)",
+			    (long long)size, h->file_size);
+	}
+	if (h->n_blocks == 0)
+		return fail(c, -EBADMSG, "header lists no RAM blocks: no dump writes such an image");
+	if (h->n_blocks > UINT32_MAX / 3)
+		return fail(c, -EBADMSG, "too many blocks (%zu)", h->n_blocks);
+	if (h->criu_run_id && strlen(h->criu_run_id) >= FR_RUN_ID_MAX)
+		return fail(c, -EBADMSG, "CRIU run id is %zu bytes, at most %d", strlen(h->criu_run_id),
+			    FR_RUN_ID_MAX - 1);
+	return 0;
+}
+
+/*
+ * Every block's fields and file regions, then how blocks relate (names,
+ * regions, host ranges), then bitmaps and checksum tables: those reads are
+ * bounded by the (checked) file size.
+ */
+static int load_blocks(struct open_ctx *c)
+{
+	uint32_t i, nb = c->h->n_blocks;
+	struct region *regs;
+	int ret = 0;
+
+	c->blocks = calloc(nb, sizeof(*c->blocks));
+	regs = calloc((size_t)nb * 3, sizeof(*regs));
+	if (!c->blocks || !regs) {
+		free(regs);
+		return fail(c, -ENOMEM, "out of memory for %u blocks", nb);
+	}
+	c->nr_blocks = nb;
+	for (i = 0; !ret && i < nb; i++)
+		ret = validate_block(c, c->h, i, &c->blocks[i], &regs[3 * i]);
+	if (!ret)
+		ret = check_unique_names(c, c->blocks, nb);
+	if (!ret)
+		ret = check_file_regions(c, c->blocks, regs, nb * 3);
+	if (!ret)
+		ret = check_host_ranges(c, c->blocks, nb);
+	free(regs);
+	for (i = 0; !ret && i < nb; i++)
+		ret = load_block_tables(c, c->meta_fd, c->h->blocks[i], i, &c->blocks[i]);
+	return ret;
+}
+
+/* Own open file description for page data, so callers may e.g. set O_DIRECT on it. */
+static int open_data_fd(struct open_ctx *c, int dirfd, const char *name)
+{
+	struct stat st;
+
+	c->fd = open_nonblock(dirfd, name);
+	if (c->fd < 0)
+		return fail(c, -errno, "cannot reopen for page data: %s", strerror(errno));
+	if (fstat(c->fd, &st) || st.st_dev != c->st.st_dev || st.st_ino != c->st.st_ino)
+		return fail(c, -ESTALE, "file was replaced while being opened");
+	clear_nonblock(c->fd);
+	return 0;
+}
+
+/* All checks passed: img takes the fds and blocks. */
+static void take_image(struct open_ctx *c, struct fr_image *img)
+{
+	const RamImageEntry *h = c->h;
+
+	img->fd = c->fd;
+	img->meta_fd = c->meta_fd;
+	img->pid = h->pid;
+	img->nr_blocks = c->nr_blocks;
+	img->blocks = c->blocks;
+	img->file_size = h->file_size;
+	img->dump_time_ns = h->has_dump_time_ns ? h->dump_time_ns : 0;
+	snprintf(img->criu_run_id, sizeof(img->criu_run_id), "%s", h->criu_run_id ? h->criu_run_id : "");
+	c->fd = c->meta_fd = -1;
+	c->blocks = NULL;
+}
+
+static void open_ctx_fini(struct open_ctx *c)
+{
+	if (c->h)
+		ram_image_entry__free_unpacked(c->h, NULL);
+	free_blocks(c->blocks, c->nr_blocks);
+	free(c->hbuf);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->meta_fd >= 0)
+		close(c->meta_fd);
+}
+
 int fr_open(struct fr_image *img, int dirfd, const char *name, char *err, size_t errlen)
 {
-	struct open_ctx c = { .path = name, .err = err, .errlen = errlen };
-	char path[PATH_MAX];
-	RamImageEntry *h = NULL;
-	struct fr_block *blocks = NULL;
-	struct region *regs = NULL;
-	struct fr_prefix p;
-	uint8_t *hbuf = NULL;
-	uint32_t version, hlen, i, nb = 0;
-	uint64_t hcsum, got;
-	struct stat st;
-	int fd = -1, meta_fd = -1, ret;
-	ssize_t r;
+	struct open_ctx c = { .path = name, .err = err, .errlen = errlen, .fd = -1, .meta_fd = -1 };
+	int ret;
 
 	if (err && errlen)
 		err[0] = '\0';
 	fr_image_init(img, 0, 0);
-
-	/* O_NONBLOCK: a FIFO planted under the image name must not hang restore. */
-	meta_fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (meta_fd < 0) {
-		ret = -errno;
-		return fail(&c, ret, "cannot open RAM image: %s", strerror(-ret));
-	}
-	c.path = fd_path(meta_fd, path, sizeof(path));
-	if (fstat(meta_fd, &st)) {
-		ret = fail(&c, -errno, "cannot stat: %s", strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = fail(&c, -EINVAL, "not a regular file");
-		goto out;
-	}
-	fcntl(meta_fd, F_SETFL, fcntl(meta_fd, F_GETFL) & ~O_NONBLOCK);
-
-	/* Prefix */
-	if (st.st_size == 0) {
-		ret = fail(&c, -EINVAL, "empty file (0 bytes): not a criu-qemu RAM image");
-		goto out;
-	}
-	if (st.st_size < FR_PREFIX_SIZE) {
-		ret = fail(&c, -EINVAL, "truncated: file is %lld bytes, smaller than the %d-byte prefix",
-			   (long long)st.st_size, FR_PREFIX_SIZE);
-		goto out;
-	}
-	r = pread_full(meta_fd, &p, sizeof(p), 0);
-	if (r != sizeof(p)) {
-		ret = fail(&c, r < 0 ? (int)r : -EIO, "cannot read prefix: %s",
-			   r < 0 ? strerror((int)-r) : "short read");
-		goto out;
-	}
-	if (memcmp(p.magic, FR_MAGIC, sizeof(p.magic))) {
-		static const char zero[sizeof(p.magic)];
-
-		if (!memcmp(p.magic, zero, sizeof(zero)))
-			ret = fail(&c, -EINVAL,
-				   "not a criu-qemu RAM image: prefix is all zeros (the dump that wrote it "
-				   "did not finish; the header is written last)");
-		else
-			ret = fail(&c, -EINVAL, "not a criu-qemu RAM image (bad magic)");
-		goto out;
-	}
-	version = le32toh(p.version);
-	hlen = le32toh(p.header_len);
-	hcsum = le64toh(p.header_csum);
-	if (version != FR_VERSION) {
-		ret = fail(&c, -EPROTONOSUPPORT, "image version %u, this build reads %d%s", version,
-			   FR_VERSION, version == 1 ? " (version 1 images are not bound to their "
-			   "checkpoint and cannot be verified: dump again)" : "");
-		goto out;
-	}
-	if (hlen == 0 || hlen > FR_HEADER_MAX) {
-		ret = fail(&c, -EBADMSG, "header length %u out of range (1..%llu): prefix is corrupt", hlen,
-			   (unsigned long long)FR_HEADER_MAX);
-		goto out;
-	}
-	if ((uint64_t)st.st_size < FR_PREFIX_SIZE + (uint64_t)hlen) {
-		ret = fail(&c, -EBADMSG, "truncated: file is %lld bytes, header ends at %llu",
-			   (long long)st.st_size, (unsigned long long)FR_PREFIX_SIZE + hlen);
-		goto out;
-	}
-
-	/* Header */
-	hbuf = malloc(hlen);
-	if (!hbuf) {
-		ret = fail(&c, -ENOMEM, "out of memory for %u-byte header", hlen);
-		goto out;
-	}
-	r = pread_full(meta_fd, hbuf, hlen, FR_PREFIX_SIZE);
-	if (r != (ssize_t)hlen) {
-		ret = fail(&c, r < 0 ? (int)r : -EIO, "cannot read header: %s",
-			   r < 0 ? strerror((int)-r) : "short read");
-		goto out;
-	}
-	got = XXH3_64bits(hbuf, hlen);
-	if (got != hcsum) {
-		ret = fail(&c, -EBADMSG,
-			   "header checksum mismatch (stored 0x%016" PRIx64 ", computed 0x%016" PRIx64
-			   "): header is corrupt",
-			   hcsum, got);
-		goto out;
-	}
-	h = ram_image_entry__unpack(NULL, hlen, hbuf);
-	if (!h) {
-		ret = fail(&c, -EBADMSG, "header is not a valid ram_image_entry protobuf");
-		goto out;
-	}
-	if (h->file_size != (uint64_t)st.st_size) {
-		if ((uint64_t)st.st_size < h->file_size)
-			ret = fail(&c, -EBADMSG, "truncated: file is %lld bytes, header says %" PRIu64,
-				   (long long)st.st_size, h->file_size);
-		else
-			ret = fail(&c, -EBADMSG,
-				   "size mismatch: file is %lld bytes, header says %" PRIu64
-				   " (trailing data)",
-				   (long long)st.st_size, h->file_size);
-		goto out;
-	}
-	if (h->n_blocks == 0) {
-		ret = fail(&c, -EBADMSG, "header lists no RAM blocks: no dump writes such an image");
-		goto out;
-	}
-	if (h->n_blocks > UINT32_MAX / 3) {
-		ret = fail(&c, -EBADMSG, "too many blocks (%zu)", h->n_blocks);
-		goto out;
-	}
-	if (h->criu_run_id && strlen(h->criu_run_id) >= FR_RUN_ID_MAX) {
-		ret = fail(&c, -EBADMSG, "CRIU run id is %zu bytes, at most %d", strlen(h->criu_run_id),
-			   FR_RUN_ID_MAX - 1);
-		goto out;
-	}
-
-	/* Blocks: fields and regions */
-	nb = h->n_blocks;
-	blocks = calloc(nb, sizeof(*blocks));
-	regs = calloc((size_t)nb * 3, sizeof(*regs));
-	if (!blocks || !regs) {
-		ret = fail(&c, -ENOMEM, "out of memory for %u blocks", nb);
-		goto out;
-	}
-	for (i = 0; i < nb; i++) {
-		ret = validate_block(&c, h, i, &blocks[i], &regs[3 * i]);
-		if (ret)
-			goto out;
-	}
-	ret = check_unique_names(&c, blocks, nb);
+	ret = open_regular(&c, dirfd, name);
 	if (!ret)
-		ret = check_file_regions(&c, blocks, regs, nb * 3);
+		ret = read_prefix(&c);
 	if (!ret)
-		ret = check_host_ranges(&c, blocks, nb);
-	if (ret)
-		goto out;
-
-	/* Bitmaps and checksum tables: bounded by the (checked) file size. */
-	for (i = 0; i < nb; i++) {
-		ret = load_block_tables(&c, meta_fd, h->blocks[i], i, &blocks[i]);
-		if (ret)
-			goto out;
-	}
-
-	/* Own open file description for page data, so callers may e.g. set O_DIRECT on it. */
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0) {
-		ret = fail(&c, -errno, "cannot reopen for page data: %s", strerror(errno));
-		goto out;
-	}
-	{
-		struct stat st2;
-
-		if (fstat(fd, &st2) || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
-			ret = fail(&c, -ESTALE, "file was replaced while being opened");
-			goto out;
-		}
-	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-
-	img->fd = fd;
-	img->meta_fd = meta_fd;
-	img->pid = h->pid;
-	img->nr_blocks = nb;
-	img->blocks = blocks;
-	img->file_size = h->file_size;
-	img->dump_time_ns = h->has_dump_time_ns ? h->dump_time_ns : 0;
-	snprintf(img->criu_run_id, sizeof(img->criu_run_id), "%s", h->criu_run_id ? h->criu_run_id : "");
-	fd = meta_fd = -1;
-	blocks = NULL;
-	ret = 0;
-out:
-	if (h)
-		ram_image_entry__free_unpacked(h, NULL);
-	free_blocks(blocks, nb);
-	free(regs);
-	free(hbuf);
-	if (fd >= 0)
-		close(fd);
-	if (meta_fd >= 0)
-		close(meta_fd);
+		ret = read_header(&c);
+	if (!ret)
+		ret = check_header(&c);
+	if (!ret)
+		ret = load_blocks(&c);
+	if (!ret)
+		ret = open_data_fd(&c, dirfd, name);
+	if (!ret)
+		take_image(&c, img);
+	open_ctx_fini(&c);
 	return ret;
 }
 
