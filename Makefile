@@ -16,6 +16,9 @@ PREFIX  ?= /usr
 PLUGIN_DIR ?= $(PREFIX)/lib/criu
 PYTEST  := /usr/bin/python3 -m pytest
 
+# The fragments included below define rules of their own: all stays the default.
+.DEFAULT_GOAL := all
+
 CRIU_MK := build/criu.mk
 -include $(CRIU_MK)
 
@@ -41,6 +44,8 @@ endif
 # KVM state the kernel shows no ioctl for is read by CO-RE BPF iterators:
 # their build (skeletons, libbpf) is in its own fragment.
 -include criu-plugin/bpf/bpf.mk
+# The bare-metal guest of the KVM tests (test/kvm-guest/README.md).
+include test/kvm-guest/kvm-guest.mk
 
 # Three programs, each with its own objects, and what they share:
 #   common/ + images/ + proto/  logging, the guardian control protocol, the
@@ -71,7 +76,7 @@ FAULTFS     := $(BUILD)/test/faultfs
 CRIU_HDR    := build/criu-include/criu-plugin.h
 
 .PHONY: all deps criu check unit integration integration-san soak demo bench install clean guest fuzz fuzz-short fuzz-build
-all: $(PLUGIN) $(GUARDIAN) $(IMGTOOL) $(GUEST)
+all: $(PLUGIN) $(GUARDIAN) $(IMGTOOL) $(GUEST) $(KVM_GUEST)
 
 # deps installs packages and builds CRIU when it has to; the build itself
 # only looks for what is there (scripts/criu.sh --find) and never installs.
