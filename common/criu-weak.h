@@ -21,5 +21,7 @@ extern char criu_run_id[] __attribute__((weak));
 extern char dump_criu_run_id[] __attribute__((weak));
 extern int add_inventory_plugin(const char *name) __attribute__((weak));
 extern bool check_and_remove_inventory_plugin(const char *name, size_t n) __attribute__((weak));
+/* A CRIU that leaves kernel worker threads out of dumps (scripts/criu-patches) */
+extern int criu_skips_user_workers __attribute__((weak));
 
 #endif

@@ -23,6 +23,7 @@
 #include "fault-inject.h"
 #include "fixedram.h"
 #include "handoff.h"
+#include "kvm-dump.h"
 #include "live.h"
 #include "log.h"
 #include "proc.h"
@@ -421,6 +422,10 @@ int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 	double t0;
 	int ret;
 
+	/* KVM first: it fails alone, before any RAM is moved. */
+	ret = kvm_dump_checkpoint(q->pid);
+	if (ret)
+		return ret;
 	d = dump_state(c, q->pid, &ret);
 	if (!d)
 		return ret;
@@ -495,5 +500,6 @@ void qp_dump_finish(int ret)
 		qemus[i].handoff = NULL;
 	}
 	nr_qemus = 0;
+	kvm_dump_finish(ret);
 	ckpt_id_dump_done();
 }

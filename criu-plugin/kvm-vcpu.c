@@ -7,6 +7,8 @@
  * restore agree on them):
  *   TSC frequency, CPUID  first: KVM checks CR4, XCR0 and MSR writes
  *                         against the guest's CPUID
+ *   MCE setup             KVM_X86_SETUP_MCE with the saved MCG_CAP before
+ *                         the MSRs: it decides which MCE MSRs KVM takes
  *   SREGS before LAPIC    the APIC base in SREGS switches x2APIC mode,
  *                         which decides how the LAPIC registers are read
  *   LAPIC before MSRS     the TSC-deadline MSR needs the LAPIC timer mode
@@ -26,6 +28,7 @@
 #include "log.h"
 
 #define CPUID_MAX_ENTRIES	4096
+#define MSR_IA32_MCG_CAP	0x179
 
 /* How one fixed-size piece is read and written. */
 struct piece_io {
@@ -183,6 +186,37 @@ static int capture_cpuid(struct kvm_exec *x, int fd, struct kvm_blob *b)
 	return ret < 0 ? ret : 0;
 }
 
+/*
+ * QEMU gives each vCPU its machine-check banks with KVM_X86_SETUP_MCE; the
+ * value is MCG_CAP, which KVM reads back as an MSR but never takes as one.
+ * Without it KVM refuses MCG_CTL and the bank MSRs.
+ */
+static int capture_mcg_cap(struct kvm_exec *x, int fd, struct kvm_vcpu_state *st)
+{
+	struct {
+		struct kvm_msrs m;
+		struct kvm_msr_entry e;
+	} q = { .m.nmsrs = 1, .e.index = MSR_IA32_MCG_CAP };
+	long ret = kx_ioctl(x, fd, KVM_GET_MSRS, &q, sizeof(q), KX_IN | KX_OUT);
+
+	st->mcg_cap = ret == 1 ? q.e.data : 0;
+	return ret < 0 ? ret : 0;
+}
+
+static int rebuild_mce(struct kvm_exec *x, int fd, const struct kvm_vcpu_state *st)
+{
+	uint64_t mcg_cap = st->mcg_cap;
+	long ret;
+
+	if (!mcg_cap)
+		return 0;
+	ret = kx_ioctl(x, fd, KVM_X86_SETUP_MCE, &mcg_cap, sizeof(mcg_cap), KX_IN);
+	if (ret < 0)
+		pr_err("vCPU %u: KVM_X86_SETUP_MCE(%#llx): %s\n", st->id, (unsigned long long)mcg_cap,
+		       strerror((int)-ret));
+	return ret < 0 ? ret : 0;
+}
+
 int kvm_vcpu_capture(struct kvm_exec *x, int vm_fd, int fd, const uint32_t *msr_index,
 		     uint32_t nr_msr_index, struct kvm_vcpu_state *st)
 {
@@ -200,6 +234,8 @@ int kvm_vcpu_capture(struct kvm_exec *x, int vm_fd, int fd, const uint32_t *msr_
 			pr_err("vCPU %u (fd %d): KVM_GET_%s: %s\n", st->id, fd, piece_names[p],
 			       strerror((int)-ret));
 	}
+	if (!ret)
+		ret = capture_mcg_cap(x, fd, st);
 	if (ret)
 		return ret;
 	ret = kx_ioctl_val(x, fd, KVM_GET_TSC_KHZ, 0);
@@ -259,7 +295,9 @@ int kvm_vcpu_rebuild(struct kvm_exec *x, int fd, const struct kvm_vcpu_state *st
 		enum kvm_vcpu_piece p = rebuild_order[i];
 		const struct kvm_blob *b = &st->piece[p];
 
-		if (!b->len)
+		if (p == KVP_MSRS)
+			ret = rebuild_mce(x, fd, st);
+		if (ret || !b->len)
 			continue;
 		ret = kx_ioctl(x, fd, set_ioctl(st, p), b->data, b->len, KX_IN);
 		if (p == KVP_MSRS)

@@ -39,6 +39,7 @@ struct kvm_vcpu_state {
 	uint32_t id;			/* KVM_CREATE_VCPU argument */
 	bool sregs2;			/* KVP_SREGS holds a struct kvm_sregs2 */
 	uint32_t tsc_khz;		/* KVM_GET_TSC_KHZ */
+	uint64_t mcg_cap;		/* KVM_X86_SETUP_MCE's argument; 0: none */
 	struct kvm_blob piece[KVP_NR];
 };
 

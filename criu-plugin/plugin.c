@@ -20,6 +20,8 @@
 #include "config.h"
 #include "detect.h"
 #include "dump.h"
+#include "kvm-dump.h"
+#include "kvm-restore.h"
 #include "log.h"
 #include "restore.h"
 
@@ -114,6 +116,19 @@ static int qemu_checkpoint_devices(int pid)
 	return ret ? ret : -ENOTSUP;
 }
 CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__CHECKPOINT_DEVICES, qemu_checkpoint_devices)
+
+/* KVM's files (/dev/kvm, the VM, the vCPUs) of a captured VM: kvm-dump.c. */
+static int qemu_dump_ext_file(int fd, int id)
+{
+	return kvm_dump_ext_file(fd, id);
+}
+CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__DUMP_EXT_FILE, qemu_dump_ext_file)
+
+static int qemu_restore_ext_file(int id)
+{
+	return kvm_restore_ext_file(id);
+}
+CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__RESTORE_EXT_FILE, qemu_restore_ext_file)
 
 static int qemu_resume_devices_late(int pid)
 {

@@ -28,6 +28,7 @@
 #include "dump.h"
 #include "restore-fill.h"
 #include "handoff.h"
+#include "kvm-restore.h"
 #include "fixedram.h"
 #include "log.h"
 #include "restore.h"
@@ -175,6 +176,9 @@ int qp_restore_init(const struct qp_config *c)
 		return 0;
 	if (needed == 0)
 		return for_each_image(ignore_image, NULL);
+	ret = kvm_restore_init();
+	if (ret)
+		return ret;
 	if (!run_id)
 		return for_each_image(refuse_image, NULL);
 	ret = for_each_image(use_image, &found);
@@ -281,7 +285,7 @@ static int lazy_restore(pid_t pid, const struct fr_image *img)
 	return 0;
 }
 
-int qp_restore_resume(const struct qp_config *c, pid_t pid)
+static int restore_ram(const struct qp_config *c, pid_t pid)
 {
 	struct ram_io_opts o = { .workers = c->workers, .odirect = c->odirect };
 	struct fr_image *img = image_for(pid);
@@ -325,10 +329,40 @@ int qp_restore_resume(const struct qp_config *c, pid_t pid)
 	return 0;
 }
 
+/*
+ * The VM goes back after guest RAM, under the stop guard for every thread
+ * but the main one, which runs the injected calls: if CRIU dies midway,
+ * no vCPU thread runs on a half-built VM.
+ */
+static int restore_kvm(pid_t pid)
+{
+	int ret = restore_guard_arm(pid, pid);
+
+	if (!ret)
+		ret = kvm_restore_resume(pid);
+	if (!ret)
+		ret = restore_guard_disarm(pid);
+	if (ret) {
+		pr_err("pid %d: its KVM VM could not be rebuilt; killing the task\n", pid);
+		kill_task(pid);
+	}
+	return ret;
+}
+
+int qp_restore_resume(const struct qp_config *c, pid_t pid)
+{
+	int ret = restore_ram(c, pid);
+
+	if ((ret && ret != -ENOTSUP) || !kvm_restore_has_vm(pid))
+		return ret;
+	return restore_kvm(pid);
+}
+
 void qp_restore_finish(void)
 {
 	int i;
 
+	kvm_restore_finish();
 	for (i = 0; i < nr_images; i++)
 		fr_close(&images[i]);
 	nr_images = 0;

@@ -56,6 +56,9 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd 438
 #endif
@@ -539,6 +542,8 @@ int rsys_attach_stopped(struct rsys *r, pid_t pid)
 		return ret;
 
 	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0 && errno == ENOENT)	/* a thread, not a leader (Linux >= 6.9) */
+		pidfd = syscall(SYS_pidfd_open, pid, PIDFD_THREAD);
 	if (pidfd < 0) {
 		ret = -errno;
 		pr_perror("pidfd_open(%d)", pid);

@@ -39,10 +39,41 @@ if sys=$(command -v criu 2>/dev/null); then
 	fi
 fi
 
-# 2. Our own build, if it is already there.
+# Our patches to CRIU (scripts/criu-patches, each meant for upstream); a
+# build tree records the ones applied in .criu-qemu-patches.
+patches_dir="$top/scripts/criu-patches"
+want_patches=$(cd "$patches_dir" && ls *.patch 2>/dev/null | sort | tr '\n' ' ')
+
+apply_patches() {
+	local p
+	for p in $want_patches; do
+		grep -qx "$p" "$1/.criu-qemu-patches" 2>/dev/null && continue
+		patch -d "$1" -p1 -N -s <"$patches_dir/$p" || { echo "criu: patch $p failed" >&2; exit 1; }
+		echo "$p" >>"$1/.criu-qemu-patches"
+	done
+}
+
+patched() {
+	local p
+	for p in $want_patches; do
+		grep -qx "$p" "$1/.criu-qemu-patches" 2>/dev/null || return 1
+	done
+}
+
+build_criu() {
+	make -C "$src" -j"$(nproc)" criu >"$build/criu-build.log" 2>&1 ||
+		{ tail -30 "$build/criu-build.log" >&2; echo "criu: build failed" >&2; exit 1; }
+}
+
+# 2. Our own build, if it is already there (patched as it should be).
 src="$build/criu-src"
 bin="$src/criu/criu"
 if [ -x "$bin" ] && [ -f "$src/criu/include/criu-plugin.h" ]; then
+	if ! patched "$src"; then
+		[ -n "$find_only" ] && { echo "criu: $src lacks our patches; run 'make deps'" >&2; exit 1; }
+		apply_patches "$src"
+		build_criu
+	fi
 	emit "$bin" "$src/criu/include" "$(version_of "$bin")"
 	exit 0
 fi
@@ -74,7 +105,7 @@ mkdir -p "$build/criu-unpack"
 tar -C "$build/criu-unpack" -xf "$tarball"
 mv "$build/criu-unpack"/criu-* "$src"
 rmdir "$build/criu-unpack"
-make -C "$src" -j"$(nproc)" criu >"$build/criu-build.log" 2>&1 ||
-	{ tail -30 "$build/criu-build.log" >&2; echo "criu: build failed" >&2; exit 1; }
+apply_patches "$src"
+build_criu
 "$bin" check >/dev/null 2>&1 || echo "criu: warning: 'criu check' reports problems (see criu check)" >&2
 emit "$bin" "$src/criu/include" "$(version_of "$bin")"

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-	build-essential pkg-config
+	build-essential pkg-config patch
 	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libprotobuf-dev python3-protobuf
 	liburing-dev libjansson-dev libxxhash-dev libcmocka-dev libfuse3-dev
 	clang-14 libclang-rt-14-dev
