@@ -5,10 +5,11 @@
  *
  *  1. find KVM's fds, vCPU mappings and worker threads (kvm-find), and what
  *     no ioctl tells (kvm-bpf: memslots, irqfds, ioeventfds, settings);
- *  2. check that each vCPU's thread is stopped on the return of KVM_RUN
- *     with -EINTR: KVM completes a vCPU's pending port or MMIO I/O at the
- *     start of KVM_RUN, before it can return -EINTR, so such a vCPU has
- *     nothing pending that its state would not show;
+ *  2. find each vCPU's thread stopped on the return of KVM_RUN with
+ *     -EINTR: KVM completes a vCPU's pending port or MMIO I/O at the start
+ *     of KVM_RUN, before it can return -EINTR, so such a vCPU has nothing
+ *     pending that its state would not show; a thread frozen in QEMU's
+ *     emulation of an exit is brought there first (kvm-quiesce.c);
  *  3. read the VM and every vCPU with KVM's get ioctls inside QEMU
  *     (kvm-exec, kvm-vm, kvm-vcpu) and write kvm-PID.img;
  *  4. make the vCPU mappings dumpable: each vCPU thread is left armed
@@ -51,6 +52,7 @@
 #include "kvm-exec.h"
 #include "kvm-find.h"
 #include "kvm-image.h"
+#include "kvm-quiesce.h"
 #include "kvm-state.h"
 #include "kvm-vcpu.h"
 #include "kvm-vm.h"
@@ -78,25 +80,6 @@ struct kvm_dump {
 
 /* ------------------------------------------------------------ vCPU threads */
 
-static int thread_regs(pid_t tid, struct user_regs_struct *regs)
-{
-	if (ptrace(PTRACE_GETREGS, tid, NULL, regs))
-		return -errno;
-	return 0;
-}
-
-/* Is tid stopped on the return of ioctl(fd, KVM_RUN) with -EINTR? Then fd. */
-static int parked_on_kvm_run(pid_t tid)
-{
-	struct user_regs_struct regs;
-
-	if (thread_regs(tid, &regs))
-		return -1;
-	if (regs.orig_rax != SYS_ioctl || regs.rsi != KVM_RUN || (long)regs.rax != -EINTR)
-		return -1;
-	return (int)regs.rdi;
-}
-
 static bool is_worker(const struct kvm_found *k, pid_t tid)
 {
 	int i;
@@ -107,12 +90,19 @@ static bool is_worker(const struct kvm_found *k, pid_t tid)
 	return false;
 }
 
-static int find_vcpu_threads(struct kvm_dump *d)
+#define QUIESCE_BUDGET_MS	200	/* per thread run on alone (kvm-quiesce.c) */
+
+/* The threads CRIU froze elsewhere than on KVM_RUN's return, for step 2. */
+struct busy_threads {
+	int nr;
+	pid_t tid[KVM_FIND_MAX_VCPUS];
+};
+
+static int note_threads(struct kvm_dump *d, struct busy_threads *busy)
 {
 	char path[64];
 	struct dirent *de;
 	DIR *dir;
-	int i;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", d->pid);
 	dir = opendir(path);
@@ -121,23 +111,46 @@ static int find_vcpu_threads(struct kvm_dump *d)
 	while ((de = readdir(dir))) {
 		pid_t tid = atoi(de->d_name);
 		struct kvm_found_vcpu *v;
+		int blocked;
 
 		if (tid <= 0 || is_worker(&d->k, tid))
 			continue;
-		v = kvm_found_vcpu_by_fd(&d->k, parked_on_kvm_run(tid));
+		v = kvm_found_vcpu_by_fd(&d->k, kvm_thread_parked_fd(tid, &blocked));
 		if (v)
 			v->tid = tid;
+		else if (!blocked && tid != d->pid && busy->nr < KVM_FIND_MAX_VCPUS)
+			busy->tid[busy->nr++] = tid;	/* QEMU's main thread runs no vCPU */
 	}
 	closedir(dir);
-	for (i = 0; i < d->k.nr_vcpus; i++) {
+	return 0;
+}
+
+static int find_vcpu_threads(struct kvm_dump *d)
+{
+	struct busy_threads busy = { 0 };
+	int i, missing = 0, ret;
+
+	ret = note_threads(d, &busy);
+	for (i = 0; !ret && i < d->k.nr_vcpus; i++)
+		missing += d->k.vcpus[i].tid <= 0;
+	for (i = 0; !ret && missing && i < busy.nr; i++) {
+		struct kvm_found_vcpu *v = kvm_drive_to_kvm_run(d->pid, busy.tid[i], &d->k,
+								 QUIESCE_BUDGET_MS);
+
+		if (v) {
+			v->tid = busy.tid[i];
+			missing--;
+		}
+	}
+	for (i = 0; !ret && i < d->k.nr_vcpus; i++) {
 		if (d->k.vcpus[i].tid > 0)
 			continue;
-		/* Its thread is in QEMU's device emulation: KVM may owe it an I/O completion. */
-		pr_err("pid %d: vCPU %u (fd %d) was not in KVM_RUN at the freeze; try the dump again\n",
+		/* Its thread is in QEMU's device emulation, waiting for another. */
+		pr_err("pid %d: vCPU %u (fd %d) did not get back to KVM_RUN; try the dump again\n",
 		       d->pid, d->k.vcpus[i].id, d->k.vcpus[i].fd);
 		return -EAGAIN;
 	}
-	return 0;
+	return ret;
 }
 
 /* ------------------------------------------------------------ what to refuse */

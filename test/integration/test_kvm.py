@@ -68,3 +68,24 @@ def test_leave_running(workdir, criu, guests):
     g.kill()
     harness.wait_pid_gone(g.pid)
     restore_kvm(criu, g, imgdir, at, rewinds=True)
+
+
+def test_cycles(workdir, criu, guests):
+    """20 dump/restore cycles in a row of a 2-vCPU guest (CRIU_QEMU_KVM_CYCLES
+    sets how many): each restore goes on exactly where its dump stopped.
+    A vCPU thread that CRIU froze in QEMU's device emulation is brought
+    back to KVM_RUN first; the console says how often that happened."""
+    cycles = int(os.environ.get("CRIU_QEMU_KVM_CYCLES", "20"))
+    g = start_kvm(workdir, guests, smp=2)
+    driven = 0
+    for i in range(cycles):
+        imgdir = os.path.join(workdir, "img%d" % i)
+        log = dump_kvm(criu, g, imgdir)
+        driven += log.count("back to KVM_RUN")
+        harness.wait_pid_gone(g.pid)
+        mark = g.mark()
+        at = g.last_full_status()
+        criu.restore(imgdir)
+        g.wait_all_progress(at, since=mark, passes=1, ticks=20)
+    g.check_console()
+    print("%d cycles; %d vCPU threads brought back from device emulation" % (cycles, driven))
