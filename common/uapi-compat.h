@@ -3,9 +3,11 @@
  * Syscall numbers and uapi constants that older installed headers lack
  * (Debian 12: Linux 6.1 uapi, glibc 2.36), in one place. Values from the
  * kernel's x86-64 syscall table and include/uapi/linux/{fs,userfaultfd,
- * mman,fcntl,magic}.h; each one guarded so newer headers win. The headers
- * that define them come first, so a guard never sees a name that is
- * defined later.
+ * mman,fcntl,magic,pidfd}.h; each one guarded so newer headers win. The
+ * headers that define them come first, so a guard never sees a name that
+ * is defined later (linux/pidfd.h is left out: its linux/fcntl.h clashes
+ * with glibc's; its PIDFD_THREAD is the same O_EXCL, so a later include
+ * redefines it identically). A source file defines none of these itself.
  */
 #ifndef CRIU_QEMU_UAPI_COMPAT_H
 #define CRIU_QEMU_UAPI_COMPAT_H
@@ -105,6 +107,12 @@ struct pm_scan_arg {
 #endif
 #ifndef UFFD_FEATURE_WP_ASYNC
 #define UFFD_FEATURE_WP_ASYNC		(1 << 15)
+#endif
+
+/* ---- pidfd (include/uapi/linux/pidfd.h, Linux 6.9) ---- */
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD		O_EXCL
 #endif
 
 /* ---- memory, memfd seals, file systems ---- */

@@ -22,19 +22,7 @@
 #include "log.h"
 #include "proc.h"
 #include "sparse.h"
-
-#ifndef TMPFS_MAGIC
-#define TMPFS_MAGIC		0x01021994
-#endif
-#ifndef F_GET_SEALS
-#define F_GET_SEALS		1034
-#endif
-#ifndef F_SEAL_WRITE
-#define F_SEAL_WRITE		0x0008
-#endif
-#ifndef F_SEAL_FUTURE_WRITE
-#define F_SEAL_FUTURE_WRITE	0x0010
-#endif
+#include "uapi-compat.h"
 
 #define TOUCH_BATCH	512	/* pages per process_vm_readv (IOV_MAX is 1024) */
 

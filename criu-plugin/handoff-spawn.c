@@ -24,10 +24,7 @@
 #include "guardian-proto.h"
 #include "handoff-spawn.h"
 #include "log.h"
-
-#ifndef SYS_close_range
-#define SYS_close_range 436
-#endif
+#include "uapi-compat.h"
 
 #define GUARDIAN_NAME	"criu-qemu-guardian"
 #define SPAWN_FD_MIN	16	/* sources are moved here before dup3 onto 0..5 */

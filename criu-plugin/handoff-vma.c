@@ -22,10 +22,6 @@
 #include "proc.h"
 #include "uapi-compat.h"
 
-#ifndef MADV_WIPEONFORK
-#define MADV_WIPEONFORK 18
-#endif
-
 static const struct {
 	char flag[3];
 	int advice;

@@ -52,16 +52,7 @@
 #include "proc.h"
 #include "rsys.h"
 #include "rsys-frame.h"
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef PIDFD_THREAD
-#define PIDFD_THREAD O_EXCL
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
+#include "uapi-compat.h"
 
 /* Kernel-internal errnos a syscall interrupted by a stop leaves in rax. */
 #define RSYS_ERESTARTSYS		512

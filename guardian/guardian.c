@@ -44,13 +44,7 @@
 #include "guardian-uffd.h"
 #include "log.h"
 #include "proc.h"
-
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
-#endif
-#ifndef SYS_process_madvise
-#define SYS_process_madvise 440
-#endif
+#include "uapi-compat.h"
 
 #define GD_BATCH_BYTES		(2u << 20)	/* give-back between looks at the userfaultfd */
 #define GD_MSGS			64		/* uffd messages per read */

@@ -53,10 +53,6 @@
 #define EMPTY_CHUNK	5		/* of block 0: never touched */
 #define HOT		512		/* pages the running child rewrites */
 
-#ifndef PAGE_IS_HUGE
-#define PAGE_IS_HUGE	(1 << 6)
-#endif
-
 enum op { OP_WRITE = 1, OP_DISCARD, OP_ZERO, OP_READ, OP_FAULTS, OP_MODE, OP_PIPE };
 enum mode { IDLE, RUN };
 
