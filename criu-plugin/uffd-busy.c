@@ -13,7 +13,6 @@
 #include "log.h"
 #include "proc.h"
 #include "uffd-busy.h"
-#include "dump-writer.h"
 
 #define POLL_MS 10
 

@@ -24,7 +24,6 @@
 
 #include "clock.h"
 #include "uffd-busy.h"
-#include "dump-writer.h"
 
 #define PAGES 16
 
