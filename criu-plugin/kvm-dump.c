@@ -178,6 +178,17 @@ static int check_supported(struct kvm_dump *d)
 		       d->ks.nr_vcpus);
 		return -EOPNOTSUPP;
 	}
+	if (d->ks.field[KVM_F_DIRTY_RING_SIZE]) {
+		pr_err("pid %d: QEMU uses KVM's dirty ring (kvm.dirty_ring_size = %llu, -accel "
+		       "kvm,dirty-ring-size=...), which the plugin cannot rebuild\n", d->pid,
+		       (unsigned long long)d->ks.field[KVM_F_DIRTY_RING_SIZE]);
+		return -EOPNOTSUPP;
+	}
+	if (d->k.nr_extra_maps) {
+		pr_err("pid %d: %d vCPU mappings besides their kvm_run: not supported\n", d->pid,
+		       d->k.nr_extra_maps);
+		return -EOPNOTSUPP;
+	}
 	for (i = 0; i < d->k.nr_vcpus; i++) {
 		if (d->k.vcpus[i].run_addr)
 			continue;
@@ -362,6 +373,8 @@ int kvm_dump_checkpoint(pid_t pid)
 		fault_crash_point("kvm-captured");
 		ret = hand_over(d);
 	}
+	if (!ret)
+		fault_crash_point("kvm-handed-over");
 out:
 	dump_free(d);
 	return ret;

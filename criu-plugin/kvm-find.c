@@ -110,11 +110,9 @@ static int scan_maps(pid_t pid, struct kvm_found *k)
 			continue;
 		vc = vcpu_by_id(k, strtoul(v.path + strlen(VCPU_NAME), NULL, 10));
 		if (!vc || vc->run_addr) {
-			pr_err("pid %d: mapping %#llx of %s %s: the plugin handles one mapping per open "
-			       "vCPU\n", pid, (unsigned long long)v.start, v.path,
-			       vc ? "is its second" : "has no fd");
-			ret = -EOPNOTSUPP;
-			break;
+			/* The dirty ring, or a vCPU mapped twice: kvm-dump says which. */
+			k->nr_extra_maps++;
+			continue;
 		}
 		vc->run_addr = v.start;
 		vc->run_len = v.end - v.start;

@@ -30,6 +30,7 @@ struct kvm_found {
 	struct kvm_found_vcpu vcpus[KVM_FIND_MAX_VCPUS];
 	int nr_workers;
 	pid_t workers[KVM_FIND_MAX_WORKERS];
+	int nr_extra_maps;		/* vCPU mappings beyond each one's kvm_run */
 };
 
 /*

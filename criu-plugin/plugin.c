@@ -92,7 +92,15 @@ static int detect(const char *hook, pid_t pid, struct qemu_proc *q)
 /*
  * PAUSE_DEVICES and CHECKPOINT_DEVICES answer -ENOTSUP even when they did
  * their work: CRIU stops calling further plugins at the first other value.
+ * A refusal (-EOPNOTSUPP, which is -ENOTSUP on Linux) must fail the dump,
+ * so it goes back to CRIU as -EINVAL.
  */
+static int hook_result(int ret)
+{
+	if (!ret)
+		return -ENOTSUP;
+	return ret == -ENOTSUP ? -EINVAL : ret;
+}
 static int qemu_pause_devices(int pid)
 {
 	struct qemu_proc q;
@@ -101,7 +109,7 @@ static int qemu_pause_devices(int pid)
 	if (!detect("pause-devices", pid, &q))
 		return -ENOTSUP;
 	ret = qp_dump_pause(&config, &q);
-	return ret ? ret : -ENOTSUP;
+	return hook_result(ret);
 }
 CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__PAUSE_DEVICES, qemu_pause_devices)
 
@@ -113,7 +121,7 @@ static int qemu_checkpoint_devices(int pid)
 	if (!detect("checkpoint-devices", pid, &q))
 		return -ENOTSUP;
 	ret = qp_dump_checkpoint(&config, &q);
-	return ret ? ret : -ENOTSUP;
+	return hook_result(ret);
 }
 CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__CHECKPOINT_DEVICES, qemu_checkpoint_devices)
 

@@ -15,8 +15,8 @@ from kvmguest import KvmGuest, kvm_unusable
 pytestmark = pytest.mark.skipif(kvm_unusable() is not None, reason=str(kvm_unusable()))
 
 
-def start_kvm(workdir, guests, smp=1, **kw):
-    g = KvmGuest(workdir, accel="kvm", smp=smp, **kw)
+def start_kvm(workdir, guests, smp=1, accel="kvm", **kw):
+    g = KvmGuest(workdir, accel=accel, smp=smp, **kw)
     guests.append(g)
     g.start()
     g.wait_ready(timeout=120)
@@ -89,3 +89,73 @@ def test_cycles(workdir, criu, guests):
         g.wait_all_progress(at, since=mark, passes=1, ticks=20)
     g.check_console()
     print("%d cycles; %d vCPU threads brought back from device emulation" % (cycles, driven))
+
+
+def kvm_run_mapped(g):
+    """Every vCPU's kvm_run is mapped from its vCPU fd again (not the
+    anonymous copy a dump leaves for CRIU)."""
+    with open("/proc/%d/maps" % g.pid) as f:
+        return sum("anon_inode:kvm-vcpu:" in l for l in f) >= g.smp
+
+
+def keeps_running_after_failed_dump(g):
+    at = g.last_full_status()
+    mark = g.mark()
+    g.wait_all_progress(at, since=mark, passes=3)
+    g.wait_for(lambda: kvm_run_mapped(g), 10, "kvm_run mapped again")
+    g.check_console()
+
+
+def test_live_predump_sees_vcpu_writes(workdir, criu, guests):
+    """Live pre-dump of a guest whose two vCPUs rewrite 32 MiB/s: the
+    passes see the pages the vCPUs wrote (through KVM's page tables, which
+    follow QEMU's), the final copy takes the rest, and the restored guest
+    finds every page of both regions as it last wrote it."""
+    g = start_kvm(workdir, guests, smp=2, mem="768M", wl_mb=256, rate_kbs=32768)
+    imgdir = os.path.join(workdir, "img")
+    dump_kvm(criu, g, imgdir, env={"CRIU_QEMU_DOWNTIME_MS": "1"})
+    harness.wait_pid_gone(g.pid)
+    passes = harness.live_passes(os.path.join(imgdir, "dump.log"))
+    live = [p for p in passes if p[0] == "pass"]
+    final = [p for p in passes if p[0] == "final"]
+    assert len(live) >= 2 and live[1][2] > 0, "no vCPU write seen between passes: %s" % passes
+    assert len(final) == 1 and final[0][2] > 0, passes
+    restore_kvm(criu, g, imgdir, g.last_full_status())
+
+
+@pytest.mark.parametrize("point", ["kvm-captured", "kvm-handed-over"])
+def test_criu_killed_after_capture(workdir, criu, guests, point):
+    """CRIU dies after reading the VM, or after leaving the vCPU threads
+    armed and kvm_run replaced: the guest runs on, on its own vCPUs."""
+    g = start_kvm(workdir, guests, smp=2)
+    imgdir = os.path.join(workdir, "img")
+    rc, _ = criu.dump(g.pid, imgdir, env={"CRIU_QEMU_TEST_CRASH": point}, expect_ok=False)
+    assert rc != 0
+    keeps_running_after_failed_dump(g)
+
+
+def test_failing_post_dump_script(workdir, criu, guests):
+    """The dump fails at its very end (a post-dump action script): the
+    guest runs on."""
+    g = start_kvm(workdir, guests, smp=2)
+    script = os.path.join(workdir, "fail-post-dump.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] && exit 1\nexit 0\n')
+    os.chmod(script, 0o755)
+    imgdir = os.path.join(workdir, "img")
+    rc, _ = criu.dump(g.pid, imgdir, extra=["--action-script", script], expect_ok=False)
+    assert rc != 0
+    assert "KVM state of 2 vCPUs saved" in harness.log_text(os.path.join(imgdir, "dump.log"))
+    keeps_running_after_failed_dump(g)
+
+
+def test_refused_feature(workdir, criu, guests):
+    """A KVM setting the plugin cannot make again (the dirty ring) fails
+    the dump with one line naming it; the guest runs on untouched."""
+    g = start_kvm(workdir, guests, smp=1, accel="kvm,dirty-ring-size=4096")
+    imgdir = os.path.join(workdir, "img")
+    rc, _ = criu.dump(g.pid, imgdir, expect_ok=False)
+    assert rc != 0
+    log = harness.log_text(os.path.join(imgdir, "dump.log"))
+    assert "QEMU uses KVM's dirty ring" in log, log[-3000:]
+    keeps_running_after_failed_dump(g)
