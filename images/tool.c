@@ -2,7 +2,7 @@
 /*
  * criu-qemu-img: inspect, verify and extract criu-qemu fixed-ram RAM images.
  *
- *   criu-qemu-img show [--json] FILE
+ *   criu-qemu-img show [--json] FILE    (a RAM image, or a KVM state image)
  *   criu-qemu-img verify FILE
  *   criu-qemu-img extract FILE BLOCK OUT
  *
@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fixedram.h"
+#include "kvm-show.h"
 #include "log.h"
 
 #define EXIT_BAD   1
@@ -133,6 +134,8 @@ static int cmd_show(const char *file, bool json)
 	time_t secs;
 	struct tm tm;
 
+	if (kvm_img_is_kvm(file))
+		return kvm_show(stdout, file, json) ? EXIT_BAD : 0;
 	if (open_image(&img, file))
 		return EXIT_BAD;
 	if (fstat(img.meta_fd, &st)) {
@@ -234,6 +237,8 @@ static int cmd_verify(const char *file)
 	int ret = 0;
 
 	qp_log_set_level(LOG_ERROR);
+	if (kvm_img_is_kvm(file))
+		return kvm_show(NULL, file, false) ? EXIT_BAD : 0;
 	if (open_image(&img, file))
 		return EXIT_BAD;
 
