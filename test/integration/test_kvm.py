@@ -6,6 +6,7 @@ vCPU, counts PIT ticks on the BSP and LAPIC timer ticks on the AP, so a
 guest that runs on after a restore with wrong memory, a dead timer or a
 stuck vCPU shows in its console."""
 import os
+import time
 
 import pytest
 
@@ -159,3 +160,34 @@ def test_refused_feature(workdir, criu, guests):
     log = harness.log_text(os.path.join(imgdir, "dump.log"))
     assert "QEMU uses KVM's dirty ring" in log, log[-3000:]
     keeps_running_after_failed_dump(g)
+
+
+def thread_states(pid):
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            out[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+    return out
+
+
+def test_criu_killed_while_rebuilding(workdir, criu, guests):
+    """CRIU dies while it rebuilds the VM in the restored QEMU: the stop
+    guard holds every thread but the main one (which ran the injected calls
+    and returns to its own code), so no vCPU runs on a half-built VM and the
+    guest writes nothing; the image then restores."""
+    g = start_kvm(workdir, guests, smp=2)
+    imgdir = os.path.join(workdir, "img")
+    dump_kvm(criu, g, imgdir)
+    harness.wait_pid_gone(g.pid)
+    at = g.last_full_status()
+    size = g.console_size()
+    rc, _ = criu.restore(imgdir, env={"CRIU_QEMU_TEST_CRASH": "kvm-rebuild"}, expect_ok=False)
+    assert rc == -9, "criu was expected to die by SIGKILL, rc %d" % rc
+    assert harness.pid_alive(g.pid), "the half-restored QEMU is gone (expected held)"
+    time.sleep(2)
+    states = thread_states(g.pid)
+    others = {t: s for t, s in states.items() if t != g.pid}
+    assert others and all(s == "T" for s in others.values()), states
+    assert g.console_size() == size, "the half-restored guest wrote to its console"
+    g.kill()
+    restore_kvm(criu, g, imgdir, at)
