@@ -217,11 +217,37 @@ static int rebuild_mce(struct kvm_exec *x, int fd, const struct kvm_vcpu_state *
 	return ret < 0 ? ret : 0;
 }
 
+/*
+ * Nested virtualization state is not rebuilt: a vCPU that entered VMX or
+ * SVM operation (or has a nested guest pending) refuses the dump.
+ */
+static int refuse_nested(struct kvm_exec *x, int vm_fd, int fd, const struct kvm_vcpu_state *st)
+{
+	long size = check_cap(x, vm_fd, KVM_CAP_NESTED_STATE);
+	struct kvm_nested_state *ns;
+	long ret;
+
+	if (size < (long)sizeof(*ns))
+		return 0;
+	ns = calloc(1, size);
+	if (!ns)
+		return -ENOMEM;
+	ns->size = size;
+	ret = kx_ioctl(x, fd, KVM_GET_NESTED_STATE, ns, size, KX_IN | KX_OUT);
+	if (ret >= 0 && (ns->flags || (ns->format == KVM_STATE_NESTED_FORMAT_VMX &&
+					ns->hdr.vmx.vmxon_pa != -1ull))) {
+		pr_err("vCPU %u uses nested virtualization (VMX/SVM state): not supported\n", st->id);
+		ret = -EOPNOTSUPP;
+	}
+	free(ns);
+	return ret < 0 ? ret : 0;
+}
+
 int kvm_vcpu_capture(struct kvm_exec *x, int vm_fd, int fd, const uint32_t *msr_index,
 		     uint32_t nr_msr_index, struct kvm_vcpu_state *st)
 {
 	enum kvm_vcpu_piece p;
-	long ret = 0;
+	long ret = refuse_nested(x, vm_fd, fd, st);
 
 	for (p = 0; p < KVP_NR && !ret; p++) {
 		if (p == KVP_MSRS)
