@@ -149,10 +149,11 @@ integration-san:
 	$(MAKE) SAN=ub BUILD=build/ubsan integration
 
 # The long fault runs (Documentation/design.md, "Fault campaign"): 100
-# dump/restore cycles of one guest and the fault tests.
+# dump/restore cycles of one guest (TCG and KVM) and the fault tests.
 soak: all
-	CRIU_QEMU_CYCLES=100 CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) $(PYTEST) -v -rs \
-		test/integration/test_cycles.py test/integration/test_faults.py $(PYTEST_ARGS)
+	CRIU_QEMU_CYCLES=100 CRIU_QEMU_KVM_CYCLES=100 CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) $(PYTEST) -v -rs \
+		test/integration/test_cycles.py test/integration/test_faults.py \
+		test/integration/test_kvm.py $(PYTEST_ARGS)
 
 check: deps
 	$(MAKE) all
