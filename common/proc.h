@@ -32,6 +32,90 @@ int proc_fdinfo_field(pid_t pid, int fd, const char *key, char *val, size_t len)
  */
 ssize_t proc_cmdline(pid_t pid, char *buf, size_t size);
 
+/* ------------------------------------------------------------ stat */
+
+/* What callers read of /proc/PID/stat. */
+struct proc_stat {
+	char comm[64];			/* between the parentheses, spaces kept */
+	char state;			/* 'R', 'S', 't', 'Z', ... */
+	unsigned long flags;		/* PF_* (include/linux/sched.h) */
+};
+
+/* Parse a stat line (comm may hold spaces and parentheses). 0 or -EINVAL. */
+int proc_stat_parse(const char *line, struct proc_stat *st);
+
+/* /proc/PID/stat (tid 0) or /proc/PID/task/TID/stat. 0, -EIO or -errno. */
+int proc_task_stat(pid_t pid, pid_t tid, struct proc_stat *st);
+
+/* ------------------------------------------------------------ directories */
+
+/*
+ * The walks below call fn for each entry until fn returns non-zero and
+ * return that, 0 when fn never did, or -errno when the directory cannot be
+ * read. fn may return a negative errno to stop with an error.
+ */
+
+/* Each thread of pid (/proc/PID/task). */
+int proc_task_for_each(pid_t pid, int (*fn)(pid_t tid, void *arg), void *arg);
+
+/* Each process (the numeric entries of /proc). */
+int proc_pid_for_each(int (*fn)(pid_t pid, void *arg), void *arg);
+
+/*
+ * Each open fd of pid with what its /proc/PID/fd link reads ("/dev/kvm",
+ * "anon_inode:kvm-vm", "socket:[123]"); fds closed meanwhile are skipped.
+ */
+int proc_fd_for_each(pid_t pid, int (*fn)(int fd, const char *link, void *arg), void *arg);
+
+/*
+ * The target of /proc/PID/fd/FD or /proc/PID/exe, NUL-terminated, cut to
+ * len - 1 bytes: its length, or -errno.
+ */
+ssize_t proc_fd_link(pid_t pid, int fd, char *buf, size_t len);
+ssize_t proc_exe(pid_t pid, char *buf, size_t len);
+
+/* Open /proc/PID/map_files/START-END with flags (O_CLOEXEC added): the fd, or -errno (errno kept). */
+int proc_map_files_open(pid_t pid, uint64_t start, uint64_t end, int flags);
+
+/* ------------------------------------------------------------ text files */
+
+/*
+ * fn for each line (its '\n' cut off) of /proc/PID/FILE ("net/unix",
+ * "mountinfo", "cgroup"), as the walks above: fn's non-zero value, 0 at
+ * the end, -errno when the file cannot be opened, -EIO on a read error.
+ */
+int proc_lines_for_each(pid_t pid, const char *file, int (*fn)(const char *line, void *arg),
+			void *arg);
+
+/* A socket of /proc/PID/net/unix. */
+struct proc_unix {
+	unsigned type;			/* SOCK_STREAM, SOCK_DGRAM, ... */
+	unsigned state;			/* 1 unconnected, 2 connecting, 3 connected */
+	char path[256];			/* its name ("" unnamed, "@..." abstract) */
+};
+
+/* Parse a net/unix line ("Num RefCount Protocol Flags Type St Inode [Path]"). 0, or -EINVAL (the header). */
+int proc_unix_parse(const char *line, struct proc_unix *u);
+
+/* A mount of /proc/PID/mountinfo (proc(5)). */
+struct proc_mount {
+	char point[512];		/* mount point */
+	char fstype[64];		/* "cgroup2", "cgroup", "tmpfs" */
+	char super[512];		/* super options: "rw,cpu,cpuacct" */
+};
+
+/* Parse a mountinfo line. 0, or -EINVAL. */
+int proc_mountinfo_parse(const char *line, struct proc_mount *m);
+
+/* A line of /proc/PID/cgroup: "ID:controllers:path". */
+struct proc_cgroup {
+	char controllers[256];		/* "" for cgroup2, "cpu,cpuacct", "name=systemd" */
+	char path[PATH_MAX];		/* "/user.slice/..." */
+};
+
+/* Parse a cgroup line. 0, or -EINVAL. */
+int proc_cgroup_parse(const char *line, struct proc_cgroup *c);
+
 /* ------------------------------------------------------------ maps, smaps */
 
 /* One VMA: a line of /proc/PID/maps, or the header line of an smaps entry. */

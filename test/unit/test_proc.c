@@ -2,10 +2,15 @@
 /*
  * The /proc parsers: maps and smaps on fixture text (fmemopen) and on the
  * test's own /proc/self, status, fdinfo, cmdline and pagemap of the test
- * itself. Needs no root (pagemap hides only the PFNs from us).
+ * itself; stat, net/unix, mountinfo and cgroup lines on fixture text and
+ * on our own files; the task, process and fd walks, fd and exe links and
+ * map_files. Needs no root (pagemap hides only the PFNs from us; map_files
+ * is checked to refuse us then).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <cmocka.h>
 
 #include "proc.h"
@@ -365,9 +373,314 @@ static void test_pagemap_self(void **state)
 	munmap(p, 2 * ps);
 }
 
+/* ------------------------------------------------------------ stat */
+
+static void test_stat_parse(void **state)
+{
+	struct proc_stat st;
+
+	(void)state;
+	/* comm may hold spaces and ')': the last ')' ends it. */
+	assert_int_equal(proc_stat_parse("4242 (kvm-nx (lpage) x) S 1 4242 4242 0 -1 "
+					 "2146368 12 0 0 0 1 2 0 0 20 0 1 0 77\n", &st), 0);
+	assert_string_equal(st.comm, "kvm-nx (lpage) x");
+	assert_int_equal(st.state, 'S');
+	assert_int_equal(st.flags, 0x20c040);	/* PF_USER_WORKER (0x4000) among them */
+	assert_int_equal(proc_stat_parse("1 (init) Z 0 1 1 0 -1 4194560", &st), 0);
+	assert_int_equal(st.state, 'Z');
+	assert_int_equal(st.flags, 4194560);
+	/* Cut before the flags, or no comm at all. */
+	assert_int_equal(proc_stat_parse("1 (init) S 0 1 1", &st), -EINVAL);
+	assert_int_equal(proc_stat_parse("1 init S 0 1 1 0 -1 4194560", &st), -EINVAL);
+	assert_int_equal(proc_stat_parse("1 )init( S 0 1 1 0 -1 4194560", &st), -EINVAL);
+}
+
+static void *park(void *arg)
+{
+	int *fd = arg;
+	char c;
+
+	(void)!read(fd[0], &c, 1);	/* until the test closes the pipe */
+	return NULL;
+}
+
+struct tids {
+	pid_t want;
+	int n, seen;
+};
+
+static int note_tid(pid_t tid, void *arg)
+{
+	struct tids *t = arg;
+
+	t->n++;
+	t->seen += tid == t->want;
+	return 0;
+}
+
+static int stop_at_second(pid_t tid, void *arg)
+{
+	return ++*(int *)arg == 2 ? tid : 0;
+}
+
+static void test_task_stat_and_walk(void **state)
+{
+	struct tids t = { 0 };
+	struct proc_stat st;
+	pthread_t th;
+	int fd[2], n = 0;
+	pid_t tid;
+
+	(void)state;
+	assert_int_equal(proc_task_stat(PROC_SELF, 0, &st), 0);
+	assert_int_equal(st.state, 'R');
+	assert_string_equal(st.comm, "test_proc");
+	assert_int_equal(pipe(fd), 0);
+	assert_int_equal(pthread_create(&th, NULL, park, fd), 0);
+	/* Both threads, the second found by its tid. */
+	t.want = getpid();
+	assert_int_equal(proc_task_for_each(getpid(), note_tid, &t), 0);
+	assert_int_equal(t.n, 2);
+	assert_int_equal(t.seen, 1);
+	tid = proc_task_for_each(PROC_SELF, stop_at_second, &n);
+	assert_true(tid > 0);
+	assert_int_equal(n, 2);		/* the walk stopped at fn's value */
+	assert_int_equal(proc_task_stat(getpid(), tid, &st), 0);
+	assert_string_equal(st.comm, "test_proc");
+	assert_int_equal(proc_task_stat(getpid(), 999999999, &st), -ENOENT);
+	close(fd[1]);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	close(fd[0]);
+}
+
+static int find_pid(pid_t pid, void *arg)
+{
+	return pid == *(pid_t *)arg;
+}
+
+static void test_pid_walk(void **state)
+{
+	pid_t me = getpid(), parent = getppid();
+
+	(void)state;
+	assert_int_equal(proc_pid_for_each(find_pid, &me), 1);
+	assert_int_equal(proc_pid_for_each(find_pid, &parent), 1);
+}
+
+/* ------------------------------------------------------------ fds, links */
+
+struct fd_seen {
+	int fd;
+	char link[256];
+	int n;
+};
+
+static int note_fd(int fd, const char *link, void *arg)
+{
+	struct fd_seen *s = arg;
+
+	s->n++;
+	if (fd == s->fd)
+		snprintf(s->link, sizeof(s->link), "%s", link);
+	return 0;
+}
+
+static void test_fd_walk_and_links(void **state)
+{
+	struct fd_seen s = { 0 };
+	char link[PATH_MAX], exe[PATH_MAX], small[5];
+
+	(void)state;
+	s.fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(s.fd >= 0);
+	assert_int_equal(proc_fd_for_each(PROC_SELF, note_fd, &s), 0);
+	assert_string_equal(s.link, "/dev/null");
+	assert_true(s.n >= 4);		/* 0-2, s.fd and the walk's own */
+	assert_int_equal(proc_fd_link(getpid(), s.fd, link, sizeof(link)), strlen("/dev/null"));
+	assert_string_equal(link, "/dev/null");
+	assert_int_equal(proc_fd_link(PROC_SELF, s.fd, small, sizeof(small)), 4);
+	assert_string_equal(small, "/dev");	/* cut, still terminated */
+	close(s.fd);
+	assert_int_equal(proc_fd_link(PROC_SELF, s.fd, link, sizeof(link)), -ENOENT);
+	assert_non_null(realpath(test_argv[0], exe));
+	assert_int_equal(proc_exe(PROC_SELF, link, sizeof(link)), strlen(exe));
+	assert_string_equal(link, exe);
+}
+
+/* Only CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE) opens map_files; both ways are checked. */
+static void test_map_files(void **state)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	int mfd = memfd_create("proc-test", MFD_CLOEXEC), fd;
+	struct stat a, b;
+	char *p;
+
+	(void)state;
+	assert_true(mfd >= 0);
+	assert_int_equal(ftruncate(mfd, ps), 0);
+	p = mmap(NULL, ps, PROT_READ, MAP_SHARED, mfd, 0);
+	assert_true(p != MAP_FAILED);
+	fd = proc_map_files_open(PROC_SELF, (uintptr_t)p, (uintptr_t)p + ps, O_RDONLY);
+	if (geteuid()) {
+		assert_int_equal(fd, -EPERM);
+	} else {
+		assert_true(fd >= 0);
+		assert_int_equal(fstat(fd, &a), 0);
+		assert_int_equal(fstat(mfd, &b), 0);
+		assert_int_equal(a.st_ino, b.st_ino);
+		assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+		close(fd);
+	}
+	/* No mapping there at all. */
+	assert_int_equal(proc_map_files_open(PROC_SELF, (uintptr_t)p + ps, (uintptr_t)p + 2 * ps,
+					     O_RDONLY), -ENOENT);
+	munmap(p, ps);
+	close(mfd);
+}
+
+/* ------------------------------------------------------------ text files */
+
+static int count_line(const char *line, void *arg)
+{
+	assert_null(strchr(line, '\n'));
+	++*(int *)arg;
+	return 0;
+}
+
+static int stop_at_first(const char *line, void *arg)
+{
+	(void)arg;
+	return strlen(line) + 1;
+}
+
+static void test_lines_walk(void **state)
+{
+	int n = 0;
+
+	(void)state;
+	assert_int_equal(proc_lines_for_each(PROC_SELF, "cgroup", count_line, &n), 0);
+	assert_true(n >= 1);
+	assert_true(proc_lines_for_each(getpid(), "mountinfo", stop_at_first, NULL) > 1);
+	assert_int_equal(proc_lines_for_each(PROC_SELF, "no-such-file", count_line, &n), -ENOENT);
+	assert_int_equal(proc_lines_for_each(-1, "cgroup", count_line, &n), -ENOENT);
+}
+
+static void test_unix_parse(void **state)
+{
+	struct proc_unix u;
+
+	(void)state;
+	assert_int_equal(proc_unix_parse("Num       RefCount Protocol Flags    Type St Inode Path", &u),
+			 -EINVAL);
+	assert_int_equal(proc_unix_parse("0000000000000000: 00000002 00000000 00010000 0001 01 "
+					 "12345 /run/qemu qmp.sock", &u), 0);
+	assert_int_equal(u.type, SOCK_STREAM);
+	assert_int_equal(u.state, 1);
+	assert_string_equal(u.path, "/run/qemu qmp.sock");	/* spaces kept */
+	assert_int_equal(proc_unix_parse("0000000000000000: 00000003 00000000 00000000 0005 03 "
+					 "12346 @abstract\n", &u), 0);
+	assert_int_equal(u.type, SOCK_SEQPACKET);
+	assert_int_equal(u.state, 3);
+	assert_string_equal(u.path, "@abstract");
+	assert_int_equal(proc_unix_parse("0000000000000000: 00000003 00000000 00000000 0002 03 12347",
+					 &u), 0);
+	assert_int_equal(u.type, SOCK_DGRAM);
+	assert_string_equal(u.path, "");	/* unnamed */
+	assert_int_equal(proc_unix_parse("0000000000000000: 00000003 00000000 00000000 0002 03", &u),
+			 -EINVAL);
+}
+
+struct sock_seen {
+	const char *path;
+	int listening, clients;
+};
+
+static int note_sock(const char *line, void *arg)
+{
+	struct sock_seen *s = arg;
+	struct proc_unix u;
+
+	if (proc_unix_parse(line, &u) || u.type != SOCK_STREAM || strcmp(u.path, s->path))
+		return 0;
+	s->listening += u.state == 1;
+	s->clients += u.state == 2 || u.state == 3;
+	return 0;
+}
+
+/* What qmp_monitor_busy() reads: a listener, then a connection queued for it. */
+static void test_unix_self(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sock_seen s = { .path = sa.sun_path };
+	int l, c;
+
+	(void)state;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/test_proc.%d.sock", getpid());
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(l >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(proc_lines_for_each(PROC_SELF, "net/unix", note_sock, &s), 0);
+	assert_int_equal(s.listening, 1);
+	assert_int_equal(s.clients, 0);
+	c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(c >= 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	s.listening = 0;
+	assert_int_equal(proc_lines_for_each(getpid(), "net/unix", note_sock, &s), 0);
+	assert_int_equal(s.listening, 1);
+	assert_int_equal(s.clients, 1);	/* the queued one carries the listener's name */
+	close(c);
+	close(l);
+	unlink(sa.sun_path);
+}
+
+static void test_mountinfo_parse(void **state)
+{
+	struct proc_mount m;
+
+	(void)state;
+	/* proc(5)'s example: optional fields, then " - ". */
+	assert_int_equal(proc_mountinfo_parse("36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 "
+					      "/dev/root rw,errors=continue\n", &m), 0);
+	assert_string_equal(m.point, "/mnt2");
+	assert_string_equal(m.fstype, "ext3");
+	assert_string_equal(m.super, "rw,errors=continue");
+	assert_int_equal(proc_mountinfo_parse("30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 "
+					      "rw,nsdelegate", &m), 0);
+	assert_string_equal(m.point, "/sys/fs/cgroup");
+	assert_string_equal(m.fstype, "cgroup2");
+	assert_string_equal(m.super, "rw,nsdelegate");
+	assert_int_equal(proc_mountinfo_parse("31 23 0:27 / /sys/fs/cgroup/cpu rw shared:5 - cgroup "
+					      "cgroup rw,cpu,cpuacct", &m), 0);
+	assert_string_equal(m.super, "rw,cpu,cpuacct");
+	assert_int_equal(proc_mountinfo_parse("36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 ext3", &m),
+			 -EINVAL);	/* no " - " */
+	assert_int_equal(proc_mountinfo_parse("36 35 98:0 / /mnt rw - ext3", &m), -EINVAL);
+}
+
+static void test_cgroup_parse(void **state)
+{
+	struct proc_cgroup c;
+
+	(void)state;
+	assert_int_equal(proc_cgroup_parse("0::/user.slice/session-1.scope\n", &c), 0);
+	assert_string_equal(c.controllers, "");
+	assert_string_equal(c.path, "/user.slice/session-1.scope");
+	assert_int_equal(proc_cgroup_parse("4:cpu,cpuacct:/", &c), 0);
+	assert_string_equal(c.controllers, "cpu,cpuacct");
+	assert_string_equal(c.path, "/");
+	assert_int_equal(proc_cgroup_parse("1:name=systemd:/a:b", &c), 0);	/* ':' in the path */
+	assert_string_equal(c.controllers, "name=systemd");
+	assert_string_equal(c.path, "/a:b");
+	assert_int_equal(proc_cgroup_parse("0:/no-second-colon", &c), -EINVAL);
+	assert_int_equal(proc_cgroup_parse("", &c), -EINVAL);
+}
+
 static void test_missing_pid(void **state)
 {
 	struct proc_maps m = { 0 };
+	struct proc_stat st;
 	char buf[64];
 	pid_t gone = -1;
 
@@ -378,6 +691,12 @@ static void test_missing_pid(void **state)
 	assert_int_equal(proc_pagemap_open(gone), -ENOENT);
 	assert_int_equal(proc_cmdline(gone, buf, sizeof(buf)), -ENOENT);
 	assert_int_equal(proc_fdinfo_field(gone, 0, "pos", buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(proc_task_stat(gone, 0, &st), -ENOENT);
+	assert_int_equal(proc_task_for_each(gone, stop_at_second, buf), -ENOENT);
+	assert_int_equal(proc_fd_for_each(gone, note_fd, buf), -ENOENT);
+	assert_int_equal(proc_fd_link(gone, 0, buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(proc_exe(gone, buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(proc_map_files_open(gone, 0, 4096, O_RDONLY), -ENOENT);
 }
 
 int main(int argc, char **argv)
@@ -397,6 +716,16 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_cmdline_self),
 		cmocka_unit_test(test_fdinfo_field),
 		cmocka_unit_test(test_pagemap_self),
+		cmocka_unit_test(test_stat_parse),
+		cmocka_unit_test(test_task_stat_and_walk),
+		cmocka_unit_test(test_pid_walk),
+		cmocka_unit_test(test_fd_walk_and_links),
+		cmocka_unit_test(test_map_files),
+		cmocka_unit_test(test_lines_walk),
+		cmocka_unit_test(test_unix_parse),
+		cmocka_unit_test(test_unix_self),
+		cmocka_unit_test(test_mountinfo_parse),
+		cmocka_unit_test(test_cgroup_parse),
 		cmocka_unit_test(test_missing_pid),
 	};
 
