@@ -3,7 +3,6 @@
  * Recognise QEMU processes. CRIU calls every installed plugin for every
  * process it dumps, so the negative answer must be cheap: a single readlink.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,44 +71,28 @@ void qemu_parse_cmdline(struct qemu_proc *q, const char *argv, size_t len)
 	}
 }
 
+static int is_kvm_dev(int fd, const char *link, void *arg)
+{
+	(void)fd;
+	(void)arg;
+	return !strcmp(link, "/dev/kvm");
+}
+
 static bool has_kvm_fd(pid_t pid)
 {
-	char dir[64], path[320], target[64];
-	struct dirent *de;
-	bool found = false;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
-	d = opendir(dir);
-	if (!d)
-		return false;
-	while (!found && (de = readdir(d))) {
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		n = readlink(path, target, sizeof(target) - 1);
-		if (n <= 0)
-			continue;
-		target[n] = 0;
-		found = !strcmp(target, "/dev/kvm");
-	}
-	closedir(d);
-	return found;
+	return proc_fd_for_each(pid, is_kvm_dev, NULL) > 0;
 }
 
 int qemu_detect(pid_t pid, struct qemu_proc *q)
 {
 	static char cmdline[65536];
-	char path[64];
 	ssize_t len, n;
 
 	memset(q, 0, sizeof(*q));
 	q->pid = pid;
-	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
-	n = readlink(path, q->exe, sizeof(q->exe) - 1);
+	n = proc_exe(pid, q->exe, sizeof(q->exe));
 	if (n < 0)
-		return -errno;
-	q->exe[n] = 0;
+		return n;
 	if (!qemu_exe_name_matches(q->exe))
 		return 0;
 

@@ -40,6 +40,7 @@
 #include "log.h"
 #include "dump-reuse.h"
 #include "dump-writer.h"
+#include "proc.h"
 #include "ram-data.h"
 #include "ram-remote.h"
 #include "ram-work.h"
@@ -341,16 +342,13 @@ static void *writer_main(void *arg)
 
 static int scan_blocks(struct wr_ctx *c)
 {
-	char path[64];
 	uint32_t i;
 	int fd, ret = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", c->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = proc_pagemap_open(c->pid);
 	if (fd < 0) {
-		ret = -errno;
-		pr_perror("cannot open %s", path);
-		return ret;
+		pr_perror("cannot open /proc/%d/pagemap", c->pid);
+		return fd;
 	}
 	for (i = 0; i < c->img->nr_blocks && !ret; i++)
 		ret = ram_scan_populated(fd, &c->img->blocks[i], c->pop[i]);

@@ -5,7 +5,6 @@
  */
 #define LOG_PREFIX "handoff: "
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -35,12 +34,9 @@ static uint64_t page_size(void)
 
 static int open_seg(pid_t pid, struct handoff_seg *s)
 {
-	char path[96];
-
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, s->vm_start, s->vm_end);
-	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	s->fd = proc_map_files_open(pid, s->vm_start, s->vm_end, O_RDONLY);
 	if (s->fd < 0) {
-		pr_perror("open %s", path);
+		pr_perror("open /proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, s->vm_start, s->vm_end);
 		return -errno;
 	}
 	return 0;
@@ -101,23 +97,25 @@ static bool mapped_by(pid_t who, pid_t pid, const struct handoff_seg *segs, size
 	return found;
 }
 
+struct segs {
+	pid_t pid;
+	const struct handoff_seg *segs;
+	size_t n;
+};
+
+static int maps_segs(pid_t who, void *arg)
+{
+	const struct segs *s = arg;
+
+	return mapped_by(who, s->pid, s->segs, s->n) ? who : 0;
+}
+
 /* pid of a process (or pid itself, elsewhere) mapping the file of segs, 0 if none. */
 static pid_t other_mapper(pid_t pid, const struct handoff_seg *segs, size_t n)
 {
-	struct dirent *de;
-	pid_t found = 0;
-	DIR *d = opendir("/proc");
+	struct segs s = { .pid = pid, .segs = segs, .n = n };
 
-	if (!d)
-		return -errno;
-	while (!found && (de = readdir(d))) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		if (mapped_by(atoi(de->d_name), pid, segs, n))
-			found = atoi(de->d_name);
-	}
-	closedir(d);
-	return found;
+	return proc_pid_for_each(maps_segs, &s);
 }
 
 void handoff_shmem_close(struct handoff_seg *segs, size_t n)

@@ -28,7 +28,6 @@
  */
 #define LOG_PREFIX "kvm: "
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -57,6 +56,7 @@
 #include "kvm-vcpu.h"
 #include "kvm-vm.h"
 #include "log.h"
+#include "proc.h"
 #include "rsys.h"
 
 #define MAX_KVM_FILES	(KVM_FIND_MAX_VCPUS + KVM_FIND_MAX_FDS + 1)
@@ -98,31 +98,34 @@ struct busy_threads {
 	pid_t tid[KVM_FIND_MAX_VCPUS];
 };
 
+struct thread_walk {
+	struct kvm_dump *d;
+	struct busy_threads *busy;
+};
+
+static int note_thread(pid_t tid, void *arg)
+{
+	struct thread_walk *w = arg;
+	struct kvm_dump *d = w->d;
+	struct busy_threads *busy = w->busy;
+	struct kvm_found_vcpu *v;
+	int blocked;
+
+	if (is_worker(&d->k, tid))
+		return 0;
+	v = kvm_found_vcpu_by_fd(&d->k, kvm_thread_parked_fd(tid, &blocked));
+	if (v)
+		v->tid = tid;
+	else if (!blocked && tid != d->pid && busy->nr < KVM_FIND_MAX_VCPUS)
+		busy->tid[busy->nr++] = tid;	/* QEMU's main thread runs no vCPU */
+	return 0;
+}
+
 static int note_threads(struct kvm_dump *d, struct busy_threads *busy)
 {
-	char path[64];
-	struct dirent *de;
-	DIR *dir;
+	struct thread_walk w = { .d = d, .busy = busy };
 
-	snprintf(path, sizeof(path), "/proc/%d/task", d->pid);
-	dir = opendir(path);
-	if (!dir)
-		return -errno;
-	while ((de = readdir(dir))) {
-		pid_t tid = atoi(de->d_name);
-		struct kvm_found_vcpu *v;
-		int blocked;
-
-		if (tid <= 0 || is_worker(&d->k, tid))
-			continue;
-		v = kvm_found_vcpu_by_fd(&d->k, kvm_thread_parked_fd(tid, &blocked));
-		if (v)
-			v->tid = tid;
-		else if (!blocked && tid != d->pid && busy->nr < KVM_FIND_MAX_VCPUS)
-			busy->tid[busy->nr++] = tid;	/* QEMU's main thread runs no vCPU */
-	}
-	closedir(dir);
-	return 0;
+	return proc_task_for_each(d->pid, note_thread, &w);
 }
 
 static int find_vcpu_threads(struct kvm_dump *d)
@@ -384,14 +387,10 @@ static int write_files_image(void);
 
 static int file_kind(int lfd, KvmFileKind *kind)
 {
-	char path[64], link[64];
-	ssize_t n;
+	char link[64];
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", lfd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
+	if (proc_fd_link(PROC_SELF, lfd, link, sizeof(link)) < 0)
 		return -ENOTSUP;
-	link[n] = '\0';
 	if (!strcmp(link, "/dev/kvm"))
 		*kind = KVM_FILE_KIND__KVM_DEV;
 	else if (!strcmp(link, "anon_inode:kvm-vm"))

@@ -2,7 +2,6 @@
 /* KVM's files, mappings and threads in a process (see kvm-find.h). */
 #define LOG_PREFIX "kvm: "
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -68,30 +67,24 @@ full:
 	return -EOPNOTSUPP;
 }
 
+/* What the walks of /proc/PID/fd and /proc/PID/task fill in. */
+struct scan {
+	pid_t pid;
+	struct kvm_found *k;
+};
+
+static int found_fd(int fd, const char *link, void *arg)
+{
+	struct scan *s = arg;
+
+	return note_fd(s->pid, s->k, fd, link);
+}
+
 static int scan_fds(pid_t pid, struct kvm_found *k)
 {
-	char path[64], link[256];
-	struct dirent *de;
-	int ret = 0;
-	DIR *d;
+	struct scan s = { .pid = pid, .k = k };
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while (!ret && (de = readdir(d))) {
-		ssize_t n;
-
-		if (de->d_name[0] == '.')
-			continue;
-		n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
-		if (n < 0)
-			continue;	/* closed meanwhile */
-		link[n] = '\0';
-		ret = note_fd(pid, k, atoi(de->d_name), link);
-	}
-	closedir(d);
-	return ret;
+	return proc_fd_for_each(pid, found_fd, &s);
 }
 
 static int scan_maps(pid_t pid, struct kvm_found *k)
@@ -121,62 +114,29 @@ static int scan_maps(pid_t pid, struct kvm_found *k)
 	return ret;
 }
 
-/* The flags field (9th) of /proc/PID/task/TID/stat; comm may hold spaces. */
-static int task_flags(pid_t pid, pid_t tid, unsigned long *flags, char *comm, size_t len)
+static int note_worker(pid_t tid, void *arg)
 {
-	char path[64], buf[512], *open, *close;
-	unsigned long f;
-	FILE *fp;
-	int n;
+	struct scan *s = arg;
+	struct proc_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	fp = fopen(path, "re");
-	if (!fp)
-		return -errno;
-	n = fgets(buf, sizeof(buf), fp) ? 0 : -EIO;
-	fclose(fp);
-	open = strchr(buf, '(');
-	close = strrchr(buf, ')');
-	if (n || !open || !close)
-		return -EIO;
-	snprintf(comm, len, "%.*s", (int)(close - open - 1), open + 1);
-	if (sscanf(close + 1, " %*c %*d %*d %*d %*d %*d %lu", &f) != 1)
-		return -EIO;
-	*flags = f;
+	if (proc_task_stat(s->pid, tid, &st) || !(st.flags & PF_USER_WORKER))
+		return 0;
+	if (strncmp(st.comm, "kvm-", 4)) {
+		pr_err("pid %d: thread %d (%s) is a kernel worker the plugin cannot rebuild\n",
+		       s->pid, tid, st.comm);
+		return -EOPNOTSUPP;
+	}
+	if (s->k->nr_workers == KVM_FIND_MAX_WORKERS)
+		return -EOPNOTSUPP;
+	s->k->workers[s->k->nr_workers++] = tid;
 	return 0;
 }
 
 static int scan_workers(pid_t pid, struct kvm_found *k)
 {
-	char path[64], comm[64];
-	struct dirent *de;
-	unsigned long flags = 0;
-	int ret = 0;
-	DIR *d;
+	struct scan s = { .pid = pid, .k = k };
 
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while (!ret && (de = readdir(d))) {
-		pid_t tid = atoi(de->d_name);
-
-		if (tid <= 0 || task_flags(pid, tid, &flags, comm, sizeof(comm)))
-			continue;
-		if (!(flags & PF_USER_WORKER))
-			continue;
-		if (strncmp(comm, "kvm-", 4)) {
-			pr_err("pid %d: thread %d (%s) is a kernel worker the plugin cannot rebuild\n",
-			       pid, tid, comm);
-			ret = -EOPNOTSUPP;
-		} else if (k->nr_workers == KVM_FIND_MAX_WORKERS) {
-			ret = -EOPNOTSUPP;
-		} else {
-			k->workers[k->nr_workers++] = tid;
-		}
-	}
-	closedir(d);
-	return ret;
+	return proc_task_for_each(pid, note_worker, &s);
 }
 
 int kvm_find(pid_t pid, struct kvm_found *k)

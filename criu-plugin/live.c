@@ -66,6 +66,7 @@
 #include "live.h"
 #include "live-patch.h"
 #include "log.h"
+#include "proc.h"
 #include "rsys.h"
 
 #include "uapi-compat.h"
@@ -521,7 +522,6 @@ int live_start(pid_t pid, struct fr_image *img, const struct ram_io_opts *io,
 	       struct live_ctx **out)
 {
 	struct live_ctx *lc;
-	char path[64];
 	int ret;
 
 	*out = NULL;
@@ -537,11 +537,10 @@ int live_start(pid_t pid, struct fr_image *img, const struct ram_io_opts *io,
 	if (io)
 		lc->io = *io;
 	lc->vec = calloc(LIVE_VEC_LEN, sizeof(*lc->vec));
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
-	lc->pagemap = open(path, O_RDONLY | O_CLOEXEC);
+	lc->pagemap = proc_pagemap_open(pid);
 	if (lc->pagemap < 0) {
-		ret = -errno;
-		pr_perror("cannot open %s", path);
+		ret = lc->pagemap;
+		pr_perror("cannot open /proc/%d/pagemap", pid);
 	} else if (!lc->vec) {
 		ret = -ENOMEM;
 	}

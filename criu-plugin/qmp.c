@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "proc.h"
 #include "qmp.h"
 
 #define QMP_BUSY_POLL_MS 20
@@ -165,26 +166,18 @@ int qmp_execute(struct qmp *q, const char *command, json_t *args, json_t **ret)
  * A client connecting between this check and our connect() still queues
  * us behind it; no check can close that window.
  */
+static int is_client(const char *line, void *path)
+{
+	struct proc_unix u;
+
+	if (proc_unix_parse(line, &u))
+		return 0;	/* the header */
+	return u.type == SOCK_STREAM && (u.state == 2 || u.state == 3) && !strcmp(u.path, path);
+}
+
 int qmp_monitor_busy(pid_t pid, const char *path)
 {
-	char name[64], line[4352];
-	int busy = 0, off;
-	unsigned type, st;
-	FILE *f;
-
-	snprintf(name, sizeof(name), "/proc/%d/net/unix", pid);
-	f = fopen(name, "re");
-	if (!f)
-		return -errno;
-	while (!busy && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = 0;
-		/* Num RefCount Protocol Flags Type St Inode [Path] */
-		if (sscanf(line, "%*s %*s %*s %*x %x %x %*u %n", &type, &st, &off) != 2)
-			continue;
-		busy = type == SOCK_STREAM && (st == 2 || st == 3) && !strcmp(line + off, path);
-	}
-	fclose(f);
-	return busy;
+	return proc_lines_for_each(pid, "net/unix", is_client, (void *)path);
 }
 
 /* A client that has just left keeps it busy until QEMU sees its EOF. */

@@ -5,7 +5,6 @@
  * TIF_SIGPENDING on one thread only, and the others could return to user
  * space before the group stop reaches them.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,35 +14,39 @@
 #include <sys/syscall.h>
 
 #include "log.h"
+#include "proc.h"
 #include "restore-guard.h"
+
+struct guard {
+	pid_t pid, except;
+	int n;
+};
+
+static int stop_thread(pid_t tid, void *arg)
+{
+	struct guard *g = arg;
+
+	if (tid == g->except)
+		return 0;
+	if (syscall(SYS_tgkill, g->pid, tid, SIGSTOP)) {
+		int err = errno;
+
+		pr_err("pid %d: cannot queue the stop guard on thread %d: %s\n", g->pid, tid,
+		       strerror(err));
+		return -err;
+	}
+	g->n++;
+	return 0;
+}
 
 int restore_guard_arm(pid_t pid, pid_t except)
 {
-	char path[64];
-	struct dirent *de;
-	int n = 0, ret = 0;
-	DIR *d;
+	struct guard g = { .pid = pid, .except = except };
+	int ret;
 
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		pid_t tid = atoi(de->d_name);
-
-		if (tid <= 0 || tid == except)
-			continue;
-		if (syscall(SYS_tgkill, pid, tid, SIGSTOP)) {
-			ret = -errno;
-			pr_err("pid %d: cannot queue the stop guard on thread %d: %s\n", pid, tid,
-			       strerror(errno));
-			break;
-		}
-		n++;
-	}
-	closedir(d);
+	ret = proc_task_for_each(pid, stop_thread, &g);
 	if (!ret)
-		pr_debug("pid %d: stop guard on %d threads while RAM is filled\n", pid, n);
+		pr_debug("pid %d: stop guard on %d threads while RAM is filled\n", pid, g.n);
 	return ret;
 }
 

@@ -31,6 +31,7 @@
 #include "kvm-restore.h"
 #include "fixedram.h"
 #include "log.h"
+#include "proc.h"
 #include "restore.h"
 #include "restore-check.h"
 #include "restore-guard.h"
@@ -207,23 +208,12 @@ static struct fr_image *image_for(pid_t pid)
 static void kill_task(pid_t pid)
 {
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
-	char path[64], buf[512];
+	struct proc_stat st;
 	int i;
 
 	kill(pid, SIGKILL);
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	for (i = 0; i < 500; i++) {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		ssize_t n;
-		char *p;
-
-		if (fd < 0)
-			return;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		buf[n > 0 ? n : 0] = 0;
-		p = strrchr(buf, ')');
-		if (!p || p[2] == 'Z' || p[2] == 'X')
+		if (proc_task_stat(pid, 0, &st) || st.state == 'Z' || st.state == 'X')
 			return;
 		nanosleep(&ts, NULL);
 	}

@@ -16,6 +16,7 @@
 
 #include "guardian-cgroup.h"
 #include "log.h"
+#include "proc.h"
 
 #define CG_LINE 1024
 
@@ -39,34 +40,45 @@ static bool options_have(const char *opts, const char *want)
 	return true;
 }
 
+struct hierarchy {
+	const char *controllers;
+	char *mnt;
+	size_t len;
+};
+
+/* cgroup2 for no controllers, else the v1 mount whose super options name them. */
+static bool mounts_hierarchy(const struct proc_mount *m, const char *controllers)
+{
+	if (!controllers[0])
+		return !strcmp(m->fstype, "cgroup2");
+	return !strcmp(m->fstype, "cgroup") && options_have(m->super, controllers);
+}
+
+static int is_hierarchy(const char *line, void *arg)
+{
+	struct hierarchy *h = arg;
+	struct proc_mount m;
+
+	if (proc_mountinfo_parse(line, &m) || !mounts_hierarchy(&m, h->controllers))
+		return 0;
+	snprintf(h->mnt, h->len, "%s", m.point);
+	return 1;
+}
+
 /* Mount point of the hierarchy with these controllers ("" for cgroup2). */
 static int hierarchy_mount(const char *controllers, char *mnt, size_t len)
 {
-	char line[CG_LINE], point[512], fstype[64], super[512];
-	int ret = -ENOENT;
-	FILE *f = fopen("/proc/self/mountinfo", "re");
+	struct hierarchy h = { .controllers = controllers, .mnt = mnt, .len = len };
+	int ret = proc_lines_for_each(PROC_SELF, "mountinfo", is_hierarchy, &h);
 
-	if (!f)
-		return -errno;
-	while (ret && fgets(line, sizeof(line), f)) {
-		char *dash = strstr(line, " - ");
-
-		if (!dash || sscanf(line, "%*s %*s %*s %*s %511s", point) != 1 ||
-		    sscanf(dash + 3, "%63s %*s %511s", fstype, super) != 2)
-			continue;
-		if (controllers[0] ? !strcmp(fstype, "cgroup") && options_have(super, controllers)
-				   : !strcmp(fstype, "cgroup2")) {
-			snprintf(mnt, len, "%s", point);
-			ret = 0;
-		}
-	}
-	fclose(f);
-	return ret;
+	if (ret < 0)
+		return ret;
+	return ret ? 0 : -ENOENT;
 }
 
 static int join(const char *mnt, const char *path)
 {
-	char procs[1024], pid[16];
+	char procs[PATH_MAX + 600], pid[16];	/* mount point + cgroup + "/cgroup.procs" */
 	int fd, n, ret = 0;
 
 	snprintf(procs, sizeof(procs), "%s%s/cgroup.procs", mnt, strcmp(path, "/") ? path : "");
@@ -80,61 +92,48 @@ static int join(const char *mnt, const char *path)
 	return ret;
 }
 
-/* "ID:controllers:path" (controllers empty for cgroup2). */
-static bool parse_line(char *line, const char **ctl, const char **cg)
+/* Is the line the cgroup c of the same hierarchy? */
+static int is_same_cgroup(const char *line, void *arg)
 {
-	char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	const struct proc_cgroup *c = arg;
+	struct proc_cgroup mine;
 
-	if (!c2)
-		return false;
-	*c1 = *c2 = 0;
-	c2[1 + strcspn(c2 + 1, "\n")] = 0;
-	*ctl = c1 + 1;
-	*cg = c2 + 1;
-	return true;
+	if (proc_cgroup_parse(line, &mine))
+		return 0;
+	return !strcmp(mine.controllers, c->controllers) && !strcmp(mine.path, c->path);
 }
 
-/* Are we already in cgroup cg of that hierarchy? */
-static bool same_as_ours(const char *ctl, const char *cg)
+/* Are we already in cgroup c of that hierarchy? */
+static bool same_as_ours(const struct proc_cgroup *c)
 {
-	const char *my_ctl, *my_cg;
-	char line[CG_LINE];
-	bool same = false;
-	FILE *f = fopen("/proc/self/cgroup", "re");
+	return proc_lines_for_each(PROC_SELF, "cgroup", is_same_cgroup, (void *)c) > 0;
+}
 
-	if (!f)
-		return false;
-	while (!same && fgets(line, sizeof(line), f))
-		if (parse_line(line, &my_ctl, &my_cg))
-			same = !strcmp(my_ctl, ctl) && !strcmp(my_cg, cg);
-	fclose(f);
-	return same;
+static int join_line(const char *line, void *arg)
+{
+	struct proc_cgroup c;
+	char mnt[512];
+	int *joined = arg, ret;
+
+	if (proc_cgroup_parse(line, &c))
+		return 0;
+	if (strstr(c.controllers, "freezer") || same_as_ours(&c) ||
+	    hierarchy_mount(c.controllers, mnt, sizeof(mnt)))
+		return 0;
+	ret = join(mnt, c.path);
+	if (ret)
+		pr_warn("cannot join QEMU's cgroup %s:%s: %s\n", c.controllers[0] ? c.controllers : "(v2)",
+			c.path, strerror(-ret));
+	else
+		(*joined)++;
+	return 0;
 }
 
 int guardian_join_cgroups(pid_t qemu)
 {
-	char path[64], line[CG_LINE], mnt[512];
-	const char *ctl, *cg;
-	int joined = 0, ret;
-	FILE *f;
+	int joined = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", qemu);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (!parse_line(line, &ctl, &cg))
-			continue;
-		if (strstr(ctl, "freezer") || same_as_ours(ctl, cg) || hierarchy_mount(ctl, mnt, sizeof(mnt)))
-			continue;
-		ret = join(mnt, cg);
-		if (ret)
-			pr_warn("cannot join QEMU's cgroup %s:%s: %s\n", ctl[0] ? ctl : "(v2)", cg,
-				strerror(-ret));
-		else
-			joined++;
-	}
-	fclose(f);
+	proc_lines_for_each(qemu, "cgroup", join_line, &joined);	/* gone: nothing to join */
 	if (joined)
 		pr_info("joined QEMU's cgroups in %d hierarchies\n", joined);
 	return joined;

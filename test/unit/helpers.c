@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Shared by the unit tests and the C benchmarks: see helpers.h. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -159,34 +158,25 @@ int th_status_u64(pid_t pid, const char *key, int base, uint64_t *val)
 
 char th_proc_state(pid_t pid)
 {
-	char path[64], buf[512], *p = NULL;
-	FILE *f;
+	struct proc_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f))
-		p = strrchr(buf, ')');
-	fclose(f);
-	return p && p[1] == ' ' ? p[2] : 0;
+	return proc_task_stat(pid, 0, &st) ? 0 : st.state;
+}
+
+static int count_fd(int fd, const char *link, void *arg)
+{
+	(void)fd;
+	(void)link;
+	(*(int *)arg)++;
+	return 0;
 }
 
 int th_count_fds(pid_t pid)
 {
-	struct dirent *de;
-	char path[64];
-	int n = 0;
-	DIR *d;
+	int n = 0, ret;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
+	ret = proc_fd_for_each(pid, count_fd, &n);
+	return ret < 0 ? ret : n;
 }
 
 /* ------------------------------------------------------------- clocks */
