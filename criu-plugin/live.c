@@ -68,6 +68,7 @@
 #include "log.h"
 #include "proc.h"
 #include "rsys.h"
+#include "sparse.h"
 
 #include "uapi-compat.h"
 
@@ -84,8 +85,7 @@ struct live_ctx {
 	unsigned passes;
 	double last_scan;	/* when the last scan started, ms */
 	struct live_pass_stat last;
-	struct page_range *dirty;	/* reported by the last scan */
-	size_t nr_dirty, cap_dirty;
+	struct range_vec dirty;		/* reported by the last scan */
 	struct page_region *vec;
 };
 
@@ -258,27 +258,6 @@ static int track(struct live_ctx *lc)
 
 /* ---- written pages ---- */
 
-static int dirty_add(struct live_ctx *lc, uint64_t start, uint64_t end)
-{
-	struct page_range *r = lc->nr_dirty ? &lc->dirty[lc->nr_dirty - 1] : NULL;
-
-	if (r && r->end == start) {
-		r->end = end;
-		return 0;
-	}
-	if (lc->nr_dirty == lc->cap_dirty) {
-		size_t cap = lc->cap_dirty ? lc->cap_dirty * 2 : 256;
-
-		r = realloc(lc->dirty, cap * sizeof(*r));
-		if (!r)
-			return -ENOMEM;
-		lc->dirty = r;
-		lc->cap_dirty = cap;
-	}
-	lc->dirty[lc->nr_dirty++] = (struct page_range){ .start = start, .end = end };
-	return 0;
-}
-
 /*
  * A failed WP scan may have protected pages it did not get to report: on
  * EINTR (fatal signal pending) or EAGAIN count everything it may have
@@ -295,7 +274,7 @@ static int scan_failed(struct live_ctx *lc, const struct fr_block *b, int err,
 		       (unsigned long long)*addr, strerror(-err));
 		return err;
 	}
-	ret = dirty_add(lc, *addr, stop);
+	ret = range_vec_add(&lc->dirty, *addr, stop);
 	*addr = stop;
 	return ret;
 }
@@ -329,7 +308,7 @@ static int scan_block(struct live_ctx *lc, const struct fr_block *b)
 			continue;
 		}
 		for (i = 0; i < n && !ret; i++)
-			ret = dirty_add(lc, lc->vec[i].start, lc->vec[i].end);
+			ret = range_vec_add(&lc->dirty, lc->vec[i].start, lc->vec[i].end);
 		/* vec full: the kernel stopped early, go on from walk_end. */
 		if (!ret && arg.walk_end <= addr) {
 			pr_err("PAGEMAP_SCAN made no progress at %#llx\n",
@@ -346,7 +325,7 @@ static int scan_written(struct live_ctx *lc)
 	uint32_t i;
 	int ret = 0;
 
-	lc->nr_dirty = 0;
+	lc->dirty.nr = 0;
 	for (i = 0; i < lc->img->nr_blocks && !ret; i++)
 		ret = scan_block(lc, &lc->img->blocks[i]);
 	return ret;
@@ -387,10 +366,10 @@ static int copy_dirty(struct live_ctx *lc, struct live_pass_stat *st, double sin
 	ret = scan_written(lc);
 	if (ret)
 		return ret;
-	st->bytes = sparse_bytes(lc->dirty, lc->nr_dirty);
+	st->bytes = sparse_bytes(lc->dirty.r, lc->dirty.nr);
 	st->pages = st->bytes / sysconf(_SC_PAGESIZE);
 	st->dirty_rate_mbs = since > 0 ? mib(st->bytes) * 1000 / since : 0;
-	ret = live_patch(lc->pid, lc->img, lc->dirty, lc->nr_dirty, lc->pagemap, &lc->io, &ps);
+	ret = live_patch(lc->pid, lc->img, lc->dirty.r, lc->dirty.nr, lc->pagemap, &lc->io, &ps);
 	if (ret) {
 		pr_err("pass %u of pid %d: %s\n", st->pass, lc->pid, strerror(-ret));
 		return ret;
@@ -574,7 +553,7 @@ void live_stop(struct live_ctx *lc)
 		close(lc->uffd);
 	if (lc->pagemap >= 0)
 		close(lc->pagemap);
-	free(lc->dirty);
+	free(lc->dirty.r);
 	free(lc->vec);
 	free(lc);
 }

@@ -24,14 +24,7 @@
 #define SCAN_VEC_LEN	512	/* regions per ioctl */
 #define READ_ENTRIES	4096	/* pagemap entries per pread */
 
-struct range_vec {
-	struct page_range *r;
-	size_t nr;
-	size_t cap;
-};
-
-/* Append [start, end), merging with the last range when adjacent. */
-static int rv_add(struct range_vec *v, uint64_t start, uint64_t end)
+int range_vec_add(struct range_vec *v, uint64_t start, uint64_t end)
 {
 	struct page_range *r;
 
@@ -109,7 +102,7 @@ int sparse_scan_read(int pagemap_fd, uint64_t start, uint64_t end,
 		}
 		for (i = 0; i < (uint64_t)got && !ret; i++, addr += psize)
 			if (ent[i] & (PROC_PM_PRESENT | PROC_PM_SWAPPED))
-				ret = rv_add(&v, addr, addr + psize);
+				ret = range_vec_add(&v, addr, addr + psize);
 	}
 	free(ent);
 	return rv_done(&v, ret, ranges, nr);
@@ -168,7 +161,7 @@ int sparse_scan(int pagemap_fd, uint64_t start, uint64_t end,
 			break;
 		}
 		for (i = 0; i < n && !ret; i++)
-			ret = rv_add(&v, vec[i].start, vec[i].end);
+			ret = range_vec_add(&v, vec[i].start, vec[i].end);
 		if (arg.walk_end <= addr) {
 			pr_err("PAGEMAP_SCAN made no progress at %#llx\n",
 			       (unsigned long long)addr);

@@ -16,6 +16,16 @@ struct page_range {
 	uint64_t end;
 };
 
+/* A growing array of ranges; zeroed, it is empty. The owner frees r. */
+struct range_vec {
+	struct page_range *r;
+	size_t nr;
+	size_t cap;
+};
+
+/* Append [start, end), merged into the last range when adjacent. 0 or -ENOMEM. */
+int range_vec_add(struct range_vec *v, uint64_t start, uint64_t end);
+
 /*
  * Scan [start, end) (page aligned) of the process whose /proc/PID/pagemap is
  * open as pagemap_fd. Returns 0 and a sorted, merged array of ranges in
