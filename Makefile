@@ -165,7 +165,7 @@ check: deps
 
 demo: deps
 	$(MAKE) all
-	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) /usr/bin/python3 test/demo.py
+	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) /usr/bin/python3 test/demo.py $(if $(filter-out 0,$(KVM)),--kvm)
 
 # QEMU 10 (scripts/qemu10.sh, unpacked into build/qemu10, the system QEMU
 # stays) for QEMU's own mapped-ram file migration; matplotlib for the plots.
