@@ -20,15 +20,15 @@
  * test is a child subreaper, so the guardian becomes its child and its
  * exit status can be checked.
  *
- * TEST_HANDOFF_BENCH_MB=N runs a benchmark instead: one N MiB all-data block
- * (THP with TEST_HANDOFF_BENCH_THP=1, a shared memfd with
- * TEST_HANDOFF_BENCH_SHARED=1). TEST_HANDOFF_VERBOSE=1 shows debug
- * logs and the guardian's log; TEST_HANDOFF_DIR: image directory (/dev/shm).
+ * The tests with a child need root (ptrace, a userfaultfd for another task,
+ * map_files) and skip without it; the guardian's bookkeeping tests run
+ * anywhere. What the handoff costs is measured by test/bench/bench_handoff.
+ * TEST_HANDOFF_VERBOSE=1 shows debug logs and the guardian's log;
+ * TEST_HANDOFF_DIR: image directory (/dev/shm, else /tmp).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -39,7 +39,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -58,6 +57,7 @@
 #include "proc.h"
 #include "rsys.h"
 #include "dump-writer.h"
+#include "helpers.h"
 
 #define MIB		(1UL << 20)
 #define B0_LEN		(16 * MIB)
@@ -85,20 +85,13 @@ struct report {
 	double touch_us_avg, touch_us_max;	/* 'v': first touch of each sampled page */
 };
 
-struct child {
-	pid_t pid;
-	int cmd, rep;
-};
-
 static uint64_t ps;
 static char *base;		/* RESERVE bytes, 2 MiB aligned, PROT_NONE in the parent */
 static char dir[256];
 static int dirfd_ = -1;
 static const char *img_name = "qemu-ram-test.img";
-static struct child ch;
+static struct th_child ch;
 static struct fr_image img;
-static uint64_t bench_len;	/* bench mode: one block of this size, all data */
-static bool bench_shared;	/* bench mode: that block is a shared memfd */
 static int mfd = -1;		/* the shared block's memfd: the child maps it, we look at it */
 static bool no_prepare;		/* write the image without handoff_shared_prepare() */
 static bool memfd_unsealed;	/* no F_SEAL_SEAL: a test may seal it later */
@@ -107,17 +100,17 @@ static bool memfd_unsealed;	/* no F_SEAL_SEAL: a test may seal it later */
 
 static int nr_blocks(void)
 {
-	return bench_len ? 1 : 3;
+	return 3;
 }
 
 static bool block_shared(int blk)
 {
-	return bench_len ? bench_shared : blk == 2;
+	return blk == 2;
 }
 
 static int shared_block(void)
 {
-	return bench_len ? (bench_shared ? 0 : -1) : 2;
+	return 2;
 }
 
 static char *block_addr(int blk)
@@ -131,8 +124,6 @@ static uint64_t block_len(int blk)
 {
 	static const uint64_t len[] = { B0_LEN, B1_LEN, B2_LEN };
 
-	if (bench_len)
-		return bench_len;
 	return len[blk];
 }
 
@@ -140,7 +131,7 @@ static enum kind page_kind(int blk, uint64_t p)
 {
 	uint32_t h = (uint32_t)((blk * 1000003u + p) * 2654435761u) >> 24;
 
-	if (bench_len || h < 130)
+	if (h < 130)
 		return DATA;
 	if (h < 160)
 		return block_shared(blk) ? FD_WRITTEN : DATA;
@@ -164,7 +155,7 @@ static bool in_discard(int blk, uint64_t p)
 {
 	uint64_t off = p * ps;
 
-	if (!discarded || bench_len)
+	if (!discarded)
 		return false;
 	if (blk == 0)
 		return off + ps > DISCARD_OFF && off < DISCARD_OFF + DISCARD_LEN;
@@ -177,14 +168,6 @@ static bool page_has_data(int blk, uint64_t p)
 	enum kind k = page_kind(blk, p);
 
 	return (k == DATA || k == FD_WRITTEN) && !in_discard(blk, p);
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 static void child_map(void)
@@ -205,11 +188,6 @@ static void child_map(void)
 		if (block_shared(blk) && (madvise(want, block_len(blk), MADV_HUGEPAGE) ||
 					  madvise(want, block_len(blk), MADV_DONTFORK)))
 			_exit(11);
-	}
-	if (bench_len) {
-		if (getenv("TEST_HANDOFF_BENCH_THP") && madvise(base, bench_len, MADV_HUGEPAGE))
-			_exit(11);
-		return;
 	}
 	if (madvise(base, B0_LEN, MADV_HUGEPAGE) || madvise(base + B0_SPLIT, B0_LEN - B0_SPLIT, MADV_DONTFORK) ||
 	    madvise(block_addr(1), B1_LEN, MADV_DONTDUMP))
@@ -329,11 +307,12 @@ static void drop_cap_sys_ptrace(void)
 		_exit(16);
 }
 
-static __attribute__((noreturn)) void child_main(int cmd, int rep)
+static void child_main(int cmd, int rep, void *arg)
 {
 	struct report rp;
 	char c;
 
+	(void)arg;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (child_unprivileged)
 		drop_cap_sys_ptrace();
@@ -348,8 +327,8 @@ static __attribute__((noreturn)) void child_main(int cmd, int rep)
 			_exit(0);
 		memset(&rp, 0, sizeof(rp));
 		rp.cmd = c;
-		if (c == 'V' || c == 'v' || c == 's')
-			child_verify(&rp, c == 'V' ? 1 : c == 'v' ? 8 : 64);
+		if (c == 'V' || c == 'v')
+			child_verify(&rp, c == 'V' ? 1 : 8);
 		else if (c == 'D')
 			child_discard();
 		if (write(rep, &rp, sizeof(rp)) != sizeof(rp))
@@ -359,29 +338,14 @@ static __attribute__((noreturn)) void child_main(int cmd, int rep)
 
 /* ---------------------------------------------------------------- parent */
 
-static void reap(pid_t pid)
-{
-	int status;
-
-	if (pid <= 0)
-		return;
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR)
-		;
-}
-
 static int get_report(struct report *rp)
 {
-	struct pollfd p = { .fd = ch.rep, .events = POLLIN };
-
-	if (poll(&p, 1, REPLY_MS) != 1)
-		return -ETIMEDOUT;
-	return read(ch.rep, rp, sizeof(*rp)) == sizeof(*rp) ? 0 : -EIO;
+	return th_child_recv(&ch, rp, sizeof(*rp), REPLY_MS);
 }
 
 static void command(char c, struct report *rp)
 {
-	assert_int_equal(write(ch.cmd, &c, 1), 1);
+	assert_int_equal(th_child_send(&ch, &c, 1), 0);
 	assert_int_equal(get_report(rp), 0);
 	assert_int_equal(rp->cmd, c);
 	if (c == 'D')
@@ -414,26 +378,13 @@ static int make_memfd(void)
 
 static int setup_child(void **state)
 {
-	int cmd[2], rep[2];
 	struct report rp;
 
 	(void)state;
 	discarded = false;
 	no_prepare = false;
-	if (make_memfd() || pipe2(cmd, O_CLOEXEC) || pipe2(rep, O_CLOEXEC))
+	if (make_memfd() || th_child_start(&ch, child_main, NULL))
 		return -1;
-	ch.pid = fork();
-	if (ch.pid < 0)
-		return -1;
-	if (ch.pid == 0) {
-		close(cmd[1]);
-		close(rep[0]);
-		child_main(cmd[0], rep[1]);
-	}
-	close(cmd[0]);
-	close(rep[1]);
-	ch.cmd = cmd[1];
-	ch.rep = rep[0];
 	if (get_report(&rp) || rp.cmd != 'R')
 		return -1;
 	return 0;
@@ -462,10 +413,7 @@ static int setup_child_unsealed(void **state)
 static int teardown_child(void **state)
 {
 	(void)state;
-	reap(ch.pid);
-	close(ch.cmd);
-	close(ch.rep);
-	memset(&ch, 0, sizeof(ch));
+	th_child_kill(&ch);
 	if (mfd >= 0)
 		close(mfd);
 	mfd = -1;
@@ -538,16 +486,10 @@ static uint64_t present_pages(pid_t pid, uint64_t start, uint64_t len)
 
 static bool vmflag(pid_t pid, const void *addr, const char *flag)
 {
-	char flags[256], tok[4];
-	int off = 0, n;
+	char flags[256];
 
 	assert_int_equal(handoff_vmflags(pid, (uintptr_t)addr, flags, sizeof(flags)), 0);
-	while (sscanf(flags + off, "%3s%n", tok, &n) == 1) {
-		if (!strcmp(tok, flag))
-			return true;
-		off += n;
-	}
-	return false;
+	return proc_vmflag(flags, flag);
 }
 
 static void check_flags(pid_t pid, bool registered)
@@ -681,7 +623,7 @@ static void show_log(pid_t pid)
 	FILE *f;
 	int fd;
 
-	if (!getenv("TEST_HANDOFF_VERBOSE") && !bench_len)
+	if (!getenv("TEST_HANDOFF_VERBOSE"))
 		return;
 	snprintf(name, sizeof(name), "guardian-%d.log", pid);
 	fd = openat(dirfd_, name, O_RDONLY | O_CLOEXEC);
@@ -716,33 +658,21 @@ static pid_t find_guardian(void)
 	return pid;
 }
 
+static int check_guardian_fd(int fd, const char *link, void *ours)
+{
+	assert_string_not_equal(link, ours);
+	if (fd == 1)
+		assert_string_equal(link, "/dev/null");
+	return 0;
+}
+
 /* The guardian holds no fd of ours but what the handoff passed; stdout is /dev/null. */
 static void check_guardian_fds(pid_t g, int leaked)
 {
-	char path[320], link[256], ours[256];
-	struct dirent *de;
-	DIR *d;
-	ssize_t n;
+	char ours[256];
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", leaked);
-	n = readlink(path, ours, sizeof(ours) - 1);
-	assert_true(n > 0);
-	ours[n] = 0;
-	snprintf(path, sizeof(path), "/proc/%d/fd", g);
-	d = opendir(path);
-	assert_non_null(d);
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/fd/%s", g, de->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		assert_true(n > 0);
-		link[n] = 0;
-		assert_string_not_equal(link, ours);
-		if (!strcmp(de->d_name, "1"))
-			assert_string_equal(link, "/dev/null");
-	}
-	closedir(d);
+	assert_true(proc_fd_link(PROC_SELF, leaked, ours, sizeof(ours)) > 0);
+	assert_int_equal(proc_fd_for_each(g, check_guardian_fd, ours), 0);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -752,13 +682,13 @@ static void test_give_back(void **state)
 	struct handoff_opts o = default_opts();
 	struct report rp;
 	struct handoff *h;
-	double ms, exit_ms;
 	pid_t g;
 
 	int leaked = dup(ch.cmd);	/* not O_CLOEXEC, as CRIU has plenty */
 
 	(void)state;
-	h = dump(&o, &ms);
+	TH_SKIP_IF(th_need_root());
+	h = dump(&o, NULL);
 	g = handoff_guardian_pid(h);
 	check_guardian_fds(g, leaked);
 	close(leaked);
@@ -775,18 +705,22 @@ static void test_give_back(void **state)
 	/* Held, no verdict yet: every first touch is a fault served from the image. */
 	command('v', &rp);
 	assert_int_equal(rp.bad, 0);
-	print_message("  handoff %.1f ms for %lu MiB; faults seen by the task: %.1f us avg, %.1f us max"
-		      " (%" PRIu64 " pages)\n", ms, (B0_LEN + B1_LEN + B2_LEN) / MIB, rp.touch_us_avg, rp.touch_us_max,
-		      rp.pages);
 
 	/* Give back while the child reads everything backwards. */
 	handoff_finish(h, HANDOFF_GIVE_BACK);
 	verify_child("during give-back");
-	assert_int_equal(wait_exit(g, 5000, &exit_ms), 0);
+	assert_int_equal(wait_exit(g, 5000, NULL), 0);
 	verify_child("after give-back");
 	verify_memfd("after give-back");
 	check_flags(ch.pid, false);
 	show_log(ch.pid);
+}
+
+static const char *need_dev_userfaultfd(void)
+{
+	if (access("/dev/userfaultfd", R_OK | W_OK))
+		return "no /dev/userfaultfd to open (Linux 6.1+, readable and writable)";
+	return NULL;
 }
 
 /* QEMU without CAP_SYS_PTRACE: its uffd comes from our /dev/userfaultfd. */
@@ -797,8 +731,8 @@ static void test_unprivileged_task(void **state)
 	pid_t g;
 
 	(void)state;
-	if (access("/dev/userfaultfd", R_OK | W_OK))
-		skip();
+	TH_SKIP_IF(th_need_root());
+	TH_SKIP_IF(need_dev_userfaultfd());
 	h = dump(&o, NULL);
 	g = handoff_guardian_pid(h);
 	check_flags(ch.pid, true);
@@ -817,10 +751,11 @@ static void test_done_killed(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	h = dump(&o, NULL);
 	g = handoff_guardian_pid(h);
 	handoff_finish(h, HANDOFF_DONE);
-	reap(ch.pid);
+	th_reap(ch.pid);
 	ch.pid = 0;
 	assert_int_equal(wait_exit(g, 2000, &ms), 0);
 	print_message("  guardian exited %.1f ms after the task was killed\n", ms);
@@ -834,6 +769,7 @@ static void test_done_but_alive(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	o.done_timeout_ms = 300;
 	h = dump(&o, NULL);
 	g = handoff_guardian_pid(h);
@@ -853,6 +789,7 @@ static void test_done_then_fault(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	o.done_timeout_ms = 10000;
 	h = dump(&o, NULL);
 	g = handoff_guardian_pid(h);
@@ -871,6 +808,7 @@ static void test_discard(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	h = dump(&o, NULL);
 	g = handoff_guardian_pid(h);
 	release(ch.pid);
@@ -889,6 +827,7 @@ static void test_discard_during_give_back(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	h = dump(&o, NULL);
 	g = handoff_guardian_pid(h);
 	handoff_finish(h, HANDOFF_GIVE_BACK);
@@ -949,6 +888,7 @@ static void test_criu_dies_after_handoff(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	g = criu_dies(NULL);
 	verify_child("CRIU died after the handoff");
 	assert_int_equal(wait_exit(g, 5000, NULL), 0);
@@ -963,6 +903,7 @@ static void test_criu_dies_midway(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	g = criu_dies(&k);
 	verify_child("CRIU died midway");
 	assert_int_equal(wait_exit(g, 5000, NULL), 0);
@@ -977,6 +918,7 @@ static void test_criu_dies_holding_uffd(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	g = criu_dies(&k);
 	assert_int_equal(wait_exit(g, 5000, NULL), 0);
 	verify_child("CRIU died before any range");
@@ -988,13 +930,14 @@ static void test_criu_dies_before_mremap(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	g = criu_dies(&k);
 	verify_child("CRIU died before an mremap");
 	/* The guardian cannot know the mremap will never come: it stays. */
 	assert_int_equal(wait_exit(g, 300, NULL), -1);
 	assert_false(vmflag(ch.pid, base, "um"));
 	show_log(ch.pid);
-	reap(ch.pid);
+	th_reap(ch.pid);
 	assert_int_equal(wait_exit(g, 2000, NULL), 0);
 	ch.pid = 0;
 }
@@ -1006,6 +949,7 @@ static void test_criu_dies_before_punch(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	g = criu_dies(&k);
 	/* Its holes fault while registered: served as holes, never taken for placed. */
 	verify_child("CRIU died before a punch");
@@ -1014,7 +958,7 @@ static void test_criu_dies_before_punch(void **state)
 	assert_true(vmflag(ch.pid, block_addr(2), "um"));
 	verify_memfd("CRIU died before a punch");
 	show_log(ch.pid);
-	reap(ch.pid);
+	th_reap(ch.pid);
 	assert_int_equal(wait_exit(g, 2000, NULL), 0);
 	ch.pid = 0;
 }
@@ -1026,6 +970,7 @@ static void test_criu_dies_after_punch(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	g = criu_dies(&k);
 	verify_child("CRIU died after a punch");
 	assert_int_equal(wait_exit(g, 5000, NULL), 0);
@@ -1049,6 +994,7 @@ static void test_shared_unseen_pages_stay(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	no_prepare = true;
 	seize(ch.pid);
 	write_image(ch.pid);
@@ -1072,6 +1018,7 @@ static void test_shared_mapped_elsewhere(void **state)
 	pid_t g;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	other = mmap(NULL, B2_LEN, PROT_READ, MAP_SHARED, mfd, 0);
 	assert_true(other != MAP_FAILED);
 	seize(ch.pid);
@@ -1104,6 +1051,7 @@ static void test_punch_fails(void **state)
 	struct handoff *h = NULL;
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	o.hook = seal_hook;
 	seize(ch.pid);
 	write_image(ch.pid);
@@ -1134,7 +1082,7 @@ static void kill_guardian_hook(void *arg, struct rsys *r, enum handoff_step step
 	g = find_guardian();
 	if (g <= 0)
 		return;
-	reap(g);	/* gone before the next message or event */
+	th_reap(g);	/* gone before the next message or event */
 	k->killed = g;
 }
 
@@ -1171,6 +1119,7 @@ static void test_guardian_dies_midway(void **state)
 	struct kill_guardian k = { HANDOFF_STEP_PLACED, 0, 0 };
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	guardian_dies(&k);
 }
 
@@ -1180,6 +1129,7 @@ static void test_guardian_dies_during_mremap(void **state)
 	struct kill_guardian k = { HANDOFF_STEP_PREPARED, 1, 0 };
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	guardian_dies(&k);
 }
 
@@ -1189,6 +1139,7 @@ static void test_guardian_dies_during_punch(void **state)
 	struct kill_guardian k = { HANDOFF_STEP_PREPARED, SEG_SHARED, 0 };
 
 	(void)state;
+	TH_SKIP_IF(th_need_root());
 	guardian_dies(&k);
 }
 
@@ -1316,78 +1267,35 @@ static void test_map_shared(void **state)
 	fr_close(&mi);
 }
 
-/* ---------------------------------------------------- benchmark */
-
-static void test_bench(void **state)
-{
-	struct handoff_opts o = default_opts();
-	struct handoff *h;
-	struct report rp;
-	double ms, gb_ms;
-	pid_t g;
-
-	(void)state;
-	h = dump(&o, &ms);
-	g = handoff_guardian_pid(h);
-	release(ch.pid);
-	command('s', &rp);	/* 1/64 of the pages, faults only */
-	print_message("  bench %" PRIu64 " MiB: handoff %.1f ms (%.1f ms/GiB); faults seen by the task"
-		      " %.1f us avg, %.1f us max over %" PRIu64 " pages\n", bench_len / MIB, ms,
-		      ms * 1024 / (bench_len / MIB), rp.touch_us_avg, rp.touch_us_max, rp.pages);
-	handoff_finish(h, HANDOFF_GIVE_BACK);
-	assert_int_equal(wait_exit(g, 60000, &gb_ms), 0);
-	print_message("  bench: guardian done %.1f ms after the verdict (%.0f MiB/s incl. exit)\n", gb_ms,
-		      bench_len * 63 / 64 / MIB * 1000.0 / gb_ms);
-	verify_child("bench");
-	verify_memfd("bench");
-	show_log(ch.pid);
-}
-
 /* ---------------------------------------------------------------- main */
 
 static int setup_all(void)
 {
 	char exe[4096];
-	ssize_t n;
 
 	ps = sysconf(_SC_PAGESIZE);
 	if (!getenv("CRIU_QEMU_GUARDIAN")) {
-		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if (n <= 0)
+		if (proc_exe(PROC_SELF, exe, sizeof(exe)) <= 0)
 			return -1;
-		exe[n] = 0;
 		setenv("CRIU_QEMU_GUARDIAN", exe, 1);
 	}
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1))
 		return -1;
-	base = mmap(NULL, RESERVE + 2 * MIB + bench_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	base = mmap(NULL, RESERVE + 2 * MIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base == MAP_FAILED)
 		return -1;
 	base = (char *)(((uintptr_t)base + 2 * MIB - 1) & ~(2 * MIB - 1));
 	/* tmpfs: unlinking a big sparse image on ext4 with discard takes ~0.7 s. */
-	snprintf(dir, sizeof(dir), "%s/test_handoff.XXXXXX",
-		 getenv("TEST_HANDOFF_DIR") ? getenv("TEST_HANDOFF_DIR") : "/dev/shm");
-	if (!mkdtemp(dir)) {
-		strcpy(dir, "/var/tmp/test_handoff.XXXXXX");
-		if (!mkdtemp(dir))
-			return -1;
-	}
+	if (th_tmpdir(dir, sizeof(dir), getenv("TEST_HANDOFF_DIR"), "test_handoff"))
+		return -1;
 	dirfd_ = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	return dirfd_ < 0 ? -1 : 0;
 }
 
 static void cleanup_all(void)
 {
-	struct dirent *de;
-	DIR *d = fdopendir(dup(dirfd_));
-
-	while (d && (de = readdir(d)))
-		if (de->d_name[0] != '.')
-			unlinkat(dirfd_, de->d_name, 0);
-	if (d)
-		closedir(d);
 	close(dirfd_);
-	rmdir(dir);
+	th_rmtree(dir);
 }
 
 static bool guardian_mode(int argc, char **argv)
@@ -1429,24 +1337,15 @@ int main(int argc, char **argv)
 		T(test_guardian_dies_during_mremap),
 		T(test_guardian_dies_during_punch),
 	};
-	const struct CMUnitTest bench[] = { T(test_bench) };
-	const char *mb = getenv("TEST_HANDOFF_BENCH_MB");
 	int ret;
 
 	if (guardian_mode(argc, argv))
 		return guardian_main(argc, argv);
-	if (geteuid()) {
-		printf("test_handoff: skipped, needs root (ptrace, userfaultfd for another task)\n");
-		return 77;	/* the test suite's "skipped" */
-	}
-	if (mb)
-		bench_len = strtoull(mb, NULL, 0) * MIB;
-	bench_shared = getenv("TEST_HANDOFF_BENCH_SHARED") && bench_len;
 	if (setup_all())
 		return 1;
 	if (getenv("TEST_HANDOFF_VERBOSE"))
 		qp_log_set_level(LOG_DEBUG);
-	ret = bench_len ? cmocka_run_group_tests(bench, NULL, NULL) : cmocka_run_group_tests(tests, NULL, NULL);
+	ret = th_run_group(tests, NULL, NULL);
 	cleanup_all();
 	return ret;
 }
