@@ -3,7 +3,9 @@
  * uffd_registered() / uffd_wait_unregistered() against a child that
  * registers a range with its own userfaultfd (missing mode, as the
  * guardian of an earlier dump does; write-protect mode, as a live phase
- * does), then unregisters it on command.
+ * does), then unregisters it on command. The child's userfaultfd handles
+ * kernel faults, as the guardian's does: without one the tests that need
+ * it skip.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,20 +24,20 @@
 #include <linux/userfaultfd.h>
 #include <cmocka.h>
 
-#include "clock.h"
+#include "helpers.h"
 #include "uffd-busy.h"
 
 #define PAGES 16
 
 struct child {
-	pid_t pid;
-	int cmd, reply;
+	struct th_child c;
 	uint64_t addr;
 };
 
-/* Map, register (mode), report the address; unregister on 'u'; exit on EOF. */
-static __attribute__((noreturn)) void child_main(int cmd, int reply, uint64_t mode)
+/* Map, register (*mode), report the address; unregister on 'u'; exit on EOF. */
+static void child_main(int cmd, int reply, void *arg)
 {
+	uint64_t mode = *(uint64_t *)arg;
 	long ps = sysconf(_SC_PAGESIZE);
 	struct uffdio_api api = { .api = UFFD_API };
 	char *a = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -60,36 +62,20 @@ static __attribute__((noreturn)) void child_main(int cmd, int reply, uint64_t mo
 
 static void child_start(struct child *ch, uint64_t mode)
 {
-	int cmd[2], reply[2];
-
-	assert_int_equal(pipe2(cmd, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(reply, O_CLOEXEC), 0);
-	ch->pid = fork();
-	assert_true(ch->pid >= 0);
-	if (!ch->pid) {
-		close(cmd[1]);
-		close(reply[0]);
-		child_main(cmd[0], reply[1], mode);
-	}
-	close(cmd[0]);
-	close(reply[1]);
-	ch->cmd = cmd[1];
-	ch->reply = reply[0];
-	assert_int_equal(read(ch->reply, &ch->addr, sizeof(ch->addr)), sizeof(ch->addr));
+	assert_int_equal(th_child_start(&ch->c, child_main, &mode), 0);
+	assert_int_equal(th_child_recv(&ch->c, &ch->addr, sizeof(ch->addr), 10000), 0);
 	assert_true(ch->addr != 0);
 }
 
 static void child_cmd(struct child *ch, char c)
 {
-	assert_int_equal(write(ch->cmd, &c, 1), 1);
-	assert_int_equal(read(ch->reply, &c, 1), 1);
+	assert_int_equal(th_child_send(&ch->c, &c, 1), 0);
+	assert_int_equal(th_child_recv(&ch->c, &c, 1, 10000), 0);
 }
 
 static void child_stop(struct child *ch)
 {
-	close(ch->cmd);
-	close(ch->reply);
-	waitpid(ch->pid, NULL, 0);
+	th_child_end(&ch->c);
 }
 
 static void registered_then_not(uint64_t mode)
@@ -99,26 +85,28 @@ static void registered_then_not(uint64_t mode)
 	double t0;
 
 	child_start(&ch, mode);
-	assert_int_equal(uffd_registered(ch.pid, &addr), 1);
+	assert_int_equal(uffd_registered(ch.c.pid, &addr), 1);
 	assert_int_equal(addr, ch.addr);
 	t0 = now_ms();
-	assert_int_equal(uffd_wait_unregistered(ch.pid, 100), -EBUSY);
+	assert_int_equal(uffd_wait_unregistered(ch.c.pid, 100), -EBUSY);
 	assert_true(now_ms() - t0 >= 100);
 	child_cmd(&ch, 'u');
-	assert_int_equal(uffd_registered(ch.pid, &addr), 0);
-	assert_int_equal(uffd_wait_unregistered(ch.pid, 100), 0);
+	assert_int_equal(uffd_registered(ch.c.pid, &addr), 0);
+	assert_int_equal(uffd_wait_unregistered(ch.c.pid, 100), 0);
 	child_stop(&ch);
 }
 
 static void test_missing_mode(void **state)
 {
 	(void)state;
+	TH_SKIP_IF(th_need_userfaultfd());
 	registered_then_not(UFFDIO_REGISTER_MODE_MISSING);
 }
 
 static void test_wp_mode(void **state)
 {
 	(void)state;
+	TH_SKIP_IF(th_need_userfaultfd());
 	registered_then_not(UFFDIO_REGISTER_MODE_WP);
 }
 
@@ -129,6 +117,7 @@ static void test_wait_ends(void **state)
 	pid_t helper;
 
 	(void)state;
+	TH_SKIP_IF(th_need_userfaultfd());
 	child_start(&ch, UFFDIO_REGISTER_MODE_MISSING);
 	helper = fork();
 	assert_true(helper >= 0);
@@ -137,8 +126,8 @@ static void test_wait_ends(void **state)
 		child_cmd(&ch, 'u');
 		_exit(0);
 	}
-	assert_int_equal(uffd_wait_unregistered(ch.pid, 5000), 0);
-	waitpid(helper, NULL, 0);
+	assert_int_equal(uffd_wait_unregistered(ch.c.pid, 5000), 0);
+	th_wait(helper, 0);
 	child_stop(&ch);
 }
 
@@ -150,7 +139,7 @@ static void test_no_such_task(void **state)
 	(void)state;
 	if (!pid)
 		_exit(0);
-	waitpid(pid, NULL, 0);
+	th_wait(pid, 0);
 	assert_int_equal(uffd_registered(pid, &addr), -ENOENT);
 	assert_int_equal(uffd_wait_unregistered(pid, 100), -ENOENT);
 }
@@ -164,5 +153,5 @@ int main(void)
 		cmocka_unit_test(test_no_such_task),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_group(tests, NULL, NULL);
 }
