@@ -22,6 +22,7 @@
 #include <linux/kvm.h>
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "kvm-exec.h"
 #include "kvm-vcpu.h"
 #include "rsys.h"
@@ -335,6 +336,18 @@ static void test_other_mm_refused(void **state)
 	vm_destroy(&vm);
 }
 
+/* Every test makes VMs: the binary skips without /dev/kvm. */
+static const char *open_kvm(void)
+{
+	static char why[128];
+
+	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm_fd >= 0)
+		return NULL;
+	snprintf(why, sizeof(why), "cannot open /dev/kvm: %s", strerror(errno));
+	return why;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,14 +357,7 @@ int main(void)
 		cmocka_unit_test(test_remote_capture_and_rebuild),
 	};
 
-	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm_fd < 0) {
-		printf("test_kvm_vcpu: skipped, cannot open /dev/kvm: %s\n", strerror(errno));
-		return 77;	/* the test suite's "skipped" */
-	}
-	if (geteuid()) {
-		printf("test_kvm_vcpu: skipped, needs root (ptrace of a child for the remote case)\n");
-		return 77;
-	}
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	th_skip_program_if(open_kvm());
+	th_skip_program_if(th_need_root());	/* ptrace of a child for the remote case */
+	return th_run_group(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "rsys.h"
 
 static const char marker[] = "armed call ran";	/* same address in the child */
@@ -90,9 +91,6 @@ int main(void)
 		cmocka_unit_test(test_armed_call_runs_once_then_resumes),
 	};
 
-	if (geteuid()) {
-		printf("test_rsys_arm: skipped, needs root (ptrace of a child)\n");
-		return 77;
-	}
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	th_skip_program_if(th_need_root());	/* ptrace of a child, seccomp suspended */
+	return th_run_group(tests, NULL, NULL);
 }
