@@ -459,6 +459,17 @@ static bool shadow_stack_on(pid_t pid)
 
 /* --------------------------------------------------------- attach/detach */
 
+/* The x86-64 syscall ABI: arguments in rdi, rsi, rdx, r10, r8, r9. */
+static void set_syscall_args(struct user_regs_struct *regs, const long a[6])
+{
+	regs->rdi = a[0];
+	regs->rsi = a[1];
+	regs->rdx = a[2];
+	regs->r10 = a[3];
+	regs->r8 = a[4];
+	regs->r9 = a[5];
+}
+
 /* Between calls: on the `ret` after the gadget's syscall, rsp on the frame. */
 static int park(struct rsys *r)
 {
@@ -737,12 +748,7 @@ int rsys_detach_armed(struct rsys *r, long nr, const long args[6])
 	regs.rsp = r->frame;
 	regs.orig_rax = -1;
 	regs.rax = nr;
-	regs.rdi = args[0];
-	regs.rsi = args[1];
-	regs.rdx = args[2];
-	regs.r10 = args[3];
-	regs.r8 = args[4];
-	regs.r9 = args[5];
+	set_syscall_args(&regs, args);
 	ret = set_regs(r->pid, &regs);
 	if (!ret && !r->seized_by_us)
 		ret = repark(r->pid);
@@ -813,12 +819,7 @@ static long call_once(struct rsys *r, long nr, const long a[6])
 	 */
 	regs.rax = RSYS_NR_NONE;
 	regs.orig_rax = -1;
-	regs.rdi = a[0];
-	regs.rsi = a[1];
-	regs.rdx = a[2];
-	regs.r10 = a[3];
-	regs.r8 = a[4];
-	regs.r9 = a[5];
+	set_syscall_args(&regs, a);
 
 	ret = set_regs(r->pid, &regs);
 	if (!ret)
