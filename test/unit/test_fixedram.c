@@ -22,6 +22,7 @@
 #include <xxhash.h>
 
 #include "fixedram.h"
+#include "helpers.h"
 #include "log.h"
 #include "qemu-ram.pb-c.h"
 
@@ -191,7 +192,7 @@ static void expect_open_error(int ret, ...)
 
 /* Capture what the library logs to stderr while fn runs. */
 static char captured[4096];
-static int capture_fd = -1, saved_stderr = -1;
+static int capture_fd = -1;
 
 static void capture_start(void)
 {
@@ -199,10 +200,9 @@ static void capture_start(void)
 
 	snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
 	fflush(stderr);
-	capture_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	capture_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	assert_true(capture_fd >= 0);
-	saved_stderr = dup(2);
-	dup2(capture_fd, 2);
+	assert_int_equal(th_stderr_to(capture_fd), 0);
 	qp_log_set_level(LOG_ERROR);
 }
 
@@ -210,9 +210,7 @@ static const char *capture_stop(void)
 {
 	ssize_t n;
 
-	fflush(stderr);
-	dup2(saved_stderr, 2);
-	close(saved_stderr);
+	th_stderr_restore();
 	qp_log_set_level(LOG_MSG);
 	n = pread(capture_fd, captured, sizeof(captured) - 1, 0);
 	captured[n > 0 ? n : 0] = '\0';
@@ -253,8 +251,7 @@ static void check_all_chunks(const struct fr_image *img, size_t misalign)
 static int group_setup(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_fixedram.XXXXXX");
-	if (!mkdtemp(tmpdir))
+	if (th_tmpdir(tmpdir, sizeof(tmpdir), "/tmp", "test_fixedram"))
 		return -1;
 	dirfd_ = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd_ < 0)
@@ -1012,7 +1009,6 @@ static void test_fuzz_header(void **state)
 	uint32_t len;
 	uint8_t *orig, *h, *buf = xmemalign(FR_CHUNK_PAGES * PS);
 	uint64_t seed = 12345;
-	unsigned accepted = 0;
 
 	(void)state;
 	orig = read_header(&len);
@@ -1035,7 +1031,6 @@ static void test_fuzz_header(void **state)
 			n = 1 + splitmix(&seed) % len;
 		write_header(h, n);
 		if (fr_open(&img, dirfd_, IMG, err, sizeof(err)) == 0) {
-			accepted++;
 			for (uint32_t b = 0; b < img.nr_blocks; b++) {
 				if (img.blocks[b].chunk_pages * (uint64_t)img.blocks[b].page_size >
 				    FR_CHUNK_PAGES * PS)
@@ -1048,8 +1043,6 @@ static void test_fuzz_header(void **state)
 			assert_true(err[0] != '\0');
 		}
 	}
-	/* flips in host_addr / dump time / checksums-of-nothing keep it valid sometimes */
-	print_message("fuzz: %u of 3000 mutated headers accepted\n", accepted);
 	free(h);
 	free(orig);
 	free(buf);

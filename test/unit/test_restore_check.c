@@ -18,6 +18,7 @@
 
 #include "criu-pagemap.pb-c.h"
 #include "fixedram.h"
+#include "helpers.h"
 #include "restore-check.h"
 
 #define GIB (1ULL << 30)
@@ -194,20 +195,17 @@ static struct fr_image one_block_image(uint32_t pid)
 static int setup_dir(void **state)
 {
 	(void)state;
-	snprintf(dir_, sizeof(dir_), "/tmp/test_restore_check.XXXXXX");
-	assert_non_null(mkdtemp(dir_));
-	dirfd_ = open(dir_, O_RDONLY | O_DIRECTORY);
+	if (th_tmpdir(dir_, sizeof(dir_), "/tmp", "test_restore_check"))
+		return -1;
+	dirfd_ = open(dir_, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	return dirfd_ < 0;
 }
 
 static int teardown_dir(void **state)
 {
-	char cmd[128];
-
 	(void)state;
 	close(dirfd_);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir_);
-	return system(cmd);
+	return th_rmtree(dir_);
 }
 
 static void expect_pages(uint32_t pid, int ret, const char *why)
