@@ -7,11 +7,13 @@
  */
 #define LOG_PREFIX "kvm-bpf: "
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <linux/kvm.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -22,6 +24,10 @@
 
 #define VMLINUX_BTF	"/sys/kernel/btf/vmlinux"
 #define KVM_PAGE_SHIFT	12	/* x86 */
+#define PIC_SLAVE_PIN0	8	/* the kernel keeps PIC slave pins as 8..15 */
+
+_Static_assert(KVM_ITER_MSR_MAX_RANGES == KVM_MSR_FILTER_MAX_RANGES &&
+	       KVM_ITER_MSR_MAX_BITMAP == KVM_MSR_FILTER_MAX_BITMAP_SIZE, "kvm-iter.h's MSR filter limits");
 
 #define KVM_ITER_FIELD_NAME(id, name) [id] = name,
 static const char *const field_names[KVM_F_NR] = {
@@ -33,6 +39,8 @@ static const char *const walk_names[] = {
 	[KVM_WALK_MEMSLOTS] = "memslots",
 	[KVM_WALK_IRQFDS] = "irqfds",
 	[KVM_WALK_IOEVENTFDS] = "ioeventfds",
+	[KVM_WALK_MSR_FILTER] = "MSR filter",
+	[KVM_WALK_ROUTES] = "GSI routes",
 };
 
 const char *kvm_bpf_field_name(unsigned int id)
@@ -48,6 +56,7 @@ void kvm_bpf_free(struct kvm_kstate *ks)
 	free(ks->memslots);
 	free(ks->irqfds);
 	free(ks->ioeventfds);
+	free(ks->routes);
 	memset(ks, 0, sizeof(*ks));
 	ks->vm_fd = -1;
 }
@@ -91,7 +100,7 @@ static int take_census(const struct kvm_rec *recs, size_t nr, struct census *c, 
 			}
 			if (r->type == KVM_REC_VM_FIELD)
 				break;
-			*missing |= 1ULL << r->field.id;
+			missing[r->field.id / 64] |= 1ULL << (r->field.id % 64);
 			if (r->field.id < KVM_F_FIRST_OPTIONAL) {
 				pr_err("the kernel's BTF has no %s: its KVM state cannot be read\n",
 				       field_names[r->field.id]);
@@ -100,7 +109,7 @@ static int take_census(const struct kvm_rec *recs, size_t nr, struct census *c, 
 			break;
 		case KVM_REC_TRUNCATED:
 			pr_err("the walk of the %s of the VM at fd %d stopped short: more than its bound, or a fault\n",
-			       r->truncated.walk < 3 ? walk_names[r->truncated.walk] : "?", r->fd);
+			       r->truncated.walk < KVM_WALK_NR ? walk_names[r->truncated.walk] : "?", r->fd);
 			ret = -E2BIG;
 			break;
 		}
@@ -191,8 +200,123 @@ static int add_vcpu(struct kvm_kstate *ks, uint64_t vm_key, const struct kvm_rec
 	}
 	ks->vcpus[ks->nr_vcpus].fd = r->fd;
 	ks->vcpus[ks->nr_vcpus].id = r->vcpu.id;
+	ks->vcpus[ks->nr_vcpus].sigset_active = r->vcpu.sigset_active;
+	ks->vcpus[ks->nr_vcpus].sigset = r->vcpu.sigset_active ? r->vcpu.sigset : 0;
 	ks->nr_vcpus++;
 	return 0;
+}
+
+static int add_msr_filter(struct kvm_kstate *ks, const struct kvm_rec *r)
+{
+	struct kvm_bpf_msr_filter *f = &ks->msr_filter;
+
+	if (f->present || r->msr_filter.count > KVM_ITER_MSR_MAX_RANGES) {
+		pr_err("MSR filter: %s\n", f->present ? "a second one" : "more ranges than KVM allows");
+		return -EINVAL;
+	}
+	f->present = true;
+	f->flags = r->msr_filter.default_allow ? KVM_MSR_FILTER_DEFAULT_ALLOW : KVM_MSR_FILTER_DEFAULT_DENY;
+	return 0;
+}
+
+/* Ranges come in order, each after its filter; its bitmap chunks after it. */
+static int add_msr_range(struct kvm_kstate *ks, const struct kvm_rec *r)
+{
+	struct kvm_bpf_msr_filter *f = &ks->msr_filter;
+	struct kvm_bpf_msr_range *m = &f->range[f->nr_ranges];
+	uint32_t size = (r->msr_range.nmsrs + 63) / 64 * 8;
+
+	if (!f->present) {
+		pr_err("MSR filter range %u without its filter\n", r->msr_range.index);
+		return -EINVAL;
+	}
+	if (r->msr_range.index != f->nr_ranges || f->nr_ranges >= KVM_ITER_MSR_MAX_RANGES ||
+	    r->msr_range.bitmap_size != size || size > KVM_ITER_MSR_MAX_BITMAP) {
+		pr_err("MSR filter range %u (%u MSRs from 0x%x): out of order or too big\n",
+		       r->msr_range.index, r->msr_range.nmsrs, r->msr_range.base);
+		return -EINVAL;
+	}
+	m->flags = r->msr_range.flags;
+	m->nmsrs = r->msr_range.nmsrs;
+	m->base = r->msr_range.base;
+	f->nr_ranges++;
+	return 0;
+}
+
+static int add_msr_bitmap(struct kvm_kstate *ks, const struct kvm_rec *r)
+{
+	const struct kvm_bpf_msr_filter *f = &ks->msr_filter;
+	unsigned int i = r->msr_bitmap.range, end = r->msr_bitmap.offset + r->msr_bitmap.len;
+
+	if (i + 1 != f->nr_ranges || r->msr_bitmap.len > KVM_ITER_MSR_CHUNK ||
+	    end > (f->range[i].nmsrs + 63) / 64 * 8) {
+		pr_err("MSR filter range %u: bitmap bytes %u..%u are not its own\n", i,
+		       r->msr_bitmap.offset, end);
+		return -EINVAL;
+	}
+	memcpy(ks->msr_filter.range[i].bitmap + r->msr_bitmap.offset, r->msr_bitmap.bytes,
+	       r->msr_bitmap.len);
+	return 0;
+}
+
+static const char *route_type_name(uint32_t type)
+{
+	switch (type) {
+	case KVM_IRQ_ROUTING_S390_ADAPTER:
+		return "S390_ADAPTER";
+	case KVM_IRQ_ROUTING_HV_SINT:
+		return "HV_SINT (Hyper-V SynIC)";
+	case KVM_IRQ_ROUTING_XEN_EVTCHN:
+		return "XEN_EVTCHN";
+	}
+	return "unknown";
+}
+
+static int add_route(struct kvm_kstate *ks, const struct kvm_rec *r)
+{
+	struct kvm_irq_routing_entry *e = &ks->routes[ks->nr_routes];
+
+	e->gsi = r->route.gsi;
+	e->type = r->route.type;
+	switch (r->route.type) {
+	case KVM_IRQ_ROUTING_IRQCHIP:
+		e->u.irqchip.irqchip = r->route.irqchip.irqchip;
+		e->u.irqchip.pin = r->route.irqchip.pin;
+		if (e->u.irqchip.irqchip == KVM_IRQCHIP_PIC_SLAVE) {
+			if (e->u.irqchip.pin < PIC_SLAVE_PIN0) {
+				pr_err("GSI %u: PIC slave pin %u, not 8..15 as the kernel keeps them\n",
+				       e->gsi, e->u.irqchip.pin);
+				return -EINVAL;
+			}
+			e->u.irqchip.pin -= PIC_SLAVE_PIN0;
+		}
+		break;
+	case KVM_IRQ_ROUTING_MSI:
+		e->flags = r->route.msi.flags;
+		e->u.msi.address_lo = r->route.msi.address_lo;
+		e->u.msi.address_hi = r->route.msi.address_hi;
+		e->u.msi.data = r->route.msi.data;
+		e->u.msi.devid = r->route.msi.devid;
+		break;
+	default:
+		pr_err("GSI %u is routed as type %u, %s: only irqchip and MSI routes are supported\n",
+		       r->route.gsi, r->route.type, route_type_name(r->route.type));
+		return -EOPNOTSUPP;
+	}
+	ks->nr_routes++;
+	return 0;
+}
+
+void kvm_bpf_msr_filter_arg(struct kvm_bpf_msr_filter *f, struct kvm_msr_filter *arg)
+{
+	memset(arg, 0, sizeof(*arg));
+	arg->flags = f->flags;
+	for (unsigned int i = 0; i < f->nr_ranges; i++) {
+		arg->ranges[i].flags = f->range[i].flags;
+		arg->ranges[i].nmsrs = f->range[i].nmsrs;
+		arg->ranges[i].base = f->range[i].base;
+		arg->ranges[i].bitmap = f->range[i].bitmap;
+	}
 }
 
 static int decode_one(struct kvm_kstate *ks, const struct kvm_rec *recs, size_t nr,
@@ -220,6 +344,41 @@ static int decode_one(struct kvm_kstate *ks, const struct kvm_rec *recs, size_t 
 		return add_ioeventfd(ks, recs, nr, r);
 	case KVM_REC_VCPU:
 		return add_vcpu(ks, vm_key, r);
+	case KVM_REC_MSR_FILTER:
+		return add_msr_filter(ks, r);
+	case KVM_REC_MSR_RANGE:
+		return add_msr_range(ks, r);
+	case KVM_REC_MSR_BITMAP:
+		return add_msr_bitmap(ks, r);
+	case KVM_REC_ROUTE:
+		return add_route(ks, r);
+	}
+	return 0;
+}
+
+/* The ranges a filter said it has must all have come. */
+static int check_msr_filter(const struct kvm_kstate *ks, const struct kvm_rec *recs, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++)
+		if (recs[i].type == KVM_REC_MSR_FILTER && recs[i].msr_filter.count != ks->msr_filter.nr_ranges) {
+			pr_err("MSR filter: %u ranges, %u read\n", recs[i].msr_filter.count,
+			       ks->msr_filter.nr_ranges);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+#define CMP(a, b) if ((a) != (b)) return (a) < (b) ? -1 : 1
+
+static int route_cmp(const void *a, const void *b)
+{
+	const struct kvm_irq_routing_entry *x = a, *y = b;
+
+	CMP(x->gsi, y->gsi);
+	CMP(x->type, y->type);
+	if (x->type == KVM_IRQ_ROUTING_IRQCHIP) {
+		CMP(x->u.irqchip.irqchip, y->u.irqchip.irqchip);
+		CMP(x->u.irqchip.pin, y->u.irqchip.pin);
 	}
 	return 0;
 }
@@ -242,7 +401,9 @@ static int alloc_arrays(struct kvm_kstate *ks, const struct census *c)
 	ks->memslots = calloc(c->nr[KVM_REC_MEMSLOT] + 1, sizeof(*ks->memslots));
 	ks->irqfds = calloc(c->nr[KVM_REC_IRQFD] + 1, sizeof(*ks->irqfds));
 	ks->ioeventfds = calloc(c->nr[KVM_REC_IOEVENTFD] + 1, sizeof(*ks->ioeventfds));
-	if (!ks->vm_fds || !ks->kvm_fds || !ks->vcpus || !ks->memslots || !ks->irqfds || !ks->ioeventfds) {
+	ks->routes = calloc(c->nr[KVM_REC_ROUTE] + 1, sizeof(*ks->routes));
+	if (!ks->vm_fds || !ks->kvm_fds || !ks->vcpus || !ks->memslots || !ks->irqfds || !ks->ioeventfds ||
+	    !ks->routes) {
 		pr_err("out of memory for the KVM state\n");
 		return -ENOMEM;
 	}
@@ -252,25 +413,28 @@ static int alloc_arrays(struct kvm_kstate *ks, const struct census *c)
 int kvm_bpf_decode(const struct kvm_rec *recs, size_t nr, struct kvm_kstate *ks)
 {
 	struct census c = { .vm_fd = -1 };
-	uint64_t missing = 0;
+	uint64_t missing[sizeof(ks->missing) / sizeof(ks->missing[0])] = {};
 	int ret;
 
 	memset(ks, 0, sizeof(*ks));
 	ks->vm_fd = -1;
-	ret = take_census(recs, nr, &c, &missing);
+	ret = take_census(recs, nr, &c, missing);
 	if (!ret)
 		ret = alloc_arrays(ks, &c);
 	for (size_t i = 0; !ret && i < nr; i++)
 		ret = decode_one(ks, recs, nr, &recs[i], c.vm_key);
+	if (!ret)
+		ret = check_msr_filter(ks, recs, nr);
 	if (ret) {
 		kvm_bpf_free(ks);
 		return ret;
 	}
 	ks->vm_fd = c.vm_fd;
-	ks->missing = missing;
+	memcpy(ks->missing, missing, sizeof(missing));
 	qsort(ks->memslots, ks->nr_memslots, sizeof(*ks->memslots), memslot_cmp);
+	qsort(ks->routes, ks->nr_routes, sizeof(*ks->routes), route_cmp);
 	for (unsigned int id = KVM_F_FIRST_OPTIONAL; id < KVM_F_NR; id++)
-		if (missing & (1ULL << id))
+		if (!kvm_bpf_has_field(ks, id))
 			pr_info("the kernel's BTF has no %s: not read\n", field_names[id]);
 	return 0;
 }
@@ -411,5 +575,35 @@ out:
 	free(recs);
 	kvm_iter_bpf__destroy(skel);
 	libbpf_set_print(old_print);
+	return ret;
+}
+
+int kvm_bpf_defaults(struct kvm_kstate *ks)
+{
+	int kvm, vm, ret;
+
+	memset(ks, 0, sizeof(*ks));
+	ks->vm_fd = -1;
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0) {
+		ret = -errno;
+		pr_perror("opening /dev/kvm for a fresh VM's defaults");
+		return ret;
+	}
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		ret = -errno;
+		pr_perror("creating a fresh VM for its defaults");
+		close(kvm);
+		return ret;
+	}
+	ret = kvm_bpf_read(getpid(), ks);
+	if (!ret && ks->vm_fd != vm) {
+		pr_err("the fresh VM was not found in our own process (fd %d, read %d)\n", vm, ks->vm_fd);
+		kvm_bpf_free(ks);
+		ret = -EIO;
+	}
+	close(vm);
+	close(kvm);
 	return ret;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The KVM state of a process that no ioctl returns (memslots, irqfds,
- * ioeventfds, some struct kvm fields), read from the kernel by the CO-RE
+ * ioeventfds, the MSR filter, GSI routes, vCPU signal masks, some struct
+ * kvm fields), read from the kernel by the CO-RE
  * BPF iterator in bpf/kvm-iter.bpf.c. KVM answers VM ioctls only from the
  * VM's own mm, and has no "get" for these; the plugin runs in CRIU.
  *
@@ -15,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <linux/kvm.h>
 
 #include "bpf/kvm-iter.h"
 
@@ -48,6 +50,23 @@ struct kvm_bpf_ioeventfd {
 struct kvm_bpf_vcpu {
 	int fd;
 	uint32_t id;
+	bool sigset_active;	/* KVM_SET_SIGNAL_MASK was given a mask */
+	uint64_t sigset;	/* that mask, less SIGKILL and SIGSTOP (KVM drops them) */
+};
+
+/* KVM_X86_SET_MSR_FILTER's argument, bitmaps inline: kvm_bpf_msr_filter_arg() points to them. */
+struct kvm_bpf_msr_range {
+	uint32_t flags;		/* KVM_MSR_FILTER_READ, _WRITE */
+	uint32_t nmsrs;
+	uint32_t base;
+	uint8_t bitmap[KVM_ITER_MSR_MAX_BITMAP];	/* BITS_TO_LONGS(nmsrs) * 8 bytes used, zero after */
+};
+
+struct kvm_bpf_msr_filter {
+	bool present;		/* false: no filter (not the same as one with no ranges) */
+	uint32_t flags;		/* KVM_MSR_FILTER_DEFAULT_ALLOW or _DENY */
+	uint32_t nr_ranges;
+	struct kvm_bpf_msr_range range[KVM_ITER_MSR_MAX_RANGES];
 };
 
 /*
@@ -70,12 +89,14 @@ struct kvm_kstate {
 	unsigned int nr_irqfds;
 	struct kvm_bpf_ioeventfd *ioeventfds;
 	unsigned int nr_ioeventfds;
+	struct kvm_bpf_msr_filter msr_filter;
+	/* KVM_SET_GSI_ROUTING's entries, by (gsi, type, irqchip, pin); none: no table */
+	struct kvm_irq_routing_entry *routes;
+	unsigned int nr_routes;
 	/* struct kvm's scalar fields, by enum kvm_field (KVM_F_FIRST_OPTIONAL on) */
 	uint64_t field[KVM_F_NR];
-	uint64_t missing;		/* bit 1 << field: not in this kernel's BTF */
+	uint64_t missing[(KVM_F_NR + 63) / 64];	/* a bit per field not in this kernel's BTF */
 };
-
-_Static_assert(KVM_F_NR <= 64, "kvm_kstate.missing is one u64");
 
 /*
  * Reads the KVM state of process pid (a pid of the initial pid namespace)
@@ -85,13 +106,24 @@ _Static_assert(KVM_F_NR <= 64, "kvm_kstate.missing is one u64");
 int kvm_bpf_read(pid_t pid, struct kvm_kstate *ks);
 void kvm_bpf_free(struct kvm_kstate *ks);
 
+/*
+ * What a VM made now by KVM_CREATE_VM(0) has, read like kvm_bpf_read():
+ * the fields QEMU changed are those that differ. Makes that VM in the
+ * caller's process, which must have no VM of its own (kvm_bpf_read sees
+ * one VM per process); the plugin runs in CRIU, which has none.
+ */
+int kvm_bpf_defaults(struct kvm_kstate *ks);
+
+/* KVM_X86_SET_MSR_FILTER's argument for f (present), its bitmaps pointing into f. */
+void kvm_bpf_msr_filter_arg(struct kvm_bpf_msr_filter *f, struct kvm_msr_filter *arg);
+
 /* The iterator's records into *ks (kvm_bpf_read's second half, for tests). */
 int kvm_bpf_decode(const struct kvm_rec *recs, size_t nr, struct kvm_kstate *ks);
 /* "kvm_memory_slot.id_node" for KVM_F_SLOT_ID_NODE. */
 const char *kvm_bpf_field_name(unsigned int id);
 static inline bool kvm_bpf_has_field(const struct kvm_kstate *ks, enum kvm_field id)
 {
-	return !(ks->missing & (1ULL << id));
+	return !(ks->missing[id / 64] & (1ULL << (id % 64)));
 }
 
 #endif

@@ -32,11 +32,16 @@ __u64 walked_kvm;
 #define KVM_MISC_DEV		((10U << 20) | 232)	/* MKDEV(10, 232), kernel's encoding */
 #define S_IFMT			00170000
 #define S_IFCHR			0020000
+#define KVM_IRQ_ROUTING_IRQCHIP	1	/* uapi linux/kvm.h */
+#define KVM_IRQ_ROUTING_MSI	2
 
 /* Bounds of the walks; a walk that meets its bound says so (KVM_REC_TRUNCATED). */
 #define MAX_AS			4
 #define MAX_SLOTS_STEPS		(1 << 16)	/* id_hash buckets + slots, per address space */
 #define MAX_LIST_STEPS		(1 << 14)
+#define MAX_GSIS		4096		/* x86's KVM_MAX_IRQ_ROUTES */
+#define MAX_GSI_ENTRIES		4		/* per GSI: KVM allows one per irqchip (3), or one other */
+#define MSR_CHUNKS		(KVM_ITER_MSR_MAX_BITMAP / KVM_ITER_MSR_CHUNK)
 
 struct kvm_memslots___cq {
 	struct hlist_head id_hash[128];
@@ -83,6 +88,44 @@ struct kvm_arch___cq {
 	bool guest_can_read_msr_platform_info;
 	u32 notify_window;
 	u32 notify_vmexit_flags;
+	struct kvm_x86_msr_filter___cq *msr_filter;
+} __attribute__((preserve_access_index));
+
+struct msr_bitmap_range___cq {
+	u32 flags;
+	u32 nmsrs;
+	u32 base;
+	unsigned long *bitmap;
+} __attribute__((preserve_access_index));
+
+struct kvm_x86_msr_filter___cq {
+	u8 count;
+	bool default_allow:1;
+	struct msr_bitmap_range___cq ranges[16];
+} __attribute__((preserve_access_index));
+
+struct kvm_irq_routing_table___cq {
+	u32 nr_rt_entries;
+	struct hlist_head map[0];
+} __attribute__((preserve_access_index));
+
+struct kvm_kernel_irq_routing_entry___cq {
+	u32 gsi;
+	u32 type;
+	union {
+		struct {
+			unsigned int irqchip;
+			unsigned int pin;
+		} irqchip;
+		struct {
+			u32 address_lo;
+			u32 address_hi;
+			u32 data;
+			u32 flags;
+			u32 devid;
+		} msi;
+	};
+	struct hlist_node link;
 } __attribute__((preserve_access_index));
 
 struct kvm___cq {
@@ -95,6 +138,7 @@ struct kvm___cq {
 		struct list_head items;
 	} irqfds;
 	struct list_head ioeventfds;
+	struct kvm_irq_routing_table___cq *irq_routing;
 	struct kvm_arch___cq arch;
 	u32 dirty_ring_size;
 	u64 manual_dirty_log_protect;
@@ -120,6 +164,8 @@ struct _ioeventfd___cq {
 struct kvm_vcpu___cq {
 	struct kvm___cq *kvm;
 	int vcpu_id;
+	int sigset_active;
+	sigset_t sigset;
 } __attribute__((preserve_access_index));
 
 /* An integer field of any size the kernel gave it (bool, u8, int, enum, u64...). */
@@ -133,10 +179,17 @@ struct walk {
 	bool overflow;
 	void *node;			/* the current hlist/list node */
 	void *end;			/* list: the head; hlist: unused */
-	/* memslots only */
+	/* memslots and routes: hlist buckets */
 	struct hlist_head *buckets;
 	unsigned int bucket, nr_buckets;
-	unsigned long node_off;		/* offset of id_node[node_idx] in a slot */
+	unsigned long node_off;		/* offset of the hlist_node in an entry */
+	bool cut;			/* routes: a GSI's walk stopped short */
+	/* MSR filter */
+	void *ranges;			/* &filter->ranges[0] */
+	unsigned int nr_ranges;
+	unsigned int range_size;	/* the kernel's sizeof(struct msr_bitmap_range) */
+	unsigned long bitmap;		/* the current range's bitmap */
+	unsigned int bitmap_size;
 };
 
 /* Writes r; false, and w->overflow, when the seq buffer is full. */
@@ -420,6 +473,203 @@ static void walk_ioeventfds(struct walk *w, struct kvm___cq *kvm)
 			  KVM_WALK_IOEVENTFDS);
 }
 
+static __always_inline long read_chunk(__u8 *dst, unsigned int len, const void *src)
+{
+	if (len == 24)
+		return bpf_probe_read_kernel(dst, 24, src);
+	if (len == 16)
+		return bpf_probe_read_kernel(dst, 16, src);
+	return bpf_probe_read_kernel(dst, 8, src);
+}
+
+/*
+ * One step of the MSR filter walk, step i: range i / MSR_CHUNKS, and its
+ * bitmap chunk i % MSR_CHUNKS. Chunk 0 also writes the range.
+ */
+static long msr_filter_step(__u32 i, struct walk *w)
+{
+	unsigned int index = i / MSR_CHUNKS, chunk = i % MSR_CHUNKS, off, len;
+	struct msr_bitmap_range___cq *range;
+	__u64 *word;
+	struct kvm_rec r;
+
+	if (index >= w->nr_ranges) {
+		w->done = true;
+		return 1;
+	}
+	__builtin_memset(&r, 0, sizeof(r));
+	if (chunk == 0) {
+		range = w->ranges + index * w->range_size;
+		r.type = KVM_REC_MSR_RANGE;
+		r.msr_range.index = index;
+		r.msr_range.flags = READ_INT(range, flags);
+		r.msr_range.nmsrs = READ_INT(range, nmsrs);
+		r.msr_range.base = READ_INT(range, base);
+		/* What kvm_add_msr_filter() copied from userspace. */
+		w->bitmap_size = (r.msr_range.nmsrs + 63) / 64 * 8;
+		r.msr_range.bitmap_size = w->bitmap_size;
+		w->bitmap = (unsigned long)BPF_CORE_READ(range, bitmap);
+		if (w->bitmap_size > KVM_ITER_MSR_MAX_BITMAP || !w->bitmap)
+			return 1;
+		if (!emit(w, &r))
+			return 1;
+		__builtin_memset(&r, 0, sizeof(r));
+	}
+	off = chunk * KVM_ITER_MSR_CHUNK;
+	if (off >= w->bitmap_size)
+		return 0;
+	/* 8, 16 or 24 bytes (sizes are in longs): constant sizes, which the verifier can bound */
+	len = w->bitmap_size - off;
+	if (len >= 24)
+		len = 24;
+	else if (len >= 16)
+		len = 16;
+	else
+		len = 8;
+	if (read_chunk(r.msr_bitmap.bytes, len, (void *)w->bitmap + off))
+		return 1;
+	/* Zero chunks are the decoder's default: a filter's bitmaps are mostly zero or short. */
+	word = (__u64 *)r.msr_bitmap.bytes;
+	if (!word[0] && !word[1] && !word[2])
+		return 0;
+	r.type = KVM_REC_MSR_BITMAP;
+	r.msr_bitmap.range = index;
+	r.msr_bitmap.offset = off;
+	r.msr_bitmap.len = len;
+	if (!emit(w, &r))
+		return 1;
+	return 0;
+}
+
+static bool msr_filter_fields_exist(struct walk *w)
+{
+	bool ok = true;
+
+	NEED(ok, w, struct kvm___cq, arch.msr_filter, KVM_F_MSR_FILTER);
+	NEED(ok, w, struct kvm_x86_msr_filter___cq, count, KVM_F_MSR_FILTER_COUNT);
+	NEED(ok, w, struct kvm_x86_msr_filter___cq, default_allow, KVM_F_MSR_FILTER_DEFAULT);
+	NEED(ok, w, struct kvm_x86_msr_filter___cq, ranges, KVM_F_MSR_FILTER_RANGES);
+	NEED(ok, w, struct msr_bitmap_range___cq, flags, KVM_F_MSR_RANGE_FLAGS);
+	NEED(ok, w, struct msr_bitmap_range___cq, nmsrs, KVM_F_MSR_RANGE_NMSRS);
+	NEED(ok, w, struct msr_bitmap_range___cq, base, KVM_F_MSR_RANGE_BASE);
+	NEED(ok, w, struct msr_bitmap_range___cq, bitmap, KVM_F_MSR_RANGE_BITMAP);
+	return ok;
+}
+
+/* kvm->arch.msr_filter: none (NULL) gives no record, an empty one a count of 0. */
+static void walk_msr_filter(struct walk *w, struct kvm___cq *kvm)
+{
+	struct kvm_x86_msr_filter___cq *f;
+	struct kvm_rec r;
+
+	if (!msr_filter_fields_exist(w))
+		return;
+	f = BPF_CORE_READ(kvm, arch.msr_filter);
+	if (!f)
+		return;
+	__builtin_memset(&r, 0, sizeof(r));
+	r.type = KVM_REC_MSR_FILTER;
+	r.msr_filter.count = READ_INT(f, count);
+	r.msr_filter.default_allow = READ_INT(f, default_allow);
+	if (!emit(w, &r))
+		return;
+	w->ranges = __builtin_preserve_access_index(&f->ranges[0]);
+	w->range_size = bpf_core_type_size(struct msr_bitmap_range___cq);
+	w->nr_ranges = r.msr_filter.count;
+	w->done = false;
+	if (w->nr_ranges <= KVM_ITER_MSR_MAX_RANGES)
+		bpf_loop(KVM_ITER_MSR_MAX_RANGES * MSR_CHUNKS + 1, msr_filter_step, w, 0);
+	if (!w->done && !w->overflow)
+		emit_simple(w, KVM_REC_TRUNCATED, KVM_WALK_MSR_FILTER);
+}
+
+/* Writes the routing entry at hlist node n. */
+static __always_inline bool emit_route(struct walk *w, void *n)
+{
+	struct kvm_kernel_irq_routing_entry___cq *e = n - w->node_off;
+	struct kvm_rec r;
+
+	__builtin_memset(&r, 0, sizeof(r));
+	r.type = KVM_REC_ROUTE;
+	r.route.gsi = READ_INT(e, gsi);
+	r.route.type = READ_INT(e, type);
+	if (r.route.type == KVM_IRQ_ROUTING_IRQCHIP) {
+		r.route.irqchip.irqchip = READ_INT(e, irqchip.irqchip);
+		r.route.irqchip.pin = READ_INT(e, irqchip.pin);
+	} else if (r.route.type == KVM_IRQ_ROUTING_MSI) {
+		r.route.msi.address_lo = READ_INT(e, msi.address_lo);
+		r.route.msi.address_hi = READ_INT(e, msi.address_hi);
+		r.route.msi.data = READ_INT(e, msi.data);
+		r.route.msi.flags = READ_INT(e, msi.flags);
+		r.route.msi.devid = READ_INT(e, msi.devid);
+	}	/* other types: the decoder refuses them by type */
+	return emit(w, &r);
+}
+
+/*
+ * The entries of GSI i: the hlist map[i]. Driven by bpf_loop's index, not
+ * a counter of ours, so the verifier need not follow 4096 GSIs one by one.
+ */
+static long gsi_step(__u32 i, struct walk *w)
+{
+	void *n;
+
+	if (bpf_probe_read_kernel(&n, sizeof(n), &w->buckets[i].first))
+		goto cut;
+	for (int k = 0; k < MAX_GSI_ENTRIES && n; k++) {
+		if (!emit_route(w, n))
+			goto cut;
+		if (bpf_probe_read_kernel(&n, sizeof(n), &((struct hlist_node *)n)->next))
+			goto cut;
+	}
+	if (!n)
+		return 0;
+cut:
+	w->cut = true;
+	return 1;
+}
+
+#define RTE_EXISTS(field) bpf_core_field_exists(struct kvm_kernel_irq_routing_entry___cq, field)
+
+static bool routes_fields_exist(struct walk *w)
+{
+	bool ok = true;
+
+	NEED(ok, w, struct kvm___cq, irq_routing, KVM_F_IRQ_ROUTING);
+	NEED(ok, w, struct kvm_irq_routing_table___cq, nr_rt_entries, KVM_F_RT_NR_ENTRIES);
+	NEED(ok, w, struct kvm_irq_routing_table___cq, map, KVM_F_RT_MAP);
+	NEED(ok, w, struct kvm_kernel_irq_routing_entry___cq, gsi, KVM_F_RTE_GSI);
+	NEED(ok, w, struct kvm_kernel_irq_routing_entry___cq, type, KVM_F_RTE_TYPE);
+	NEED(ok, w, struct kvm_kernel_irq_routing_entry___cq, link, KVM_F_RTE_LINK);
+	ok &= need(w, RTE_EXISTS(irqchip.irqchip) && RTE_EXISTS(irqchip.pin), KVM_F_RTE_IRQCHIP);
+	ok &= need(w, RTE_EXISTS(msi.address_lo) && RTE_EXISTS(msi.address_hi) &&
+		   RTE_EXISTS(msi.data) && RTE_EXISTS(msi.flags) && RTE_EXISTS(msi.devid),
+		   KVM_F_RTE_MSI);
+	return ok;
+}
+
+/* Every entry of kvm->irq_routing, GSI by GSI (map[gsi] is an hlist of its entries). */
+static void walk_routes(struct walk *w, struct kvm___cq *kvm)
+{
+	struct kvm_irq_routing_table___cq *rt;
+	bool done = false;
+	long nr;
+
+	if (!routes_fields_exist(w))
+		return;
+	rt = BPF_CORE_READ(kvm, irq_routing);
+	if (!rt)
+		return;
+	nr = READ_INT(rt, nr_rt_entries);
+	w->buckets = (void *)rt + bpf_core_field_offset(struct kvm_irq_routing_table___cq, map);
+	w->node_off = bpf_core_field_offset(struct kvm_kernel_irq_routing_entry___cq, link);
+	w->cut = false;
+	if (nr <= MAX_GSIS)
+		done = bpf_loop(nr, gsi_step, w, 0) == nr && !w->cut;
+	if (!done && !w->overflow)
+		emit_simple(w, KVM_REC_TRUNCATED, KVM_WALK_ROUTES);
+}
+
 static void show_vm(struct walk *w, struct kvm___cq *kvm, struct task_struct *task)
 {
 	struct kvm_rec r;
@@ -438,6 +688,8 @@ static void show_vm(struct walk *w, struct kvm___cq *kvm, struct task_struct *ta
 	walk_memslots(w, kvm);
 	walk_irqfds(w, kvm);
 	walk_ioeventfds(w, kvm);
+	walk_msr_filter(w, kvm);
+	walk_routes(w, kvm);
 	if (!w->overflow)
 		walked_kvm = (__u64)kvm;
 }
@@ -449,12 +701,19 @@ static void show_vcpu(struct walk *w, struct kvm_vcpu___cq *vcpu)
 
 	NEED(ok, w, struct kvm_vcpu___cq, vcpu_id, KVM_F_VCPU_ID);
 	NEED(ok, w, struct kvm_vcpu___cq, kvm, KVM_F_VCPU_KVM);
+	NEED(ok, w, struct kvm_vcpu___cq, sigset_active, KVM_F_VCPU_SIGSET_ACTIVE);
+	/* sigset_t as KVM_SET_SIGNAL_MASK takes it on x86_64: one u64 */
+	ok &= need(w, bpf_core_field_exists(vcpu->sigset) &&
+			      bpf_core_field_size(vcpu->sigset) == sizeof(__u64),
+		   KVM_F_VCPU_SIGSET);
 	if (!ok)
 		return;
 	__builtin_memset(&r, 0, sizeof(r));
 	r.type = KVM_REC_VCPU;
 	r.vcpu.id = READ_INT(vcpu, vcpu_id);
 	r.vcpu.kvm = (__u64)BPF_CORE_READ(vcpu, kvm);
+	r.vcpu.sigset_active = READ_INT(vcpu, sigset_active);
+	bpf_core_read(&r.vcpu.sigset, sizeof(r.vcpu.sigset), &vcpu->sigset);
 	emit(w, &r);
 }
 

@@ -24,6 +24,10 @@ enum kvm_rec_type {
 	KVM_REC_EVENTFD,	/* an fd of an eventfd ("[eventfd]") */
 	KVM_REC_MISSING,	/* the kernel's BTF lacks a field: field.id */
 	KVM_REC_TRUNCATED,	/* a walk hit its bound: truncated.walk */
+	KVM_REC_MSR_FILTER,	/* the VM has an MSR filter (none: no record) */
+	KVM_REC_MSR_RANGE,	/* one of its ranges */
+	KVM_REC_MSR_BITMAP,	/* 24 bytes of a range's bitmap; all-zero ones are left out */
+	KVM_REC_ROUTE,		/* a GSI routing entry */
 	KVM_REC_NR,
 };
 
@@ -44,7 +48,15 @@ enum kvm_walk {
 	KVM_WALK_MEMSLOTS,
 	KVM_WALK_IRQFDS,
 	KVM_WALK_IOEVENTFDS,
+	KVM_WALK_MSR_FILTER,
+	KVM_WALK_ROUTES,
+	KVM_WALK_NR,
 };
+
+/* KVM_MSR_FILTER_MAX_RANGES and _MAX_BITMAP_SIZE of asm/kvm.h, which BPF code cannot include */
+#define KVM_ITER_MSR_MAX_RANGES		16
+#define KVM_ITER_MSR_MAX_BITMAP		0x600
+#define KVM_ITER_MSR_CHUNK		24	/* bitmap bytes per record */
 
 /*
  * Every kernel field the iterator reads, with the name a missing one is
@@ -79,6 +91,24 @@ enum kvm_walk {
 	X(KVM_F_IOEVENTFD_WILDCARD,	"_ioeventfd.wildcard")			\
 	X(KVM_F_VCPU_ID,		"kvm_vcpu.vcpu_id")			\
 	X(KVM_F_VCPU_KVM,		"kvm_vcpu.kvm")				\
+	X(KVM_F_VCPU_SIGSET_ACTIVE,	"kvm_vcpu.sigset_active")		\
+	X(KVM_F_VCPU_SIGSET,		"kvm_vcpu.sigset")			\
+	X(KVM_F_MSR_FILTER,		"kvm_arch.msr_filter")			\
+	X(KVM_F_MSR_FILTER_COUNT,	"kvm_x86_msr_filter.count")		\
+	X(KVM_F_MSR_FILTER_DEFAULT,	"kvm_x86_msr_filter.default_allow")	\
+	X(KVM_F_MSR_FILTER_RANGES,	"kvm_x86_msr_filter.ranges")		\
+	X(KVM_F_MSR_RANGE_FLAGS,	"msr_bitmap_range.flags")		\
+	X(KVM_F_MSR_RANGE_NMSRS,	"msr_bitmap_range.nmsrs")		\
+	X(KVM_F_MSR_RANGE_BASE,		"msr_bitmap_range.base")		\
+	X(KVM_F_MSR_RANGE_BITMAP,	"msr_bitmap_range.bitmap")		\
+	X(KVM_F_IRQ_ROUTING,		"kvm.irq_routing")			\
+	X(KVM_F_RT_NR_ENTRIES,		"kvm_irq_routing_table.nr_rt_entries")	\
+	X(KVM_F_RT_MAP,			"kvm_irq_routing_table.map")		\
+	X(KVM_F_RTE_GSI,		"kvm_kernel_irq_routing_entry.gsi")	\
+	X(KVM_F_RTE_TYPE,		"kvm_kernel_irq_routing_entry.type")	\
+	X(KVM_F_RTE_LINK,		"kvm_kernel_irq_routing_entry.link")	\
+	X(KVM_F_RTE_IRQCHIP,		"kvm_kernel_irq_routing_entry.irqchip")	\
+	X(KVM_F_RTE_MSI,		"kvm_kernel_irq_routing_entry.msi")	\
 	X(KVM_F_CREATED_VCPUS,		"kvm.created_vcpus")			\
 	X(KVM_F_ONLINE_VCPUS,		"kvm.online_vcpus")			\
 	X(KVM_F_MAX_VCPUS,		"kvm.max_vcpus")			\
@@ -152,7 +182,43 @@ struct kvm_rec {
 		struct {
 			__u64 kvm;	/* key */
 			__u32 id;
+			__u32 sigset_active;
+			__u64 sigset;	/* KVM_SET_SIGNAL_MASK's, when active */
 		} vcpu;
+		struct {
+			__u32 count;	/* ranges */
+			__u32 default_allow;
+		} msr_filter;
+		struct {
+			__u32 index;	/* in kvm_x86_msr_filter.ranges[] */
+			__u32 flags;	/* KVM_MSR_FILTER_READ, _WRITE */
+			__u32 nmsrs;
+			__u32 base;
+			__u32 bitmap_size;	/* bytes the kernel holds: BITS_TO_LONGS(nmsrs) * 8 */
+		} msr_range;
+		struct {
+			__u16 range;	/* msr_range.index */
+			__u16 offset;	/* in the bitmap */
+			__u32 len;
+			__u8 bytes[KVM_ITER_MSR_CHUNK];
+		} msr_bitmap;
+		struct {
+			__u32 gsi;
+			__u32 type;	/* KVM_IRQ_ROUTING_*: the kernel keeps the uapi value */
+			union {
+				struct {
+					__u32 irqchip;
+					__u32 pin;	/* PIC slave pins as the kernel has them: + 8 */
+				} irqchip;
+				struct {
+					__u32 address_lo;
+					__u32 address_hi;
+					__u32 data;
+					__u32 flags;
+					__u32 devid;
+				} msi;
+			};
+		} route;
 		struct {
 			__u64 ctx;	/* key */
 		} eventfd;
