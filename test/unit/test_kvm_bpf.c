@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * kvm_bpf_read() against a VM this test makes itself with KVM ioctls (no
- * QEMU): memslots, irqfds, ioeventfds, vCPUs and some struct kvm fields
- * must come back exactly as set. kvm_bpf_decode() against hand-made
+ * QEMU): memslots, irqfds, ioeventfds, vCPUs and their signal masks, the
+ * MSR filter, GSI routes and some struct kvm fields must come back
+ * exactly as set; kvm_bpf_defaults() gives a fresh VM's. kvm_bpf_decode() against hand-made
  * records for the refusals. The kernel half needs root and /dev/kvm.
  */
 #define LOG_PREFIX "test-kvm-bpf: "
@@ -444,6 +445,7 @@ static void test_no_vm(void **state)
 {
 	struct kvm_kstate ks;
 	pid_t pid;
+	int ret;
 
 	(void)state;
 	if (kernel_skip) {
@@ -451,12 +453,294 @@ static void test_no_vm(void **state)
 		skip();
 	}
 	pid = spawn_bare_child();
-	assert_int_equal(read_timed(pid, &ks), 0);
+	ret = read_timed(pid, &ks);
+	/* killed before any assert: a child left behind holds the test's stdout open */
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+	assert_int_equal(ret, 0);
 	assert_int_equal(ks.vm_fd, -1);
 	assert_int_equal(ks.nr_vm_fds + ks.nr_kvm_fds + ks.nr_vcpus, 0);
 	assert_int_equal(ks.nr_memslots + ks.nr_irqfds + ks.nr_ioeventfds, 0);
+	kvm_bpf_free(&ks);
+}
+
+/* ------------------------------------------------------------ MSR filter */
+
+#define BITMAP_BYTES(nmsrs)	(((nmsrs) + 63) / 64 * 8)	/* what KVM copies */
+
+static uint8_t big_bitmap[KVM_MSR_FILTER_MAX_BITMAP_SIZE], small_bitmap[16];
+
+static void fill_bitmaps(void)
+{
+	for (unsigned int i = 0; i < sizeof(big_bitmap); i++)
+		big_bitmap[i] = (i * 37 + 11) & 0xff;
+	/* a zero stretch, which the iterator does not write */
+	memset(big_bitmap + 48, 0, 96);
+	big_bitmap[sizeof(big_bitmap) - 1] = 0x80;
+	for (unsigned int i = 0; i < sizeof(small_bitmap); i++)
+		small_bitmap[i] = 0xa0 + i;	/* past 70 bits too: KVM keeps whole longs */
+}
+
+/* Default deny; a 0x600-byte bitmap for reads and writes, a 16-byte one for writes. */
+static void set_two_range_filter(int vm)
+{
+	struct kvm_msr_filter f = { .flags = KVM_MSR_FILTER_DEFAULT_DENY };
+
+	fill_bitmaps();
+	f.ranges[0] = (struct kvm_msr_filter_range){ .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+		.nmsrs = KVM_MSR_FILTER_MAX_BITMAP_SIZE * 8, .base = 0x10, .bitmap = big_bitmap };
+	/* an empty range in between: KVM keeps only the others, in order */
+	f.ranges[2] = (struct kvm_msr_filter_range){ .flags = KVM_MSR_FILTER_WRITE,
+		.nmsrs = 70, .base = 0xc0000080, .bitmap = small_bitmap };
+	assert_int_equal(ioctl(vm, KVM_X86_SET_MSR_FILTER, &f), 0);
+}
+
+static void check_range(const struct kvm_bpf_msr_range *r, uint32_t flags, uint32_t nmsrs,
+			uint32_t base, const uint8_t *bitmap)
+{
+	unsigned int n = BITMAP_BYTES(nmsrs);
+
+	assert_int_equal(r->flags, flags);
+	assert_int_equal(r->nmsrs, nmsrs);
+	assert_int_equal(r->base, base);
+	assert_memory_equal(r->bitmap, bitmap, n);
+	for (unsigned int i = n; i < sizeof(r->bitmap); i++)
+		assert_int_equal(r->bitmap[i], 0);
+}
+
+static void check_two_range_filter(const struct kvm_kstate *ks)
+{
+	const struct kvm_bpf_msr_filter *f = &ks->msr_filter;
+
+	assert_true(f->present);
+	assert_int_equal(f->flags, KVM_MSR_FILTER_DEFAULT_DENY);
+	assert_int_equal(f->nr_ranges, 2);
+	check_range(&f->range[0], KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+		    KVM_MSR_FILTER_MAX_BITMAP_SIZE * 8, 0x10, big_bitmap);
+	check_range(&f->range[1], KVM_MSR_FILTER_WRITE, 70, 0xc0000080, small_bitmap);
+}
+
+static int new_vm(int *kvm)
+{
+	int vm;
+
+	*kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	assert_true(*kvm >= 0);
+	vm = ioctl(*kvm, KVM_CREATE_VM, 0);
+	assert_true(vm >= 0);
+	return vm;
+}
+
+static void test_msr_filter(void **state)
+{
+	struct kvm_msr_filter empty = { .flags = KVM_MSR_FILTER_DEFAULT_ALLOW }, arg;
+	struct kvm_kstate ks, again;
+	int kvm, vm;
+
+	(void)state;
+	if (kernel_skip) {
+		printf("test_kvm_bpf: %s\n", kernel_skip);
+		skip();
+	}
+	vm = new_vm(&kvm);
+	if (ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0) {
+		printf("test_kvm_bpf: no KVM_CAP_X86_MSR_FILTER\n");
+		close(vm);
+		close(kvm);
+		skip();
+	}
+	/* No filter: not present. */
+	assert_int_equal(read_timed(getpid(), &ks), 0);
+	assert_false(ks.msr_filter.present);
+	kvm_bpf_free(&ks);
+
+	set_two_range_filter(vm);
+	assert_int_equal(read_timed(getpid(), &ks), 0);
+	check_two_range_filter(&ks);
+
+	/* An empty filter is one, unlike none. */
+	assert_int_equal(ioctl(vm, KVM_X86_SET_MSR_FILTER, &empty), 0);
+	assert_int_equal(read_timed(getpid(), &again), 0);
+	assert_true(again.msr_filter.present);
+	assert_int_equal(again.msr_filter.flags, KVM_MSR_FILTER_DEFAULT_ALLOW);
+	assert_int_equal(again.msr_filter.nr_ranges, 0);
+	kvm_bpf_free(&again);
+
+	/* What was read, given to KVM_X86_SET_MSR_FILTER, reads back the same. */
+	kvm_bpf_msr_filter_arg(&ks.msr_filter, &arg);
+	assert_int_equal(ioctl(vm, KVM_X86_SET_MSR_FILTER, &arg), 0);
+	assert_int_equal(read_timed(getpid(), &again), 0);
+	check_two_range_filter(&again);
+	kvm_bpf_free(&again);
+	kvm_bpf_free(&ks);
+	close(vm);
+	close(kvm);
+}
+
+/* ------------------------------------------------- GSI routes, signal masks */
+
+/* KVM drops SIGKILL and SIGSTOP from a vCPU's mask. */
+#define SIGSET_WANT	0x8000000100a0f003ULL
+#define SIGSET_GIVEN	(SIGSET_WANT | 1ULL << (SIGKILL - 1) | 1ULL << (SIGSTOP - 1))
+
+static void set_sigmask(int vcpu, uint64_t mask)
+{
+	struct kvm_signal_mask *m = calloc(1, sizeof(*m) + sizeof(mask));
+
+	assert_non_null(m);
+	m->len = sizeof(mask);
+	memcpy(m->sigset, &mask, sizeof(mask));
+	assert_int_equal(ioctl(vcpu, KVM_SET_SIGNAL_MASK, m), 0);
+	free(m);
+}
+
+#define IRQCHIP(g, chip, p) { .gsi = (g), .type = KVM_IRQ_ROUTING_IRQCHIP, \
+			      .u.irqchip = { .irqchip = (chip), .pin = (p) } }
+#define MSI(g, lo, hi, d, fl, id) { .gsi = (g), .type = KVM_IRQ_ROUTING_MSI, .flags = (fl), \
+				    .u.msi = { .address_lo = (lo), .address_hi = (hi), .data = (d), .devid = (id) } }
+
+/* QEMU's pattern: GSI 0 is IOAPIC pin 2, no GSI 2; then MSI routes. */
+static const struct kvm_irq_routing_entry custom_routes[] = {
+	IRQCHIP(0, KVM_IRQCHIP_IOAPIC, 2),
+	IRQCHIP(1, KVM_IRQCHIP_PIC_MASTER, 1),
+	IRQCHIP(1, KVM_IRQCHIP_IOAPIC, 1),
+	IRQCHIP(9, KVM_IRQCHIP_PIC_SLAVE, 1),
+	IRQCHIP(9, KVM_IRQCHIP_IOAPIC, 9),
+	IRQCHIP(23, KVM_IRQCHIP_IOAPIC, 23),
+	MSI(24, 0xfee00000, 0, 0x4021, 0, 0),
+	/* x2APIC format (32-bit ids): address_hi's low byte must be 0 */
+	MSI(30, 0xfee01004, 0x100, 0xc0de, 0, 0),
+};
+
+static int route_cmp(const void *a, const void *b)
+{
+	const struct kvm_irq_routing_entry *x = a, *y = b;
+
+	if (x->gsi != y->gsi)
+		return x->gsi < y->gsi ? -1 : 1;
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	return x->u.irqchip.irqchip < y->u.irqchip.irqchip ? -1 : x->u.irqchip.irqchip > y->u.irqchip.irqchip;
+}
+
+static void set_routes(int vm, const struct kvm_irq_routing_entry *e, unsigned int n)
+{
+	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + n * sizeof(*e));
+
+	assert_non_null(r);
+	r->nr = n;
+	memcpy(r->entries, e, n * sizeof(*e));
+	assert_int_equal(ioctl(vm, KVM_SET_GSI_ROUTING, r), 0);
+	free(r);
+}
+
+static void check_routes(const struct kvm_kstate *ks, const struct kvm_irq_routing_entry *want, unsigned int n)
+{
+	struct kvm_irq_routing_entry sorted[64];
+
+	assert_true(n <= 64);
+	memcpy(sorted, want, n * sizeof(*want));
+	qsort(sorted, n, sizeof(*sorted), route_cmp);
+	assert_int_equal(ks->nr_routes, n);
+	for (unsigned int i = 0; i < n; i++)
+		assert_memory_equal(&ks->routes[i], &sorted[i], sizeof(sorted[i]));
+}
+
+/* KVM_CREATE_IRQCHIP's table: GSIs 0-15 on a PIC pin and the IOAPIC pin of the same number, 16-23 on the IOAPIC. */
+static void check_default_routes(const struct kvm_kstate *ks)
+{
+	struct kvm_irq_routing_entry want[40];
+	unsigned int n = 0;
+
+	for (unsigned int gsi = 0; gsi < 24; gsi++) {
+		if (gsi < 16)
+			want[n++] = (struct kvm_irq_routing_entry)IRQCHIP(gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER :
+									  KVM_IRQCHIP_PIC_SLAVE, gsi % 8);
+		want[n++] = (struct kvm_irq_routing_entry)IRQCHIP(gsi, KVM_IRQCHIP_IOAPIC, gsi);
+	}
+	check_routes(ks, want, n);
+}
+
+static void test_routes_sigsets(void **state)
+{
+	struct kvm_enable_cap x2apic = { .cap = KVM_CAP_X2APIC_API, .args[0] = KVM_X2APIC_API_USE_32BIT_IDS };
+	struct kvm_irq_routing_entry devid_route = MSI(31, 0xfee00000, 0, 0x31, KVM_MSI_VALID_DEVID, 0x1234);
+	struct kvm_kstate ks;
+	int kvm, vm, vcpu[2];
+
+	(void)state;
+	if (kernel_skip) {
+		printf("test_kvm_bpf: %s\n", kernel_skip);
+		skip();
+	}
+	vm = new_vm(&kvm);
+	assert_int_equal(ioctl(vm, KVM_CREATE_IRQCHIP, 0), 0);
+	assert_int_equal(ioctl(vm, KVM_ENABLE_CAP, &x2apic), 0);
+	vcpu[0] = ioctl(vm, KVM_CREATE_VCPU, 0);
+	vcpu[1] = ioctl(vm, KVM_CREATE_VCPU, 1);
+	assert_true(vcpu[0] >= 0 && vcpu[1] >= 0);
+	set_sigmask(vcpu[1], SIGSET_GIVEN);
+
+	assert_int_equal(read_timed(getpid(), &ks), 0);
+	assert_int_equal(ks.nr_vcpus, 2);
+	assert_false(ks.vcpus[0].sigset_active);
+	assert_int_equal(ks.vcpus[0].sigset, 0);
+	assert_true(ks.vcpus[1].sigset_active);
+	assert_int_equal(ks.vcpus[1].sigset, SIGSET_WANT);
+	check_default_routes(&ks);
+	kvm_bpf_free(&ks);
+
+	set_routes(vm, custom_routes, sizeof(custom_routes) / sizeof(custom_routes[0]));
+	set_sigmask(vcpu[0], 1ULL << (SIGUSR1 - 1));
+	assert_int_equal(read_timed(getpid(), &ks), 0);
+	check_routes(&ks, custom_routes, sizeof(custom_routes) / sizeof(custom_routes[0]));
+	assert_true(ks.vcpus[0].sigset_active);
+	assert_int_equal(ks.vcpus[0].sigset, 1ULL << (SIGUSR1 - 1));
+	kvm_bpf_free(&ks);
+
+	/* x86 KVM accepts KVM_MSI_VALID_DEVID but keeps neither it nor the devid. */
+	set_routes(vm, &devid_route, 1);
+	assert_int_equal(read_timed(getpid(), &ks), 0);
+	assert_int_equal(ks.nr_routes, 1);
+	assert_int_equal(ks.routes[0].u.msi.data, 0x31);
+	assert_int_equal(ks.routes[0].flags, 0);
+	assert_int_equal(ks.routes[0].u.msi.devid, 0);
+	kvm_bpf_free(&ks);
+
+	close(vcpu[0]);
+	close(vcpu[1]);
+	close(vm);
+	close(kvm);
+}
+
+/* ------------------------------------------------------------ defaults */
+
+static void test_defaults(void **state)
+{
+	struct kvm_kstate ks;
+
+	(void)state;
+	if (kernel_skip) {
+		printf("test_kvm_bpf: %s\n", kernel_skip);
+		skip();
+	}
+	assert_int_equal(kvm_bpf_defaults(&ks), 0);
+	assert_true(ks.vm_fd >= 0);
+	assert_int_equal(ks.nr_vcpus, 0);
+	assert_false(ks.msr_filter.present);
+	assert_int_equal(ks.field[KVM_F_IRQCHIP_MODE], 0);
+	if (kvm_bpf_has_field(&ks, KVM_F_EXCEPTION_PAYLOAD))
+		assert_int_equal(ks.field[KVM_F_EXCEPTION_PAYLOAD], 0);
+	if (kvm_bpf_has_field(&ks, KVM_F_USER_SPACE_MSR_MASK))
+		assert_int_equal(ks.field[KVM_F_USER_SPACE_MSR_MASK], 0);
+	assert_int_equal(ks.field[KVM_F_CREATED_VCPUS], 0);
+	printf("test_kvm_bpf: a fresh VM: %u GSI routes, max_vcpus %llu, default_tsc_khz %llu\n",
+	       ks.nr_routes, (unsigned long long)ks.field[KVM_F_MAX_VCPUS],
+	       (unsigned long long)ks.field[KVM_F_DEFAULT_TSC_KHZ]);
+	kvm_bpf_free(&ks);
+	/* The VM is gone again: our process has none. */
+	assert_int_equal(kvm_bpf_read(getpid(), &ks), 0);
+	assert_int_equal(ks.vm_fd, -1);
 	kvm_bpf_free(&ks);
 }
 
@@ -464,6 +748,11 @@ static void test_no_vm(void **state)
 #define REC(t, f, ...) ((struct kvm_rec){ .type = (t), .fd = (f), __VA_ARGS__ })
 #define VM(f, key) REC(KVM_REC_VM, f, .vm = { .kvm = (key), .nr_as = 1, .own_mm = 1 })
 #define EVENTFD(f, key) REC(KVM_REC_EVENTFD, f, .eventfd = { .ctx = (key) })
+#define ROUTE(g, t, chip, p) REC(KVM_REC_ROUTE, 4, .route = { .gsi = (g), .type = (t), \
+							   .irqchip = { .irqchip = (chip), .pin = (p) } })
+#define MSR_FILTER(n) REC(KVM_REC_MSR_FILTER, 4, .msr_filter = { .count = (n), .default_allow = 1 })
+#define MSR_RANGE(i, n) REC(KVM_REC_MSR_RANGE, 4, .msr_range = { .index = (i), .flags = 1, .nmsrs = (n), \
+								 .bitmap_size = BITMAP_BYTES(n) })
 
 static void test_decode_refusals(void **state)
 {
@@ -479,6 +768,14 @@ static void test_decode_refusals(void **state)
 	struct kvm_rec bad_type[] = { REC(KVM_REC_NR, 4) };
 	struct kvm_rec other_bus[] = { VM(4, 0x1000), EVENTFD(5, 0xc0),
 		REC(KVM_REC_IOEVENTFD, 4, .ioeventfd = { .eventfd = 0xc0, .bus = KVM_IOEV_BUS_OTHER }) };
+	struct kvm_rec hv_route[] = { VM(4, 0x1000), ROUTE(4, KVM_IRQ_ROUTING_HV_SINT, 0, 0) };
+	struct kvm_rec range_no_filter[] = { VM(4, 0x1000), MSR_RANGE(0, 8) };
+	struct kvm_rec range_twice[] = { VM(4, 0x1000), MSR_FILTER(2), MSR_RANGE(0, 8), MSR_RANGE(0, 8) };
+	struct kvm_rec ranges_short[] = { VM(4, 0x1000), MSR_FILTER(2), MSR_RANGE(0, 8) };
+	struct kvm_rec bitmap_past[] = { VM(4, 0x1000), MSR_FILTER(1), MSR_RANGE(0, 64),
+		REC(KVM_REC_MSR_BITMAP, 4, .msr_bitmap = { .range = 0, .offset = 0, .len = 16 }) };
+	struct kvm_rec range_too_big[] = { VM(4, 0x1000), MSR_FILTER(1), MSR_RANGE(0, 0x600 * 8 + 1) };
+	struct kvm_rec bad_slave_pin[] = { VM(4, 0x1000), ROUTE(4, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQCHIP_PIC_SLAVE, 3) };
 
 	(void)state;
 	assert_int_equal(kvm_bpf_decode(two_vms, 2, &ks), -EOPNOTSUPP);
@@ -489,6 +786,13 @@ static void test_decode_refusals(void **state)
 	assert_int_equal(kvm_bpf_decode(foreign_vcpu, 2, &ks), -EOPNOTSUPP);
 	assert_int_equal(kvm_bpf_decode(bad_type, 1, &ks), -EINVAL);
 	assert_int_equal(kvm_bpf_decode(other_bus, 3, &ks), -EOPNOTSUPP);
+	assert_int_equal(kvm_bpf_decode(hv_route, 2, &ks), -EOPNOTSUPP);
+	assert_int_equal(kvm_bpf_decode(range_no_filter, 2, &ks), -EINVAL);
+	assert_int_equal(kvm_bpf_decode(range_twice, 4, &ks), -EINVAL);
+	assert_int_equal(kvm_bpf_decode(ranges_short, 3, &ks), -EINVAL);
+	assert_int_equal(kvm_bpf_decode(bitmap_past, 4, &ks), -EINVAL);
+	assert_int_equal(kvm_bpf_decode(range_too_big, 3, &ks), -EINVAL);
+	assert_int_equal(kvm_bpf_decode(bad_slave_pin, 2, &ks), -EINVAL);
 	assert_int_equal(ks.vm_fd, -1);
 	assert_null(ks.memslots);
 	assert_string_equal(kvm_bpf_field_name(KVM_F_SLOT_ID_NODE), "kvm_memory_slot.id_node");
@@ -507,6 +811,14 @@ static void test_decode_accepts(void **state)
 		/* its eventfd at fds after the VM's: matched all the same, as the lowest */
 		REC(KVM_REC_IOEVENTFD, 4, .ioeventfd = { .addr = 0x20, .eventfd = 0xd0, .wildcard = 1,
 							 .bus = KVM_IOEV_BUS_PIO }),
+		MSR_FILTER(1),
+		MSR_RANGE(0, 100),
+		REC(KVM_REC_MSR_BITMAP, 4, .msr_bitmap = { .range = 0, .offset = 0, .len = 16, .bytes = { 1, [15] = 2 } }),
+		ROUTE(9, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQCHIP_PIC_SLAVE, 9),
+		ROUTE(9, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQCHIP_IOAPIC, 9),
+		REC(KVM_REC_ROUTE, 4, .route = { .gsi = 2, .type = KVM_IRQ_ROUTING_MSI,
+			.msi = { .address_lo = 0xfee00000, .data = 0x41, .flags = 1, .devid = 7 } }),
+		REC(KVM_REC_VCPU, 6, .vcpu = { .kvm = 0x1000, .id = 0, .sigset_active = 1, .sigset = 0x5 }),
 		VM(7, 0x1000),
 		EVENTFD(8, 0xd0),
 		EVENTFD(9, 0xd0),
@@ -529,6 +841,22 @@ static void test_decode_accepts(void **state)
 	assert_int_equal(ks.nr_ioeventfds, 1);
 	assert_int_equal(ks.ioeventfds[0].fd, 8);
 	assert_int_equal(ks.ioeventfds[0].flags, KVM_IOEVENTFD_FLAG_PIO);
+	assert_true(ks.msr_filter.present);
+	assert_int_equal(ks.msr_filter.flags, KVM_MSR_FILTER_DEFAULT_ALLOW);
+	assert_int_equal(ks.msr_filter.nr_ranges, 1);
+	assert_int_equal(ks.msr_filter.range[0].nmsrs, 100);
+	assert_int_equal(ks.msr_filter.range[0].bitmap[0], 1);
+	assert_int_equal(ks.msr_filter.range[0].bitmap[15], 2);
+	assert_int_equal(ks.nr_routes, 3);
+	assert_int_equal(ks.routes[0].gsi, 2);	/* sorted by gsi, then type, then irqchip */
+	assert_int_equal(ks.routes[0].flags, KVM_MSI_VALID_DEVID);
+	assert_int_equal(ks.routes[0].u.msi.devid, 7);
+	assert_int_equal(ks.routes[1].u.irqchip.irqchip, KVM_IRQCHIP_PIC_SLAVE);
+	assert_int_equal(ks.routes[1].u.irqchip.pin, 1);	/* the kernel's 9 */
+	assert_int_equal(ks.routes[2].u.irqchip.irqchip, KVM_IRQCHIP_IOAPIC);
+	assert_int_equal(ks.nr_vcpus, 1);
+	assert_true(ks.vcpus[0].sigset_active);
+	assert_int_equal(ks.vcpus[0].sigset, 0x5);
 	kvm_bpf_free(&ks);
 }
 
@@ -553,6 +881,9 @@ int main(void)
 		cmocka_unit_test(test_reads_vm),
 		cmocka_unit_test(test_buffer_limits),
 		cmocka_unit_test(test_no_vm),
+		cmocka_unit_test(test_msr_filter),
+		cmocka_unit_test(test_routes_sigsets),
+		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_decode_refusals),
 		cmocka_unit_test(test_decode_accepts),
 	};
