@@ -175,7 +175,7 @@ bench: deps
 	dpkg-query -W -f='$${Status}' python3-matplotlib 2>/dev/null | grep -q "install ok installed" || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive \
 		  apt-get install -y -q --no-install-recommends python3-matplotlib; }
-	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) /usr/bin/python3 test/bench.py $(BENCH_ARGS)
+	CRIU=$(CRIU) BUILD=$(abspath $(BUILD)) /usr/bin/python3 test/bench.py $(if $(filter-out 0,$(KVM)),--kvm-only) $(BENCH_ARGS)
 
 # C benchmarks, test/bench/bench_*.c: built from the objects and helpers the
 # unit tests use (make bench-c), run by test/bench.py as part of make bench,

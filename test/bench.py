@@ -34,6 +34,17 @@ passes (bench_live), the dump writer and restore filler against plain
 copies (bench_writer). Their figures are printed and kept in
 build/bench/c-benchmarks.txt (and results.json); --c-only runs just them,
 --no-c skips them.
+
+The KVM case (run_kvm; --kvm-only runs just it and adds it to the last
+results.json, make bench KVM=1 does that; --no-kvm leaves it out of the
+suite): QEMU -accel kvm with 2 vCPUs running the bare-metal test guest of
+test/kvm-guest, 1 GiB with 2 x 384 MiB touched and 2 x 10 MiB/s rewritten;
+criu + the plugin (plain, live) beside QEMU 10's mapped-ram file migration
+(qemu-mr, qemu-mr-mfd) of the same guest, medians of --kvm-reps (default 3).
+Its VM frozen time is dump.log's span from CRIU's seize of QEMU to the end
+of the dump (next to stats-dump's), QEMU's is query-migrate's downtime;
+"until guest progress" is from the restore's start until the console shows
+a status line past the one before the dump.
 """
 import argparse
 import json
@@ -52,6 +63,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "integration"))
 import harness  # noqa: E402
+import kvmguest  # noqa: E402
 import wlcheck  # noqa: E402  (harness puts test/guest on sys.path)
 
 OUT = os.path.join(harness.TOP, "build", "bench")
@@ -120,6 +132,7 @@ ROWS = [
     ("dump_s", "dump / save (s)"),
     ("dump_durable_s", "  until durable (s)"),
     ("restore_s", "restore / load (s)"),
+    ("restore_progress_s", "  until guest progress (s)"),
     ("image_bytes", "image on disk (MiB)"),
     ("dump_rss_kib", "criu peak RSS dump (MiB)"),
     ("restore_rss_kib", "criu peak RSS restore (MiB)"),
@@ -199,6 +212,59 @@ def lazy_fill(imgdir, pid, timeout=120):
             return {"lazy_fill_ms": float(m.group(1))}
         time.sleep(0.2)
     raise RuntimeError("no end of the lazy fill in %s" % path)
+
+
+def dumplog_frozen_ms(log_path):
+    """The VM's frozen span from CRIU's dump.log (-v4 timestamps): from the
+    last line before CRIU seizes QEMU (the first "Seized task") until CRIU
+    is done with the dump ("Unfreezing tasks", where a dump without
+    --leave-running kills QEMU). Unlike CRIU's stats-dump frozen time it
+    includes the seize; the plugin's live phase comes before it."""
+    stamps = re.findall(r"^\((\d+\.\d+)\) (.*)$", harness.log_text(log_path), re.M)
+    start = None
+    for i, (t, text) in enumerate(stamps):
+        if start is None and text.startswith("Seized task"):
+            start = float(stamps[i - 1][0] if i else t)
+        elif start is not None and text.startswith("Unfreezing tasks"):
+            return (float(t) - start) * 1000
+    return None
+
+
+def console_offset(g):
+    try:
+        return os.path.getsize(g.console)
+    except FileNotFoundError:
+        return 0
+
+
+def wait_first_progress(g, at, offset, moving, t0, timeout=600, poll=0.005):
+    """Seconds from t0 until the guest's console (past byte `offset`) shows
+    a whole status line past the status `at`: a later pass and (moving)
+    more rewrites. Status lines come at the end of a pass, at most one per
+    200 ms (the KVM guest) or per pass (the Linux guest), so this is the
+    time until the guest visibly runs again, within that granularity. Only
+    the new part of the console is read: the poll must not cost the guest
+    CPU time."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < deadline:
+        try:
+            with open(g.console, "rb") as f:
+                f.seek(offset)
+                buf += f.read()
+                offset = f.tell()
+        except FileNotFoundError:
+            pass
+        *whole, buf = buf.split(b"\n")
+        for line in whole:
+            st = wlcheck.parse_status(line.decode(errors="replace"))
+            if st and st["pass"] > at["pass"] and (not moving or st["w"] > at["w"]):
+                return time.monotonic() - t0
+        if g.pid and not harness.pid_alive(g.pid):
+            harness.reap_zombies()
+            raise RuntimeError("QEMU %d died after the restore; log:\n%s" % (g.pid, g.qemu_log()))
+        time.sleep(poll)
+    raise TimeoutError("no guest progress %d s after the restore" % timeout)
 
 
 def plugin_phases(log_path):
@@ -297,10 +363,14 @@ def criu_cycle(g, work, name, mode, moving=True):
     if plugin:
         res["guardian_hwm_kib"] = ghwm
     res.update(harness.criu_dump_stats(imgdir))
+    res["frozen_log_ms"] = dumplog_frozen_ms(os.path.join(imgdir, "dump.log"))
     mark = g.mark()
+    offset = console_offset(g)
+    t_restore = time.monotonic()
     restore_s, restore_rss, _ = timed_criu(["restore", "-D", imgdir, "-d", "-o", "restore.log",
                                             "-v4", "--libdir", libdir], env=renv)
     res.update(restore_s=restore_s, restore_rss_kib=restore_rss)
+    res["restore_progress_s"] = wait_first_progress(g, at_dump, offset, moving, t_restore)
     res.update(plugin_phases(os.path.join(imgdir, "dump.log")))
     rp = plugin_phases(os.path.join(imgdir, "restore.log"))
     if "handoff_ms" in rp:  # lazy restore: its own handoff
@@ -405,6 +475,7 @@ def qemu_cycle(chain, name):
     downtime = float(st.get("downtime", 0))
     frozen_ms = save_s * 1000 if v.get("paused") else downtime
     at_save = src.last_status()
+    offset = console_offset(src)
     t0 = time.monotonic()
     subprocess.run(["sync", "-f", path], check=True)
     ram = st.get("ram", {})
@@ -427,6 +498,10 @@ def qemu_cycle(chain, name):
     t_in = time.monotonic()
     dst.qmp("cont")
     res.update(restore_s=time.monotonic() - t0, startup_s=t_up - t0, incoming_s=t_in - t_up)
+    # The KVM chain's QEMUs share one console log; the Linux guest's each
+    # have their own.
+    res["restore_progress_s"] = wait_first_progress(dst, at_save, offset if dst.console == src.console else 0,
+                                                    chain.cfg["rate_kbs"] > 0, t0)
     chain.head = dst
     t0 = time.monotonic()
     dst.wait_passes(1, after=at_save, timeout=600)
@@ -569,6 +644,178 @@ def incremental_table(inc):
 def median(runs, key):
     vals = [r[key] for r in runs if r.get(key) is not None]
     return statistics.median(vals) if vals else None
+
+
+# --- the KVM case ---------------------------------------------------------
+
+# QEMU -accel kvm with 2 vCPUs, running the bare-metal test guest of
+# test/kvm-guest (Linux cannot boot under every KVM, e.g. PVM). wl_mb and
+# rate_kbs are per vCPU: 2 x 384 MiB of the 1 GiB touched, 2 x 10 MiB/s
+# rewritten (the TCG main configurations' 20 MB/s in all).
+KVM_CFG = {"mem": "1G", "smp": 2, "wl_mb": 384, "rate_kbs": 10240}
+KVM_MODES = ("plain", "live")
+KVM_QEMU = ("qemu-mr", "qemu-mr-mfd")
+
+
+class KvmQemuChain(QemuChain):
+    """QemuChain of KvmGuests. Its QEMUs share one console log (KvmGuest
+    keeps it for an incoming migration), so the chain's console is the
+    head's."""
+
+    def _guest(self, incoming=False):
+        g = kvmguest.KvmGuest(self.work, accel="kvm", smp=self.cfg["smp"], mem=self.cfg["mem"],
+                              wl_mb=self.cfg["wl_mb"], rate_kbs=self.cfg["rate_kbs"],
+                              zero_every=ZERO_EVERY, seed=self.seed, name="q10-%d" % len(self.guests),
+                              incoming="defer" if incoming else None,
+                              extra_args=["-S"] if incoming else [])
+        g.cmd[0] = self.qemu
+        self.guests.append(g)
+        return g
+
+    def lines(self):
+        return self.head.lines()
+
+    def check_console(self):
+        self.head.check_console()
+
+
+def kvm_dirty_rate(g, seconds=3.0):
+    """Measured rewrite rate of both vCPUs together (KiB/s)."""
+    a = g.last_full_status()
+    time.sleep(seconds)
+    b = g.last_full_status()
+    if not a or not b or b["t"] <= a["t"]:
+        return None
+    w = b["w"] - a["w"] + b.get("ap_w", 0) - a.get("ap_w", 0)
+    return w * 4 / ((b["t"] - a["t"]) / 1000.0)
+
+
+def run_kvm(reps, qemu, work_base, cfg=KVM_CFG):
+    """The KVM case: one KvmGuest (system QEMU) for criu + the plugin, one
+    (QEMU 10) for QEMU's mapped-ram file migration, same machine and
+    workload; the other one paused while one is measured, as run_config."""
+    work = tempfile.mkdtemp(prefix="kvm-", dir=work_base)
+    modes = list(KVM_MODES)
+    qvariants = list(KVM_QEMU) if qemu else []
+    log("KVM: %s guest, %d vCPUs, %d MiB touched per vCPU, %d KiB/s per vCPU: %d reps of %s"
+        % (cfg["mem"], cfg["smp"], cfg["wl_mb"], cfg["rate_kbs"], reps, ", ".join(modes + qvariants)))
+    g = kvmguest.KvmGuest(os.path.join(work, "criu"), accel="kvm", smp=cfg["smp"], mem=cfg["mem"],
+                          wl_mb=cfg["wl_mb"], rate_kbs=cfg["rate_kbs"], zero_every=ZERO_EVERY).start()
+    chain = None
+    runs = {m: [] for m in modes + qvariants}
+    out = {"config": dict(cfg, reps=reps, zero_every=ZERO_EVERY,
+                          touched_mib=cfg["wl_mb"] * cfg["smp"], accel="kvm")}
+    try:
+        g.wait_ready(timeout=300)
+        # One at a time: two first-touch fills under KVM compete for the
+        # two cores (and shadow paging under PVM).
+        g.qmp("stop")
+        if qvariants:
+            chain = KvmQemuChain(os.path.join(work, "q10"), qemu, cfg)
+            chain.head.wait_ready(timeout=300)
+        log("KVM guests ready")
+        active = g
+        if chain:
+            # As run_config: QEMU's first save of a freshly booted guest on
+            # its own, the measured cycles start from an -incoming QEMU.
+            r = qemu_cycle(chain, FIRST_SAVE)
+            out["qemu_first_save"] = dict(r, variant=FIRST_SAVE)
+            log("KVM %s first save after boot: %s" % (FIRST_SAVE, brief(r)))
+            active = chain.head
+        for i in range(reps):
+            order = modes[i % len(modes):] + modes[:i % len(modes)]
+            if qvariants:
+                order += qvariants[i % len(qvariants):] + qvariants[:i % len(qvariants)]
+            for m in order:
+                want = g if m in CRIU_MODES else chain.head
+                if active is not want:
+                    active.qmp("stop")
+                    want.qmp("cont")
+                    active = want
+                    want.wait_passes(1, after=want.last_status(), since=want.mark(), timeout=600)
+                if "measured_rate_kbs" not in out and m in CRIU_MODES:
+                    out["measured_rate_kbs"] = kvm_dirty_rate(g)
+                if m in CRIU_MODES:
+                    r = criu_cycle(g, work, "%s-%d" % (m, i), m, moving=cfg["rate_kbs"] > 0)
+                    r["vm_frozen_ms"] = r["frozen_log_ms"]
+                else:
+                    r = qemu_cycle(chain, m)
+                    r["vm_frozen_ms"] = r["qemu_downtime_ms"]
+                    active = chain.head
+                r["position"] = order.index(m)
+                runs[m].append(r)
+                log("KVM %s %d: %s" % (m, i, brief(r)))
+        g.check_console()
+        if chain:
+            chain.check_console()
+        log("KVM guests verified after %d restores: no corruption, both vCPUs went on"
+            % (reps * len(runs)))
+    finally:
+        g.kill()
+        if chain:
+            chain.kill()
+        harness.reap_zombies()
+    shutil.rmtree(work, ignore_errors=True)
+    out["runs"] = runs
+    out["median"] = {k: {m: median(r, k) for m, r in runs.items()} for k, _ in KVM_ROWS + ROWS + [
+        ("total_time_ms", ""), ("startup_s", ""), ("dirty_sync_count", ""), ("freezing_ms", ""),
+        ("frozen_log_ms", ""), ("memdump_ms", ""), ("pages_written", "")]}
+    return out
+
+
+# KVM table rows (besides those of ROWS): vm_frozen_ms is dump.log's seize to
+# end of dump for CRIU, query-migrate's downtime for QEMU.
+KVM_ROWS = [
+    ("vm_frozen_ms", "VM frozen (ms): CRIU dump.log seize..end / QEMU downtime"),
+    ("frozen_ms", "  CRIU stats-dump frozen (ms)"),
+    ("total_time_ms", "QEMU migration total-time (ms)"),
+    ("dump_s", "dump / save (s)"),
+    ("dump_durable_s", "  until durable (s)"),
+    ("restore_s", "restore / load (s)"),
+    ("restore_progress_s", "  until guest progress (s)"),
+    ("image_bytes", "image on disk (MiB)"),
+    ("live_ms", "live phase (ms)"),
+    ("frozen_copy_ms", "frozen copy (ms)"),
+    ("fill_ms", "restore fill (ms)"),
+    ("qemu_rss_restored_kib", "QEMU RSS after restore (MiB)"),
+]
+
+
+def kvm_table(res):
+    cfg, med = res["config"], res["median"]
+    modes = list(res["runs"])
+    rate = res.get("measured_rate_kbs")
+    lines = ["### KVM: QEMU -accel kvm, %d vCPUs (bare-metal test guest)" % cfg["smp"], "",
+             "**%s guest, %d vCPUs, %d MiB touched (%d per vCPU), %d MB/s dirtied%s, median of %d**"
+             % (cfg["mem"], cfg["smp"], cfg["wl_mb"] * cfg["smp"], cfg["wl_mb"],
+                cfg["rate_kbs"] * cfg["smp"] // 1024,
+                " (measured %.1f MB/s)" % (rate / 1024) if rate is not None else "", cfg["reps"]), ""]
+    lines.append("| | " + " | ".join(modes) + " |")
+    lines.append("|---|" + "---:|" * len(modes))
+    for key, label in KVM_ROWS:
+        vals = [med[key].get(m) for m in modes]
+        if all(v is None for v in vals):
+            continue
+        lines.append("| %s | %s |" % (label.strip(), " | ".join(fmt(key, v) for v in vals)))
+    lines.append("")
+    qref = "qemu-mr-mfd" if "qemu-mr-mfd" in modes else next((m for m in modes if m.startswith("qemu")), None)
+    if qref:
+        ours = [m for m in KVM_MODES if m in modes]
+        lines.append("| ratio | " + " | ".join("%s / %s" % (m, qref) for m in ours) + " |")
+        lines.append("|---|" + "---:|" * len(ours))
+        for key in ("vm_frozen_ms", "dump_s", "dump_durable_s", "restore_s", "restore_progress_s",
+                    "image_bytes"):
+            lines.append("| %s | %s |" % (dict(KVM_ROWS)[key].split(":")[0].strip(),
+                                          " | ".join(ratio(med[key][m], med[key][qref]) for m in ours)))
+        lines.append("")
+    fs = res.get("qemu_first_save")
+    if fs:
+        lines.append("QEMU's first save of the freshly booted KVM guest (%s, not in the medians): "
+                     "%.2f s, downtime %s ms, total-time %s ms."
+                     % (fs["variant"], fs["dump_s"], fmt("frozen_ms", fs["frozen_ms"]),
+                        fs.get("total_time_ms")))
+        lines.append("")
+    return lines
 
 
 def run_config(cfg, reps, modes, qvariants, qemu, work_base, disk=None):
@@ -765,7 +1012,7 @@ def write_results(result):
     md = ["Run of %s: %.0f s in all. criu %s; %s (for CRIU); %s. Machine: %s."
           % (time.strftime("%Y-%m-%d %H:%M"), result["elapsed_s"], result["criu"],
              result["qemu_criu"], result["qemu10"], result["machine"]), ""]
-    for r in result["main"]:
+    for r in result.get("main", []):
         md += summary_tables(r, r["disk"])
     if "size" in result:
         md += sweep_table("RAM size sweep (3/4 of RAM touched, 20 MB/s)", result["size"], "RAM",
@@ -775,6 +1022,8 @@ def write_results(result):
                           lambda c: "%d" % (c["rate_kbs"] // 1024))
     if "incremental" in result:
         md += incremental_table(result["incremental"])
+    if "kvm" in result:
+        md += kvm_table(result["kvm"])
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(result, f, indent=1)
     with open(os.path.join(OUT, "summary.md"), "w") as f:
@@ -799,9 +1048,15 @@ def main():
     ap.add_argument("--c-only", action="store_true", help="run only the C benchmarks")
     ap.add_argument("--c-mib", type=int, default=1024,
                     help="MiB of memory the C benchmarks copy (default 1024)")
+    ap.add_argument("--kvm-only", action="store_true",
+                    help="run only the KVM case (-accel kvm, 2 vCPUs), added to the last results.json")
+    ap.add_argument("--no-kvm", action="store_true", help="suite: skip the KVM case")
+    ap.add_argument("--kvm-reps", type=int, default=3, help="repetitions of the KVM case (default 3)")
     args = ap.parse_args()
     if args.incremental_only:
         return incremental_only()
+    if args.kvm_only:
+        return kvm_only(args)
     if args.c_only:
         c_benchmarks(args.c_mib)
         return
@@ -856,6 +1111,13 @@ def main():
             result[kind].sort(key=key)
     if not single and not args.no_incremental:
         result["incremental"] = run_incremental(work, 3)
+    if not single and not args.no_kvm:
+        why = kvmguest.kvm_unusable()
+        if why:
+            log("KVM case skipped: %s" % why)
+            result["kvm_skipped"] = why
+        else:
+            result["kvm"] = run_kvm(args.kvm_reps, qemu, work)
     result["elapsed_s"] = time.monotonic() - T0
 
     # Compatibility with the first version of results.json: the first
@@ -870,6 +1132,49 @@ def main():
         subprocess.run([sys.executable, os.path.join(HERE, "bench", "plot.py"),
                         os.path.join(OUT, "results.json"), os.path.join(harness.TOP, "Documentation")])
     shutil.rmtree(work, ignore_errors=True)
+
+
+def qemu10_or_none():
+    if os.access(QEMU10, os.X_OK):
+        return QEMU10
+    log("no QEMU 10 at %s (run scripts/qemu10.sh): QEMU cycles skipped" % QEMU10)
+    return None
+
+
+def kvm_only(args):
+    """--kvm-only: the KVM case alone, added to the last results.json (a
+    new one if there is none)."""
+    why = kvmguest.kvm_unusable()
+    if why:
+        raise SystemExit("bench --kvm-only: KVM is not usable here: %s" % why)
+    if not os.path.exists(kvmguest.ELF):
+        raise SystemExit("bench --kvm-only: no %s (make kvm-guest)" % kvmguest.ELF)
+    qemu = None if args.no_qemu else qemu10_or_none()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated"))
+    harness.become_subreaper()
+    os.makedirs(OUT, exist_ok=True)
+    path = os.path.join(OUT, "results.json")
+    try:
+        with open(path) as f:
+            result = json.load(f)
+    except (FileNotFoundError, ValueError):
+        result = {"criu": harness.Criu(OUT).version(), "qemu_criu": qemu_version(harness.QEMU),
+                  "qemu10": qemu_version(qemu) if qemu else None, "machine": machine(),
+                  "qemu_variants": {k: v["what"] for k, v in QEMU_VARIANTS.items()},
+                  "qemu_common_params": COMMON_PARAMS, "elapsed_s": 0.0}
+    log("KVM only; criu %s; QEMU for CRIU: %s; QEMU 10: %s"
+        % (result["criu"], qemu_version(harness.QEMU), qemu_version(qemu) if qemu else None))
+    work = tempfile.mkdtemp(prefix="criu-qemu-bench-", dir="/var/tmp")
+    t0 = time.monotonic()
+    try:
+        result["kvm"] = run_kvm(args.kvm_reps, qemu, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result["kvm"]["machine"] = machine()
+    result["kvm"]["qemu_criu"] = qemu_version(harness.QEMU)
+    result["kvm"]["qemu10"] = qemu_version(qemu) if qemu else None
+    result["elapsed_s"] = result.get("elapsed_s", 0.0) + time.monotonic() - t0
+    write_results(result)
 
 
 def incremental_only():
