@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -203,6 +202,16 @@ static int check_supported(struct kvm_dump *d)
 
 /* ------------------------------------------------------------ capture */
 
+static const struct kvm_bpf_vcpu *kernel_vcpu(const struct kvm_kstate *ks, int fd)
+{
+	unsigned i;
+
+	for (i = 0; i < ks->nr_vcpus; i++)
+		if (ks->vcpus[i].fd == fd)
+			return &ks->vcpus[i];
+	return NULL;
+}
+
 static int capture_vcpus(struct kvm_dump *d)
 {
 	uint32_t *msr_index = NULL, nr_msr = 0;
@@ -224,7 +233,7 @@ static int capture_vcpus(struct kvm_dump *d)
 		if (!ret)
 			ret = rsys_read(&d->leader, v->run_addr, run, v->run_len);
 		if (!ret)
-			ret = kvm_state_add_vcpu(d->e, &st, v, run);
+			ret = kvm_state_add_vcpu(d->e, &st, v, kernel_vcpu(&d->ks, v->fd), run);
 		kvm_vcpu_state_free(&st);
 		free(run);
 	}
@@ -317,27 +326,12 @@ static void dump_free(struct kvm_dump *d)
 	free(d);
 }
 
-/* TEMP until kvm_bpf_defaults lands: the fields of a fresh VM of our own. */
-static int fresh_vm_fields(struct kvm_kstate *ks)
-{
-	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm, ret;
-
-	if (kvm < 0)
-		return -errno;
-	vm = ioctl(kvm, KVM_CREATE_VM, 0);
-	ret = vm < 0 ? -errno : kvm_bpf_read(getpid(), ks);
-	if (vm >= 0)
-		close(vm);
-	close(kvm);
-	return ret;
-}
-
 static int read_kernel_state(struct kvm_dump *d)
 {
 	int ret = kvm_bpf_read(d->pid, &d->ks);
 
 	if (!ret)
-		ret = fresh_vm_fields(&d->fresh);
+		ret = kvm_bpf_defaults(&d->fresh);
 	if (ret)
 		pr_err("pid %d: cannot read KVM's state from the kernel: %s\n", d->pid, strerror(-ret));
 	return ret;

@@ -3,6 +3,7 @@
 #define LOG_PREFIX "kvm: "
 
 #include <errno.h>
+#include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 
@@ -41,6 +42,31 @@ long kx_ioctl(struct kvm_exec *x, int fd, unsigned long req, void *buf, size_t l
 			return err;
 	}
 	return ret;
+}
+
+long kx_ioctl_relocated(struct kvm_exec *x, int fd, unsigned long req, void *buf, size_t len,
+			const size_t *ptr_offs, unsigned nr_ptrs)
+{
+	uint64_t base = (uintptr_t)buf;
+	unsigned i;
+	int err;
+
+	if (x->r) {
+		base = rsys_scratch(x->r, len);
+		if (!base)
+			return -ENOMEM;
+	}
+	for (i = 0; i < nr_ptrs; i++) {
+		uint64_t *p = (uint64_t *)((char *)buf + ptr_offs[i]);
+
+		*p += base;
+	}
+	if (!x->r)
+		return local_ioctl(fd, req, base);
+	err = rsys_write(x->r, base, buf, len);
+	if (err)
+		return err;
+	return rsys_call(x->r, SYS_ioctl, fd, req, base, 0, 0, 0);
 }
 
 long kx_ioctl_val(struct kvm_exec *x, int fd, unsigned long req, unsigned long val)

@@ -29,6 +29,15 @@ struct kvm_exec {
  */
 long kx_ioctl(struct kvm_exec *x, int fd, unsigned long req, void *buf, size_t len, unsigned dir);
 
+/*
+ * ioctl(fd, req, buf) for an argument with pointers into itself: buf holds
+ * the struct and, after it, what it points to; each u64 at ptr_offs[i]
+ * holds an offset into buf and is made an address of the copy the kernel
+ * reads (KX_IN only). Returns the ioctl's result or -errno.
+ */
+long kx_ioctl_relocated(struct kvm_exec *x, int fd, unsigned long req, void *buf, size_t len,
+			const size_t *ptr_offs, unsigned nr_ptrs);
+
 /* ioctl(fd, req, val) with a plain integer argument. */
 long kx_ioctl_val(struct kvm_exec *x, int fd, unsigned long req, unsigned long val);
 

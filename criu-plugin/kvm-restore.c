@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,26 @@ static int map_run(struct rsys *r, const KvmVcpuEntry *v)
 	return rsys_write(r, v->run_addr, v->run.data, v->run_len);
 }
 
+/* The mask QEMU gave KVM_RUN (it unblocks its kick signal only there). */
+static int set_sigmask(struct kvm_exec *x, const KvmVcpuEntry *v)
+{
+	struct {
+		struct kvm_signal_mask m;
+		uint64_t set;
+	} q = { .m.len = sizeof(uint64_t) };
+	long ret;
+
+	if (!v->has_sigmask)
+		return 0;
+	if (v->sigmask.len != sizeof(q.set))
+		return -EINVAL;
+	memcpy(&q.set, v->sigmask.data, sizeof(q.set));
+	ret = kx_ioctl(x, v->fd, KVM_SET_SIGNAL_MASK, &q, sizeof(q), KX_IN);
+	if (ret < 0)
+		pr_err("vCPU %u: KVM_SET_SIGNAL_MASK: %s\n", v->id, strerror((int)-ret));
+	return ret < 0 ? ret : 0;
+}
+
 static int rebuild_vcpu(struct rsys *r, struct kvm_exec *x, const KvmVmEntry *e,
 			const KvmVcpuEntry *v)
 {
@@ -163,6 +184,9 @@ static int rebuild_vcpu(struct rsys *r, struct kvm_exec *x, const KvmVmEntry *e,
 	int ret;
 
 	ret = move_fd(r, kx_ioctl_val(x, e->vm_fd, KVM_CREATE_VCPU, v->id), v->fd, "vCPU");
+	if (ret)
+		return ret;
+	ret = set_sigmask(x, v);
 	if (ret)
 		return ret;
 	kvm_state_vcpu(v, &st);
@@ -182,6 +206,8 @@ static int rebuild_vm(struct rsys *r, struct kvm_exec *x, const KvmVmEntry *e)
 	ret = move_fd(r, kvm_vm_create(x, e->kvm_fds[0], e), e->vm_fd, "VM");
 	if (!ret)
 		ret = kvm_caps_rebuild(x, e->vm_fd, e);
+	if (!ret)
+		ret = kvm_vm_msr_filter(x, e->vm_fd, e);
 	if (!ret)
 		ret = kvm_vm_create_devices(x, e->vm_fd, e);
 	if (!ret)
@@ -206,6 +232,16 @@ static int verify(pid_t pid, const KvmVmEntry *e)
 		pr_err("pid %d: the rebuilt VM has %u vCPUs, %u irqfds, %u ioeventfds; the dumped one "
 		       "%zu, %zu, %zu\n", pid, ks.nr_vcpus, ks.nr_irqfds, ks.nr_ioeventfds, e->n_vcpus,
 		       e->n_irqfds, e->n_ioeventfds);
+		ret = -EINVAL;
+	}
+	if (!ret && e->n_routes && ks.nr_routes != e->n_routes) {
+		pr_err("pid %d: the rebuilt VM has %u GSI routes, the dumped one %zu\n", pid,
+		       ks.nr_routes, e->n_routes);
+		ret = -EINVAL;
+	}
+	if (!ret && ks.msr_filter.present != !!e->msr_filter) {
+		pr_err("pid %d: the rebuilt VM %s an MSR filter, the dumped one %s\n", pid,
+		       ks.msr_filter.present ? "has" : "lacks", e->msr_filter ? "had" : "did not");
 		ret = -EINVAL;
 	}
 	kvm_bpf_free(&ks);

@@ -100,6 +100,65 @@ static int add_wiring(KvmVmEntry *e, const struct kvm_kstate *ks)
 	return 0;
 }
 
+static int add_routes(KvmVmEntry *e, const struct kvm_kstate *ks)
+{
+	unsigned i;
+
+	e->routes = (KvmRouteEntry **)new_array(ks->nr_routes, sizeof(KvmRouteEntry));
+	if (!e->routes)
+		return -ENOMEM;
+	for (i = 0; i < ks->nr_routes; i++) {
+		KvmRouteEntry *o = e->routes[i];
+
+		kvm_route_entry__init(o);
+		o->gsi = ks->routes[i].gsi;
+		o->type = ks->routes[i].type;
+		o->entry.data = dup_mem(&ks->routes[i], sizeof(ks->routes[i]));
+		if (!o->entry.data) {
+			e->n_routes = i + 1;
+			return -ENOMEM;
+		}
+		o->entry.len = sizeof(ks->routes[i]);
+	}
+	e->n_routes = ks->nr_routes;
+	return 0;
+}
+
+/* The MSR filter, each range's bitmap as long as its MSRs need. */
+static int add_msr_filter(KvmVmEntry *e, const struct kvm_bpf_msr_filter *f)
+{
+	KvmMsrFilterEntry *o;
+	unsigned i;
+
+	if (!f->present)
+		return 0;
+	o = e->msr_filter = malloc(sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	kvm_msr_filter_entry__init(o);
+	o->flags = f->flags;
+	o->ranges = (KvmMsrRangeEntry **)new_array(f->nr_ranges, sizeof(KvmMsrRangeEntry));
+	if (!o->ranges)
+		return -ENOMEM;
+	for (i = 0; i < f->nr_ranges; i++) {
+		const struct kvm_bpf_msr_range *r = &f->range[i];
+		KvmMsrRangeEntry *q = o->ranges[i];
+		size_t len = (r->nmsrs + 63) / 64 * 8;
+
+		kvm_msr_range_entry__init(q);
+		o->n_ranges = i + 1;
+		q->flags = r->flags;
+		q->nmsrs = r->nmsrs;
+		q->first = r->base;
+		q->bitmap.data = dup_mem(r->bitmap, len);
+		if (!q->bitmap.data)
+			return -ENOMEM;
+		q->bitmap.len = len;
+	}
+	o->n_ranges = f->nr_ranges;
+	return 0;
+}
+
 KvmVmEntry *kvm_state_new_vm(pid_t pid, const char *run_id, const struct kvm_found *k,
 			     const struct kvm_kstate *ks)
 {
@@ -115,7 +174,8 @@ KvmVmEntry *kvm_state_new_vm(pid_t pid, const char *run_id, const struct kvm_fou
 	e->kvm_fds = dup_mem(k->kvm_fds, k->nr_kvm_fds * sizeof(int32_t));
 	e->n_kvm_fds = k->nr_kvm_fds;
 	e->vcpus = calloc(k->nr_vcpus ? k->nr_vcpus : 1, sizeof(*e->vcpus));
-	if (!e->criu_run_id || !e->kvm_fds || !e->vcpus || add_memslots(e, ks) || add_wiring(e, ks)) {
+	if (!e->criu_run_id || !e->kvm_fds || !e->vcpus || add_memslots(e, ks) || add_wiring(e, ks) ||
+	    add_routes(e, ks) || add_msr_filter(e, &ks->msr_filter)) {
 		protobuf_c_message_free_unpacked(&e->base, NULL);
 		return NULL;
 	}
@@ -142,7 +202,7 @@ static ProtobufCBinaryData *piece_field(KvmVcpuEntry *o, enum kvm_vcpu_piece p,
 }
 
 int kvm_state_add_vcpu(KvmVmEntry *e, const struct kvm_vcpu_state *st,
-		       const struct kvm_found_vcpu *v, const void *run)
+		       const struct kvm_found_vcpu *v, const struct kvm_bpf_vcpu *kv, const void *run)
 {
 	KvmVcpuEntry *o = malloc(sizeof(*o));
 	enum kvm_vcpu_piece p;
@@ -164,6 +224,13 @@ int kvm_state_add_vcpu(KvmVmEntry *e, const struct kvm_vcpu_state *st,
 	o->run.len = v->run_len;
 	if (!o->run.data)
 		return -ENOMEM;
+	if (kv && kv->sigset_active) {
+		o->sigmask.data = dup_mem(&kv->sigset, sizeof(kv->sigset));
+		if (!o->sigmask.data)
+			return -ENOMEM;
+		o->sigmask.len = sizeof(kv->sigset);
+		o->has_sigmask = 1;
+	}
 	for (p = 0; p < KVP_NR; p++) {
 		protobuf_c_boolean *has;
 		ProtobufCBinaryData *b = piece_field(o, p, &has);

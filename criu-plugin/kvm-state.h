@@ -25,9 +25,13 @@ void kvm_state_image_name(char *buf, size_t len, pid_t pid);
 KvmVmEntry *kvm_state_new_vm(pid_t pid, const char *run_id, const struct kvm_found *k,
 			     const struct kvm_kstate *ks);
 
-/* Append a vCPU: its captured state, its mapping's contents (run), its thread. */
+/*
+ * Append a vCPU: its captured state, its mapping's contents (run), its
+ * thread, and what the kernel said of it (kv: the signal mask; NULL: none).
+ */
 int kvm_state_add_vcpu(KvmVmEntry *e, const struct kvm_vcpu_state *st,
-		       const struct kvm_found_vcpu *v, const void *run);
+		       const struct kvm_found_vcpu *v, const struct kvm_bpf_vcpu *kv,
+		       const void *run);
 
 /* The vCPU of the image as kvm-vcpu state; the blobs point into e. */
 void kvm_state_vcpu(const KvmVcpuEntry *e, struct kvm_vcpu_state *st);

@@ -8,6 +8,8 @@
 #define LOG_PREFIX "kvm: "
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/kvm.h>
@@ -165,10 +167,79 @@ static int wire_ioeventfds(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e)
 	return 0;
 }
 
+/* QEMU's GSI routing table (its IOAPIC pin overrides, MSI routes), whole. */
+static int wire_routes(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e)
+{
+	struct kvm_irq_routing *r;
+	size_t i, len;
+	long ret;
+
+	if (!e->n_routes)
+		return 0;	/* KVM's default table (from KVM_CREATE_IRQCHIP) is QEMU's */
+	len = sizeof(*r) + e->n_routes * sizeof(r->entries[0]);
+	r = calloc(1, len);
+	if (!r)
+		return -ENOMEM;
+	r->nr = e->n_routes;
+	for (i = 0; i < e->n_routes; i++) {
+		if (e->routes[i]->entry.len != sizeof(r->entries[0])) {
+			free(r);
+			pr_err("GSI route %zu: %zu bytes in the image\n", i, e->routes[i]->entry.len);
+			return -EINVAL;
+		}
+		memcpy(&r->entries[i], e->routes[i]->entry.data, sizeof(r->entries[0]));
+	}
+	ret = kx_ioctl(x, vm_fd, KVM_SET_GSI_ROUTING, r, len, KX_IN);
+	free(r);
+	if (ret < 0)
+		pr_err("KVM_SET_GSI_ROUTING (%zu routes): %s\n", e->n_routes, strerror((int)-ret));
+	return ret < 0 ? ret : 0;
+}
+
+int kvm_vm_msr_filter(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e)
+{
+	const KvmMsrFilterEntry *f = e->msr_filter;
+	size_t offs[KVM_MSR_FILTER_MAX_RANGES], len = sizeof(struct kvm_msr_filter), at, i;
+	struct kvm_msr_filter *arg;
+	char *buf;
+	long ret;
+
+	if (!f)
+		return 0;
+	if (f->n_ranges > KVM_MSR_FILTER_MAX_RANGES)
+		return -EINVAL;
+	for (i = 0; i < f->n_ranges; i++)
+		len += f->ranges[i]->bitmap.len;
+	buf = calloc(1, len);
+	if (!buf)
+		return -ENOMEM;
+	arg = (struct kvm_msr_filter *)buf;
+	arg->flags = f->flags;
+	for (i = 0, at = sizeof(*arg); i < f->n_ranges; i++) {
+		const KvmMsrRangeEntry *r = f->ranges[i];
+
+		arg->ranges[i].flags = r->flags;
+		arg->ranges[i].nmsrs = r->nmsrs;
+		arg->ranges[i].base = r->first;
+		memcpy(buf + at, r->bitmap.data, r->bitmap.len);
+		arg->ranges[i].bitmap = (void *)(uintptr_t)at;	/* made an address by kx */
+		offs[i] = offsetof(struct kvm_msr_filter, ranges) + i * sizeof(arg->ranges[0]) +
+			  offsetof(struct kvm_msr_filter_range, bitmap);
+		at += r->bitmap.len;
+	}
+	ret = kx_ioctl_relocated(x, vm_fd, KVM_X86_SET_MSR_FILTER, buf, len, offs, f->n_ranges);
+	free(buf);
+	if (ret < 0)
+		pr_err("KVM_X86_SET_MSR_FILTER (%zu ranges): %s\n", f->n_ranges, strerror((int)-ret));
+	return ret < 0 ? ret : 0;
+}
+
 int kvm_vm_wire(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e)
 {
 	int ret = wire_memslots(x, vm_fd, e);
 
+	if (!ret)
+		ret = wire_routes(x, vm_fd, e);
 	if (!ret)
 		ret = wire_irqfds(x, vm_fd, e);
 	if (!ret)

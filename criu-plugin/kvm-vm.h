@@ -23,7 +23,10 @@ long kvm_vm_create(struct kvm_exec *x, int kvm_fd, const KvmVmEntry *e);
 /* The in-kernel irqchip and PIT the dumped VM had. 0 or -errno, logged. */
 int kvm_vm_create_devices(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e);
 
-/* Memslots, irqfds and ioeventfds as they were, on the same fd numbers. */
+/* QEMU's MSR filter (KVM_X86_SET_MSR_FILTER), after the settings that enable it. */
+int kvm_vm_msr_filter(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e);
+
+/* Memslots, GSI routes, irqfds and ioeventfds as they were, on the same fd numbers. */
 int kvm_vm_wire(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e);
 
 /* After the vCPUs: PIT, PIC, IOAPIC and kvmclock state. */

@@ -44,7 +44,7 @@ static KvmVmEntry *sample_vm(void)
 	e = kvm_state_new_vm(4321, "0123-run", &k, &ks);
 	assert_non_null(e);
 	st.piece[KVP_REGS] = (struct kvm_blob){ regs, sizeof(regs) };
-	assert_int_equal(kvm_state_add_vcpu(e, &st, &k.vcpus[0], run), 0);
+	assert_int_equal(kvm_state_add_vcpu(e, &st, &k.vcpus[0], NULL, run), 0);
 	return e;
 }
 
