@@ -191,3 +191,15 @@ def test_criu_killed_while_rebuilding(workdir, criu, guests):
     assert g.console_size() == size, "the half-restored guest wrote to its console"
     g.kill()
     restore_kvm(criu, g, imgdir, at)
+
+
+def test_split_irqchip(workdir, criu, guests):
+    """-accel kvm,kernel-irqchip=split: the LAPICs in KVM, the PIC, IOAPIC
+    and PIT in QEMU (its memory, dumped by CRIU): KVM_CAP_SPLIT_IRQCHIP
+    with QEMU's 24 reserved pins is set again, and the timer still ticks."""
+    g = start_kvm(workdir, guests, smp=2, accel="kvm,kernel-irqchip=split")
+    imgdir = os.path.join(workdir, "img")
+    dump_kvm(criu, g, imgdir)
+    harness.wait_pid_gone(g.pid)
+    log = restore_kvm(criu, g, imgdir, g.last_full_status())
+    assert "KVM VM rebuilt" in log
