@@ -34,7 +34,6 @@
 #include "guardian.h"
 #include "handoff.h"
 #include "log.h"
-#include "proc.h"
 
 #define MIB		((uint64_t)1 << 20)
 #define SAMPLE		64	/* the child touches 1 page in SAMPLE while the pages are held */
@@ -216,24 +215,10 @@ static void run(int dirfd)
 		close(mfd);
 }
 
-static bool guardian_mode(int argc, char **argv)
-{
-	int i;
-
-	for (i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--ctl"))
-			return true;
-	return false;
-}
-
-/* The guardian is this binary; we reap it (PR_SET_CHILD_SUBREAPER). */
+/* The guardian is this binary, and we reap it. */
 static void setup(uint64_t mib)
 {
-	char exe[4096];
-
-	TH_CHECK(proc_exe(PROC_SELF, exe, sizeof(exe)) > 0);
-	setenv("CRIU_QEMU_GUARDIAN", exe, 0);
-	TH_CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+	TH_CHECK(th_guardian_self() == 0);
 	ps = sysconf(_SC_PAGESIZE);
 	len = mib * MIB;
 	base = mmap(NULL, len + 2 * MIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -249,7 +234,7 @@ int main(int argc, char **argv)
 	uint64_t mib = 1024;
 	int opt, dirfd;
 
-	if (guardian_mode(argc, argv))
+	if (th_guardian_mode(argc, argv))
 		return guardian_main(argc, argv);
 	while ((opt = getopt(argc, argv, "m:d:ts")) != -1) {
 		switch (opt) {

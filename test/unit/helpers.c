@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -286,6 +287,31 @@ void th_stderr_restore(void)
 	dup2(saved_stderr, STDERR_FILENO);
 	close(saved_stderr);
 	saved_stderr = -1;
+}
+
+/* ------------------------------------- the guardian is this binary */
+
+bool th_guardian_mode(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--ctl"))
+			return true;
+	return false;
+}
+
+int th_guardian_self(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	n = proc_exe(PROC_SELF, exe, sizeof(exe));
+	if (n < 0)
+		return n;
+	if (setenv("CRIU_QEMU_GUARDIAN", exe, 0))
+		return -errno;
+	return prctl(PR_SET_CHILD_SUBREAPER, 1) ? -errno : 0;
 }
 
 /* ------------------------------------------ can this test run here? */

@@ -97,6 +97,18 @@ int th_stderr_to(int fd);
 /* stderr as before th_stderr_to(); nothing when it was not redirected. */
 void th_stderr_restore(void);
 
+/* ------------------------------------- the guardian is this binary */
+
+/* Started as the guardian (a --ctl argument)? main() then returns guardian_main(). */
+bool th_guardian_mode(int argc, char **argv);
+
+/*
+ * Make this binary the guardian a handoff spawns ($CRIU_QEMU_GUARDIAN,
+ * unless already set) and its reaper (PR_SET_CHILD_SUBREAPER), so its exit
+ * status can be checked. 0 or -errno.
+ */
+int th_guardian_self(void);
+
 /* ------------------------------------------ can this test run here? */
 
 /* Each returns NULL when it can, or why not, for the skip message. */

@@ -1271,15 +1271,8 @@ static void test_map_shared(void **state)
 
 static int setup_all(void)
 {
-	char exe[4096];
-
 	ps = sysconf(_SC_PAGESIZE);
-	if (!getenv("CRIU_QEMU_GUARDIAN")) {
-		if (proc_exe(PROC_SELF, exe, sizeof(exe)) <= 0)
-			return -1;
-		setenv("CRIU_QEMU_GUARDIAN", exe, 1);
-	}
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1))
+	if (th_guardian_self())
 		return -1;
 	base = mmap(NULL, RESERVE + 2 * MIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base == MAP_FAILED)
@@ -1296,16 +1289,6 @@ static void cleanup_all(void)
 {
 	close(dirfd_);
 	th_rmtree(dir);
-}
-
-static bool guardian_mode(int argc, char **argv)
-{
-	int i;
-
-	for (i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--ctl"))
-			return true;
-	return false;
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup_child, teardown_child)
@@ -1339,7 +1322,7 @@ int main(int argc, char **argv)
 	};
 	int ret;
 
-	if (guardian_mode(argc, argv))
+	if (th_guardian_mode(argc, argv))
 		return guardian_main(argc, argv);
 	if (setup_all())
 		return 1;
