@@ -384,7 +384,9 @@ int qp_dump_pause(const struct qp_config *c, const struct qemu_proc *q)
 		return ret;
 	fault_crash_point("pause-devices");
 	alarm_left = alarm(0);
-	ret = pause_one(c, q, d);
+	ret = kvm_dump_prepare(q->pid);
+	if (!ret)
+		ret = pause_one(c, q, d);
 	if (alarm_left)
 		alarm(alarm_left);
 	return ret;

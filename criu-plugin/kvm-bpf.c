@@ -540,16 +540,21 @@ static void report_load_error(int err)
 		pr_err("loading the KVM iterator failed: %s (libbpf's messages above)\n", strerror(-err));
 }
 
-int kvm_bpf_read(pid_t pid, struct kvm_kstate *ks)
+/*
+ * The loaded iterator. Loading (libbpf parsing the kernel's BTF, CO-RE
+ * relocation, the verifier) takes some 50 ms here, reading a process well
+ * under one: the plugin loads it before CRIU freezes the tasks.
+ */
+static struct kvm_iter_bpf *loaded;
+
+int kvm_bpf_prepare(void)
 {
 	libbpf_print_fn_t old_print;
 	struct kvm_iter_bpf *skel;
-	struct kvm_rec *recs = NULL;
-	size_t nr = 0;
 	int ret;
 
-	memset(ks, 0, sizeof(*ks));
-	ks->vm_fd = -1;
+	if (loaded)
+		return 0;
 	if (access(VMLINUX_BTF, R_OK)) {
 		pr_err("the kernel has no BTF (%s, CONFIG_DEBUG_INFO_BTF): its KVM state cannot be read\n",
 		       VMLINUX_BTF);
@@ -560,21 +565,48 @@ int kvm_bpf_read(pid_t pid, struct kvm_kstate *ks)
 	if (!skel) {
 		ret = -errno;
 		pr_perror("opening the KVM iterator");
-		goto out;
+	} else {
+		ret = kvm_iter_bpf__load(skel);
+		if (ret) {
+			report_load_error(ret);
+			kvm_iter_bpf__destroy(skel);
+		} else {
+			loaded = skel;
+		}
 	}
-	skel->rodata->target_pid = pid;
-	ret = kvm_iter_bpf__load(skel);
-	if (ret) {
-		report_load_error(ret);
-		goto out;
-	}
-	ret = run_iter(skel, pid, &recs, &nr);
+	libbpf_set_print(old_print);
+	return ret;
+}
+
+void kvm_bpf_release(void)
+{
+	kvm_iter_bpf__destroy(loaded);
+	loaded = NULL;
+}
+
+int kvm_bpf_read(pid_t pid, struct kvm_kstate *ks)
+{
+	bool own = !loaded;	/* not prepared: load for this read only */
+	libbpf_print_fn_t old_print;
+	struct kvm_rec *recs = NULL;
+	size_t nr = 0;
+	int ret;
+
+	memset(ks, 0, sizeof(*ks));
+	ks->vm_fd = -1;
+	ret = kvm_bpf_prepare();
+	if (ret)
+		return ret;
+	old_print = libbpf_set_print(libbpf_log);
+	loaded->bss->target_pid = pid;
+	loaded->bss->walked_kvm = 0;	/* a new read walks the VM it meets first */
+	ret = run_iter(loaded, pid, &recs, &nr);
 	if (!ret)
 		ret = kvm_bpf_decode(recs, nr, ks);
-out:
 	free(recs);
-	kvm_iter_bpf__destroy(skel);
 	libbpf_set_print(old_print);
+	if (own)
+		kvm_bpf_release();
 	return ret;
 }
 

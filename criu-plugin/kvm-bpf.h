@@ -104,6 +104,14 @@ struct kvm_kstate {
  * the process has no VM) or -errno, the reason logged.
  */
 int kvm_bpf_read(pid_t pid, struct kvm_kstate *ks);
+
+/*
+ * Load the iterator now and keep it for the kvm_bpf_read()s until
+ * kvm_bpf_release(): loading takes tens of milliseconds, a read well under
+ * one. Without it each read loads and unloads the iterator itself.
+ */
+int kvm_bpf_prepare(void);
+void kvm_bpf_release(void);
 void kvm_bpf_free(struct kvm_kstate *ks);
 
 /*

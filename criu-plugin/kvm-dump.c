@@ -67,11 +67,14 @@ static unsigned nr_files;
 /* VMs captured in this dump (their image names, removed if the dump fails) */
 static pid_t captured[KVM_FIND_MAX_FDS];
 static int nr_captured;
+/* A fresh VM's fields, read once per dump (kvm_dump_prepare or the first capture) */
+static struct kvm_kstate fresh;
+static bool have_fresh;
 
 struct kvm_dump {
 	pid_t pid;
 	struct kvm_found k;
-	struct kvm_kstate ks, fresh;
+	struct kvm_kstate ks;
 	struct rsys leader;
 	struct kvm_exec x;
 	KvmVmEntry *e;
@@ -171,6 +174,12 @@ static int check_supported(struct kvm_dump *d)
 		       "(scripts/criu-patches in criu-qemu)\n", d->pid, d->k.workers[0]);
 		return -EOPNOTSUPP;
 	}
+	if (d->ks.vm_fd != d->k.vm_fd || !d->ks.nr_memslots) {
+		/* What the kernel showed is not this VM: never save such a state. */
+		pr_err("pid %d: the kernel showed VM fd %d with %u memslots; /proc shows fd %d\n",
+		       d->pid, d->ks.vm_fd, d->ks.nr_memslots, d->k.vm_fd);
+		return -EIO;
+	}
 	if (!d->k.nr_kvm_fds) {
 		pr_err("pid %d: no /dev/kvm fd left open to create the VM again with\n", d->pid);
 		return -EOPNOTSUPP;
@@ -248,7 +257,7 @@ static int capture(struct kvm_dump *d)
 	d->e = kvm_state_new_vm(d->pid, ckpt_id_run_id(), &d->k, &d->ks);
 	if (!d->e)
 		return -ENOMEM;
-	ret = kvm_caps_save(&d->ks, &d->fresh, d->e);
+	ret = kvm_caps_save(&d->ks, &fresh, d->e);
 	if (!ret)
 		ret = kvm_vm_capture(&d->x, d->k.vm_fd, d->e);
 	if (!ret)
@@ -320,18 +329,43 @@ static void dump_free(struct kvm_dump *d)
 {
 	rsys_detach(&d->leader);
 	kvm_bpf_free(&d->ks);
-	kvm_bpf_free(&d->fresh);
 	if (d->e)
 		protobuf_c_message_free_unpacked(&d->e->base, NULL);
 	free(d);
 }
 
+/* The BPF iterator loaded and a fresh VM read: the slow parts, done once. */
+static int prepare(void)
+{
+	int ret = kvm_bpf_prepare();
+
+	if (!ret && !have_fresh) {
+		ret = kvm_bpf_defaults(&fresh);
+		have_fresh = !ret;
+	}
+	return ret;
+}
+
+int kvm_dump_prepare(pid_t pid)
+{
+	struct kvm_found *k = malloc(sizeof(*k));
+	int ret;
+
+	if (!k)
+		return -ENOMEM;
+	ret = kvm_find(pid, k);
+	if (!ret && k->vm_fd >= 0)
+		ret = prepare();
+	free(k);
+	return ret;
+}
+
 static int read_kernel_state(struct kvm_dump *d)
 {
-	int ret = kvm_bpf_read(d->pid, &d->ks);
+	int ret = prepare();
 
 	if (!ret)
-		ret = kvm_bpf_defaults(&d->fresh);
+		ret = kvm_bpf_read(d->pid, &d->ks);
 	if (ret)
 		pr_err("pid %d: cannot read KVM's state from the kernel: %s\n", d->pid, strerror(-ret));
 	return ret;
@@ -449,6 +483,9 @@ void kvm_dump_finish(int ret)
 {
 	if (ret)
 		remove_images();
+	kvm_bpf_release();
+	kvm_bpf_free(&fresh);
+	have_fresh = false;
 	nr_files = 0;
 	nr_captured = 0;
 }

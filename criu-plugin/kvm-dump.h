@@ -10,6 +10,13 @@
 #include <sys/types.h>
 
 /*
+ * PAUSE_DEVICES, before the freeze: if pid has a VM, do the slow parts of
+ * reading KVM's state from the kernel now (loading the BPF iterator, a
+ * fresh VM's fields), so that the frozen capture is only the reading.
+ */
+int kvm_dump_prepare(pid_t pid);
+
+/*
  * Capture pid's VM if it has one. 0 (also for no VM), or -errno with the
  * reason logged; on failure QEMU is as it was.
  */

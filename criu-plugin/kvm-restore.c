@@ -59,6 +59,8 @@ int kvm_restore_init(void)
 			   (ProtobufCMessage **)&files, err, sizeof(err));
 	if (ret == -ENOENT)
 		return 0;
+	if (!ret)
+		ret = kvm_bpf_prepare();	/* for the check after each rebuild */
 	if (!ret && (!run_id || strcmp(files->criu_run_id, run_id))) {
 		snprintf(err, sizeof(err), "written by CRIU run %s, the checkpoint is run %s",
 			 files->criu_run_id, run_id ? run_id : "(none)");
@@ -280,6 +282,7 @@ int kvm_restore_resume(pid_t pid)
 
 void kvm_restore_finish(void)
 {
+	kvm_bpf_release();
 	if (files)
 		protobuf_c_message_free_unpacked(&files->base, NULL);
 	files = NULL;

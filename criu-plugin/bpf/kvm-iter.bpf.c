@@ -18,8 +18,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Set by kvm-bpf.c before load: the tgid whose files are read. */
-const volatile int target_pid;
+/* The tgid whose files are read, set by kvm-bpf.c before each run. */
+/* (not const: one loaded program serves every pid) */
+int target_pid;
 
 /*
  * The struct kvm whose lists were written whole: a VM seen at a second fd

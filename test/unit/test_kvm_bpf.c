@@ -744,6 +744,31 @@ static void test_defaults(void **state)
 	kvm_bpf_free(&ks);
 }
 
+/*
+ * The plugin loads the iterator once (kvm_bpf_prepare) and reads several
+ * VMs with it: each read must walk its own VM, not skip it as one seen.
+ */
+static void test_prepared_reads_each_vm(void **state)
+{
+	struct kvm_kstate a, b;
+
+	(void)state;
+	if (kernel_skip) {
+		printf("test_kvm_bpf: %s\n", kernel_skip);
+		skip();
+	}
+	assert_int_equal(kvm_bpf_prepare(), 0);
+	assert_int_equal(kvm_bpf_defaults(&a), 0);
+	assert_int_equal(kvm_bpf_defaults(&b), 0);
+	assert_true(a.vm_fd >= 0 && b.vm_fd >= 0);
+	assert_true(a.nr_routes == b.nr_routes);
+	assert_true(b.field[KVM_F_MAX_VCPUS] > 0);
+	assert_memory_equal(a.field, b.field, sizeof(a.field));
+	kvm_bpf_free(&a);
+	kvm_bpf_free(&b);
+	kvm_bpf_release();
+}
+
 /* Hand-made iterator output for kvm_bpf_decode(). */
 #define REC(t, f, ...) ((struct kvm_rec){ .type = (t), .fd = (f), __VA_ARGS__ })
 #define VM(f, key) REC(KVM_REC_VM, f, .vm = { .kvm = (key), .nr_as = 1, .own_mm = 1 })
@@ -884,6 +909,7 @@ int main(void)
 		cmocka_unit_test(test_msr_filter),
 		cmocka_unit_test(test_routes_sigsets),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_prepared_reads_each_vm),
 		cmocka_unit_test(test_decode_refusals),
 		cmocka_unit_test(test_decode_accepts),
 	};
