@@ -156,6 +156,7 @@ soak: all
 		test/integration/test_kvm.py $(PYTEST_ARGS)
 
 check: deps
+	scripts/module-table.py --check
 	$(MAKE) all
 	$(MAKE) SAN=1 BUILD=build/san unit
 	$(MAKE) unit
