@@ -13,7 +13,8 @@ import subprocess
 import harness
 from harness import wlcheck
 
-ELF = os.path.join(harness.BUILD, "kvm-guest", "kvm-guest.elf")
+# Like the Linux guest, one build for every BUILD (SAN=1 ... share it).
+ELF = os.path.join(harness.TOP, "build", "kvm-guest", "kvm-guest.elf")
 HZ = 100  # the guest's PIT rate (test/kvm-guest/guest.h)
 
 
