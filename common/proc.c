@@ -401,6 +401,16 @@ int proc_pagemap_open(pid_t pid)
 	return fd < 0 ? -errno : fd;
 }
 
+int proc_mem_open(pid_t pid, bool write)
+{
+	char path[64];
+	int fd;
+
+	proc_path(path, sizeof(path), pid, "mem");
+	fd = open(path, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 ssize_t proc_pagemap_read(int fd, uint64_t addr, uint64_t page_size, uint64_t *ent, size_t n)
 {
 	ssize_t got = pread(fd, ent, n * sizeof(*ent), addr / page_size * sizeof(*ent));

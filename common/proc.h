@@ -174,6 +174,9 @@ void proc_maps_close(struct proc_maps *m);
 /* Open /proc/PID/pagemap read-only, O_CLOEXEC. The fd, or -errno (errno kept). */
 int proc_pagemap_open(pid_t pid);
 
+/* Open /proc/PID/mem for reading or writing, O_CLOEXEC. The fd, or -errno (errno kept). */
+int proc_mem_open(pid_t pid, bool write);
+
 /*
  * The entries of up to n pages from addr (page_size: the task's base page
  * size) into ent. Returns how many were read (fewer at the end of the

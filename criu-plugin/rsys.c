@@ -262,17 +262,14 @@ static int run_to_syscall_stop(pid_t pid, enum stop_kind want)
 
 static int mem_rw(pid_t pid, unsigned long remote, void *buf, size_t len, bool write)
 {
-	char path[64];
 	size_t done = 0;
 	ssize_t n;
 	int fd, err = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+	fd = proc_mem_open(pid, write);
 	if (fd < 0) {
-		err = errno;
-		pr_perror("open %s", path);
-		return -err;
+		pr_perror("open /proc/%d/mem", pid);
+		return fd;
 	}
 	while (done < len) {
 		if (write)

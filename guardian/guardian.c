@@ -351,12 +351,10 @@ static void drain_uffd(struct guardian *g)
 
 static bool is_userfaultfd(int fd)
 {
-	char path[64], link[64] = "";
+	char link[64];
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	if (readlink(path, link, sizeof(link) - 1) < 0)
-		return false;
-	return !strcmp(link, "anon_inode:[userfaultfd]");
+	return proc_fd_link(PROC_SELF, fd, link, sizeof(link)) > 0 &&
+	       !strcmp(link, "anon_inode:[userfaultfd]");
 }
 
 static void on_uffd(struct guardian *g, int fd)

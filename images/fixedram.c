@@ -23,6 +23,7 @@
 
 #include "fixedram.h"
 #include "io.h"
+#include "proc.h"
 #include "log.h"
 #include "qemu-ram.pb-c.h"
 
@@ -62,16 +63,8 @@ static uint64_t bitmap_bytes(uint64_t nr_pages)
 /* Path of an open fd for log lines; falls back to "fd N". */
 static const char *fd_path(int fd, char *buf, size_t len)
 {
-	char link[64];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, buf, len - 1);
-	if (n <= 0) {
+	if (proc_fd_link(PROC_SELF, fd, buf, len) <= 0)
 		snprintf(buf, len, "fd %d", fd);
-		return buf;
-	}
-	buf[n] = '\0';
 	return buf;
 }
 

@@ -7,7 +7,7 @@
  *
  * The guest is four bytes of real-mode code, `inc %ax; out %al,$0x10;
  * jmp .-3`: every OUT is an exit, and the vCPU thread spends most of its
- * time in "device emulation" (a busy loop here) between exits.
+ * time in "device emulation" between exits; the test holds it there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +36,8 @@
 #define IO_PORT		0x10
 
 struct shared {
+	volatile int hold;		/* the test wants the vCPU thread in "device emulation" */
+	volatile int in_device;		/* it is there, spinning until hold is cleared */
 	volatile uint64_t outs;		/* port writes the child handled */
 	volatile uint16_t last_ax;
 	volatile pid_t vcpu_tid;
@@ -46,12 +48,15 @@ struct shared {
 
 static struct shared *sh;
 
+/* What QEMU's device code does between two KVM_RUNs; the test can hold it here. */
 static void emulate_device(void)
 {
-	volatile unsigned i;
-
-	for (i = 0; i < 2000000; i++)	/* what QEMU's device code would spend */
+	if (!sh->hold)
+		return;
+	sh->in_device = 1;
+	while (sh->hold)
 		;
+	sh->in_device = 0;
 }
 
 static void *vcpu_thread(void *arg)
@@ -148,15 +153,15 @@ static void test_drive_from_device_emulation(void **state)
 	if (!sh->outs)
 		skip();
 
-	/* Stop it until it is caught outside KVM_RUN (most of its time). */
-	for (tries = 0; tries < 100; tries++) {
-		stop_thread(sh->vcpu_tid);
-		if (kvm_thread_parked_fd(sh->vcpu_tid, &blocked) < 0)
-			break;
-		assert_int_equal(ptrace(PTRACE_DETACH, sh->vcpu_tid, NULL, NULL), 0);
-	}
-	assert_true(tries < 100);
+	/* Catch it in "device emulation", between an exit and the next KVM_RUN. */
+	sh->hold = 1;
+	for (tries = 0; tries < 5000 && !sh->in_device; tries++)
+		usleep(1000);
+	assert_true(sh->in_device);
+	stop_thread(sh->vcpu_tid);
+	assert_int_equal(kvm_thread_parked_fd(sh->vcpu_tid, &blocked), -1);
 	assert_false(blocked);
+	sh->hold = 0;	/* read when it runs on, driven */
 
 	k.vcpus[0] = (struct kvm_found_vcpu){ .fd = sh->vcpu_fd, .run_addr = sh->run_addr,
 					      .run_len = sh->run_len, .tid = -1 };
