@@ -6,8 +6,8 @@
  * guest then goes on counting as if nothing happened.
  *
  * The guest is four bytes of real-mode code, `inc %ax; out %al,$0x10;
- * jmp .-3`: every OUT is an exit, and the vCPU thread spends most of its
- * time in "device emulation" between exits; the test holds it there.
+ * jmp .-3`: every OUT is an exit; the test holds the vCPU thread in its
+ * "device emulation" between two of them.
  */
 #include <errno.h>
 #include <fcntl.h>
