@@ -631,34 +631,46 @@ static int validate_block(struct open_ctx *c, const RamImageEntry *h, uint32_t i
 	return 0;
 }
 
+/* One of a block's checksummed tables: the bitmap or the chunk checksums. */
+struct block_table {
+	const char *name;	/* "bitmap" */
+	const char *what;	/* "present-page bitmap" */
+	uint64_t offset, words, csum;
+	uint64_t **dst;
+};
+
+static int load_table(struct open_ctx *c, int fd, uint32_t i, const struct fr_block *b,
+		      const struct block_table *t)
+{
+	uint64_t got = 0;
+	int ret = read_le64_array(fd, t->offset, t->words, t->csum, t->dst, &got);
+
+	if (ret == -EBADMSG)
+		return fail(c, ret,
+			    "block %u '%s': %s checksum mismatch (stored 0x%016" PRIx64
+			    ", computed 0x%016" PRIx64 "): %s at offset 0x%" PRIx64 " is corrupt",
+			    i, b->name, t->name, t->csum, got, t->what, t->offset);
+	if (ret)
+		return fail(c, ret, "block %u '%s': cannot read %s (%" PRIu64 " bytes at 0x%" PRIx64 "): %s",
+			    i, b->name, t->name, t->words * 8, t->offset, strerror(-ret));
+	return 0;
+}
+
 static int load_block_tables(struct open_ctx *c, int fd, const RamBlockEntry *e, uint32_t i,
 			     struct fr_block *b)
 {
-	uint64_t got, present, nw = bitmap_words(b->nr_pages);
+	uint64_t present, nw = bitmap_words(b->nr_pages);
+	const struct block_table bitmap = { "bitmap", "present-page bitmap", b->bitmap_offset, nw,
+					    e->bitmap_csum, &b->bitmap };
+	const struct block_table csums = { "checksum table", "chunk checksum table", b->csum_offset,
+					   b->nr_chunks, e->csum_table_csum, &b->csums };
 	int ret;
 
-	ret = read_le64_array(fd, b->bitmap_offset, nw, e->bitmap_csum, &b->bitmap, &got);
-	if (ret == -EBADMSG)
-		return fail(c, ret,
-			    "block %u '%s': bitmap checksum mismatch (stored 0x%016" PRIx64
-			    ", computed 0x%016" PRIx64 "): present-page bitmap at offset 0x%" PRIx64
-			    " is corrupt",
-			    i, b->name, e->bitmap_csum, got, b->bitmap_offset);
+	ret = load_table(c, fd, i, b, &bitmap);
+	if (!ret)
+		ret = load_table(c, fd, i, b, &csums);
 	if (ret)
-		return fail(c, ret, "block %u '%s': cannot read bitmap (%" PRIu64 " bytes at 0x%" PRIx64 "): %s",
-			    i, b->name, nw * 8, b->bitmap_offset, strerror(-ret));
-
-	ret = read_le64_array(fd, b->csum_offset, b->nr_chunks, e->csum_table_csum, &b->csums, &got);
-	if (ret == -EBADMSG)
-		return fail(c, ret,
-			    "block %u '%s': checksum table checksum mismatch (stored 0x%016" PRIx64
-			    ", computed 0x%016" PRIx64 "): chunk checksum table at offset 0x%" PRIx64
-			    " is corrupt",
-			    i, b->name, e->csum_table_csum, got, b->csum_offset);
-	if (ret)
-		return fail(c, ret,
-			    "block %u '%s': cannot read checksum table (%" PRIu64 " bytes at 0x%" PRIx64 "): %s",
-			    i, b->name, b->nr_chunks * 8, b->csum_offset, strerror(-ret));
+		return ret;
 
 	if (b->bitmap[nw - 1] & bitmap_tail_mask(b->nr_pages))
 		return fail(c, -EBADMSG, "block %u '%s': bitmap has bits set beyond the last page %" PRIu64,
