@@ -41,6 +41,7 @@ static const char *const walk_names[] = {
 	[KVM_WALK_IOEVENTFDS] = "ioeventfds",
 	[KVM_WALK_MSR_FILTER] = "MSR filter",
 	[KVM_WALK_ROUTES] = "GSI routes",
+	[KVM_WALK_ZONES] = "coalesced MMIO zones",
 };
 
 const char *kvm_bpf_field_name(unsigned int id)
@@ -57,6 +58,7 @@ void kvm_bpf_free(struct kvm_kstate *ks)
 	free(ks->irqfds);
 	free(ks->ioeventfds);
 	free(ks->routes);
+	free(ks->zones);
 	memset(ks, 0, sizeof(*ks));
 	ks->vm_fd = -1;
 }
@@ -202,6 +204,7 @@ static int add_vcpu(struct kvm_kstate *ks, uint64_t vm_key, const struct kvm_rec
 	ks->vcpus[ks->nr_vcpus].id = r->vcpu.id;
 	ks->vcpus[ks->nr_vcpus].sigset_active = r->vcpu.sigset_active;
 	ks->vcpus[ks->nr_vcpus].sigset = r->vcpu.sigset_active ? r->vcpu.sigset : 0;
+	ks->vcpus[ks->nr_vcpus].guest_debug = r->vcpu.guest_debug;
 	ks->nr_vcpus++;
 	return 0;
 }
@@ -307,6 +310,35 @@ static int add_route(struct kvm_kstate *ks, const struct kvm_rec *r)
 	return 0;
 }
 
+static int add_zone(struct kvm_kstate *ks, const struct kvm_rec *r)
+{
+	struct kvm_coalesced_mmio_zone *z = &ks->zones[ks->nr_zones];
+
+	/* KVM_REGISTER_COALESCED_MMIO takes no other pio: anything else is a misread. */
+	if (r->zone.pio > 1) {
+		pr_err("coalesced zone at 0x%llx: pio %u\n", (unsigned long long)r->zone.addr, r->zone.pio);
+		return -EINVAL;
+	}
+	memset(z, 0, sizeof(*z));
+	z->addr = r->zone.addr;
+	z->size = r->zone.size;
+	z->pio = r->zone.pio;
+	ks->nr_zones++;
+	return 0;
+}
+
+static void add_vmx(struct kvm_kstate *ks, const struct kvm_rec *r)
+{
+	if (!r->vmx.readable) {
+		pr_warn("the kernel has kvm_vmx and another vendor's VM struct: which this VM is "
+			"cannot be told, its TSS and identity-map addresses are not read\n");
+		return;
+	}
+	ks->vmx.present = true;
+	ks->vmx.tss_addr = r->vmx.tss_addr;
+	ks->vmx.identity_map_addr = r->vmx.identity_map_addr;
+}
+
 void kvm_bpf_msr_filter_arg(struct kvm_bpf_msr_filter *f, struct kvm_msr_filter *arg)
 {
 	memset(arg, 0, sizeof(*arg));
@@ -352,6 +384,11 @@ static int decode_one(struct kvm_kstate *ks, const struct kvm_rec *recs, size_t 
 		return add_msr_bitmap(ks, r);
 	case KVM_REC_ROUTE:
 		return add_route(ks, r);
+	case KVM_REC_ZONE:
+		return add_zone(ks, r);
+	case KVM_REC_VMX:
+		add_vmx(ks, r);
+		break;
 	}
 	return 0;
 }
@@ -402,8 +439,9 @@ static int alloc_arrays(struct kvm_kstate *ks, const struct census *c)
 	ks->irqfds = calloc(c->nr[KVM_REC_IRQFD] + 1, sizeof(*ks->irqfds));
 	ks->ioeventfds = calloc(c->nr[KVM_REC_IOEVENTFD] + 1, sizeof(*ks->ioeventfds));
 	ks->routes = calloc(c->nr[KVM_REC_ROUTE] + 1, sizeof(*ks->routes));
+	ks->zones = calloc(c->nr[KVM_REC_ZONE] + 1, sizeof(*ks->zones));
 	if (!ks->vm_fds || !ks->kvm_fds || !ks->vcpus || !ks->memslots || !ks->irqfds || !ks->ioeventfds ||
-	    !ks->routes) {
+	    !ks->routes || !ks->zones) {
 		pr_err("out of memory for the KVM state\n");
 		return -ENOMEM;
 	}
@@ -436,6 +474,8 @@ int kvm_bpf_decode(const struct kvm_rec *recs, size_t nr, struct kvm_kstate *ks)
 	for (unsigned int id = KVM_F_FIRST_OPTIONAL; id < KVM_F_NR; id++)
 		if (!kvm_bpf_has_field(ks, id))
 			pr_info("the kernel's BTF has no %s: not read\n", field_names[id]);
+	if (!c.nr[KVM_REC_VMX] && ks->vm_fd >= 0)
+		pr_info("the kernel's BTF has no kvm_vmx: TSS and identity-map addresses not read\n");
 	return 0;
 }
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The KVM state of a process that no ioctl returns (memslots, irqfds,
- * ioeventfds, the MSR filter, GSI routes, vCPU signal masks, some struct
- * kvm fields), read from the kernel by the CO-RE
+ * ioeventfds, the MSR filter, GSI routes, coalesced MMIO/PIO zones, vCPU
+ * signal masks and guest debugging, some struct kvm and kvm_vmx fields), read from the kernel by the CO-RE
  * BPF iterator in bpf/kvm-iter.bpf.c. KVM answers VM ioctls only from the
  * VM's own mm, and has no "get" for these; the plugin runs in CRIU.
  *
@@ -52,6 +52,14 @@ struct kvm_bpf_vcpu {
 	uint32_t id;
 	bool sigset_active;	/* KVM_SET_SIGNAL_MASK was given a mask */
 	uint64_t sigset;	/* that mask, less SIGKILL and SIGSTOP (KVM drops them) */
+	uint64_t guest_debug;	/* KVM_SET_GUEST_DEBUG's flags in effect (gdbstub); 0: none */
+};
+
+/* VMX's own VM fields (struct kvm_vmx), what QEMU gave the VM's ioctls of the same names. */
+struct kvm_bpf_vmx {
+	bool present;		/* false: not read (no kvm_vmx in the kernel, or ambiguous) */
+	uint64_t tss_addr;	/* KVM_SET_TSS_ADDR; 0: not set (or unrestricted guest) */
+	uint64_t identity_map_addr;	/* KVM_SET_IDENTITY_MAP_ADDR; 0: not set yet */
 };
 
 /* KVM_X86_SET_MSR_FILTER's argument, bitmaps inline: kvm_bpf_msr_filter_arg() points to them. */
@@ -71,7 +79,8 @@ struct kvm_bpf_msr_filter {
 
 /*
  * Eventfds appear as the target's fd numbers: an eventfd at several fds
- * as its lowest. Arrays are in fd order, memslots by (as_id, id).
+ * as its lowest. Arrays are in fd order, memslots by (as_id, id), zones in
+ * KVM's order (that of their registration).
  */
 struct kvm_kstate {
 	int vm_fd;			/* the VM's lowest fd; -1: the process has no VM */
@@ -93,6 +102,10 @@ struct kvm_kstate {
 	/* KVM_SET_GSI_ROUTING's entries, by (gsi, type, irqchip, pin); none: no table */
 	struct kvm_irq_routing_entry *routes;
 	unsigned int nr_routes;
+	/* KVM_REGISTER_COALESCED_MMIO's zones (.pio 1: a port range) */
+	struct kvm_coalesced_mmio_zone *zones;
+	unsigned int nr_zones;
+	struct kvm_bpf_vmx vmx;
 	/* struct kvm's scalar fields, by enum kvm_field (KVM_F_FIRST_OPTIONAL on) */
 	uint64_t field[KVM_F_NR];
 	uint64_t missing[(KVM_F_NR + 63) / 64];	/* a bit per field not in this kernel's BTF */

@@ -143,6 +143,40 @@ struct kvm___cq {
 	struct kvm_arch___cq arch;
 	u32 dirty_ring_size;
 	u64 manual_dirty_log_protect;
+	struct list_head coalesced_zones;
+} __attribute__((preserve_access_index));
+
+struct kvm_coalesced_mmio_zone___cq {
+	u64 addr;
+	u32 size;
+	union {
+		u32 pad;
+		u32 pio;
+	};
+} __attribute__((preserve_access_index));
+
+struct kvm_coalesced_mmio_dev___cq {
+	struct list_head list;
+	struct kvm_coalesced_mmio_zone___cq zone;
+} __attribute__((preserve_access_index));
+
+/*
+ * VMX's VM (kvm_intel): struct kvm is its member kvm. Kernels without
+ * kvm_intel's BTF have no such type; the other vendors' are only tested
+ * for, so that a kernel with two cannot make us read the wrong one.
+ */
+struct kvm_vmx___cq {
+	struct kvm___cq kvm;
+	unsigned int tss_addr;
+	u64 ept_identity_map_addr;
+} __attribute__((preserve_access_index));
+
+struct kvm_svm___cq {
+	struct kvm___cq kvm;
+} __attribute__((preserve_access_index));
+
+struct kvm_pvm___cq {
+	struct kvm___cq kvm;
 } __attribute__((preserve_access_index));
 
 struct kvm_kernel_irqfd___cq {
@@ -167,6 +201,7 @@ struct kvm_vcpu___cq {
 	int vcpu_id;
 	int sigset_active;
 	sigset_t sigset;
+	unsigned long guest_debug;
 } __attribute__((preserve_access_index));
 
 /* An integer field of any size the kernel gave it (bool, u8, int, enum, u64...). */
@@ -671,6 +706,67 @@ static void walk_routes(struct walk *w, struct kvm___cq *kvm)
 		emit_simple(w, KVM_REC_TRUNCATED, KVM_WALK_ROUTES);
 }
 
+static long zone_step(__u32 i, struct walk *w)
+{
+	struct kvm_coalesced_mmio_dev___cq *dev;
+	struct kvm_rec r;
+
+	if (!list_next(w))
+		return 1;
+	dev = w->node - bpf_core_field_offset(struct kvm_coalesced_mmio_dev___cq, list);
+	__builtin_memset(&r, 0, sizeof(r));
+	r.type = KVM_REC_ZONE;
+	r.zone.addr = READ_INT(dev, zone.addr);
+	r.zone.size = READ_INT(dev, zone.size);
+	r.zone.pio = READ_INT(dev, zone.pio);
+	if (!emit(w, &r))
+		return 1;
+	return 0;
+}
+
+#define ZONE_EXISTS(field) bpf_core_field_exists(struct kvm_coalesced_mmio_dev___cq, field)
+
+/* kvm->coalesced_zones: KVM_REGISTER_COALESCED_MMIO's zones, in the order they were registered. */
+static void walk_zones(struct walk *w, struct kvm___cq *kvm)
+{
+	bool ok = true;
+
+	NEED(ok, w, struct kvm___cq, coalesced_zones, KVM_F_COALESCED_ZONES);
+	NEED(ok, w, struct kvm_coalesced_mmio_dev___cq, list, KVM_F_ZONE_LIST);
+	ok &= need(w, ZONE_EXISTS(zone.addr) && ZONE_EXISTS(zone.size) && ZONE_EXISTS(zone.pio),
+		   KVM_F_ZONE);
+	if (ok)
+		walk_list(w, __builtin_preserve_access_index(&kvm->coalesced_zones), zone_step,
+			  KVM_WALK_ZONES);
+}
+
+/*
+ * The TSS and identity-map addresses QEMU gave a VMX VM (KVM_SET_TSS_ADDR,
+ * KVM_SET_IDENTITY_MAP_ADDR): no record when the kernel has no kvm_vmx,
+ * one marked unreadable when it also has another vendor's VM struct (both
+ * vendors built in), as nothing here tells which this VM is.
+ */
+static void emit_vmx(struct walk *w, struct kvm___cq *kvm)
+{
+	struct kvm_vmx___cq *vmx;
+	struct kvm_rec r;
+
+	if (!bpf_core_type_exists(struct kvm_vmx___cq))
+		return;
+	__builtin_memset(&r, 0, sizeof(r));
+	r.type = KVM_REC_VMX;
+	if (!bpf_core_type_exists(struct kvm_svm___cq) && !bpf_core_type_exists(struct kvm_pvm___cq) &&
+	    bpf_core_field_exists(struct kvm_vmx___cq, kvm) &&
+	    bpf_core_field_exists(struct kvm_vmx___cq, tss_addr) &&
+	    bpf_core_field_exists(struct kvm_vmx___cq, ept_identity_map_addr)) {
+		vmx = (void *)kvm - bpf_core_field_offset(struct kvm_vmx___cq, kvm);
+		r.vmx.tss_addr = READ_INT(vmx, tss_addr);
+		r.vmx.identity_map_addr = READ_INT(vmx, ept_identity_map_addr);
+		r.vmx.readable = 1;
+	}
+	emit(w, &r);
+}
+
 static void show_vm(struct walk *w, struct kvm___cq *kvm, struct task_struct *task)
 {
 	struct kvm_rec r;
@@ -691,6 +787,8 @@ static void show_vm(struct walk *w, struct kvm___cq *kvm, struct task_struct *ta
 	walk_ioeventfds(w, kvm);
 	walk_msr_filter(w, kvm);
 	walk_routes(w, kvm);
+	walk_zones(w, kvm);
+	emit_vmx(w, kvm);
 	if (!w->overflow)
 		walked_kvm = (__u64)kvm;
 }
@@ -707,6 +805,7 @@ static void show_vcpu(struct walk *w, struct kvm_vcpu___cq *vcpu)
 	ok &= need(w, bpf_core_field_exists(vcpu->sigset) &&
 			      bpf_core_field_size(vcpu->sigset) == sizeof(__u64),
 		   KVM_F_VCPU_SIGSET);
+	NEED(ok, w, struct kvm_vcpu___cq, guest_debug, KVM_F_VCPU_GUEST_DEBUG);
 	if (!ok)
 		return;
 	__builtin_memset(&r, 0, sizeof(r));
@@ -715,6 +814,7 @@ static void show_vcpu(struct walk *w, struct kvm_vcpu___cq *vcpu)
 	r.vcpu.kvm = (__u64)BPF_CORE_READ(vcpu, kvm);
 	r.vcpu.sigset_active = READ_INT(vcpu, sigset_active);
 	bpf_core_read(&r.vcpu.sigset, sizeof(r.vcpu.sigset), &vcpu->sigset);
+	r.vcpu.guest_debug = READ_INT(vcpu, guest_debug);
 	emit(w, &r);
 }
 

@@ -28,6 +28,8 @@ enum kvm_rec_type {
 	KVM_REC_MSR_RANGE,	/* one of its ranges */
 	KVM_REC_MSR_BITMAP,	/* 24 bytes of a range's bitmap; all-zero ones are left out */
 	KVM_REC_ROUTE,		/* a GSI routing entry */
+	KVM_REC_ZONE,		/* a coalesced MMIO or PIO zone */
+	KVM_REC_VMX,		/* the VM's struct kvm_vmx fields (none: the kernel has no kvm_vmx) */
 	KVM_REC_NR,
 };
 
@@ -50,6 +52,7 @@ enum kvm_walk {
 	KVM_WALK_IOEVENTFDS,
 	KVM_WALK_MSR_FILTER,
 	KVM_WALK_ROUTES,
+	KVM_WALK_ZONES,
 	KVM_WALK_NR,
 };
 
@@ -93,6 +96,10 @@ enum kvm_walk {
 	X(KVM_F_VCPU_KVM,		"kvm_vcpu.kvm")				\
 	X(KVM_F_VCPU_SIGSET_ACTIVE,	"kvm_vcpu.sigset_active")		\
 	X(KVM_F_VCPU_SIGSET,		"kvm_vcpu.sigset")			\
+	X(KVM_F_VCPU_GUEST_DEBUG,	"kvm_vcpu.guest_debug")			\
+	X(KVM_F_COALESCED_ZONES,	"kvm.coalesced_zones")			\
+	X(KVM_F_ZONE_LIST,		"kvm_coalesced_mmio_dev.list")		\
+	X(KVM_F_ZONE,			"kvm_coalesced_mmio_dev.zone")		\
 	X(KVM_F_MSR_FILTER,		"kvm_arch.msr_filter")			\
 	X(KVM_F_MSR_FILTER_COUNT,	"kvm_x86_msr_filter.count")		\
 	X(KVM_F_MSR_FILTER_DEFAULT,	"kvm_x86_msr_filter.default_allow")	\
@@ -184,6 +191,7 @@ struct kvm_rec {
 			__u32 id;
 			__u32 sigset_active;
 			__u64 sigset;	/* KVM_SET_SIGNAL_MASK's, when active */
+			__u64 guest_debug;	/* KVM_GUESTDBG_* of KVM_SET_GUEST_DEBUG; 0: none */
 		} vcpu;
 		struct {
 			__u32 count;	/* ranges */
@@ -219,6 +227,16 @@ struct kvm_rec {
 				} msi;
 			};
 		} route;
+		struct {
+			__u64 addr;
+			__u32 size;
+			__u32 pio;	/* 0: MMIO, 1: PIO (as struct kvm_coalesced_mmio_zone) */
+		} zone;
+		struct {
+			__u64 tss_addr;		/* KVM_SET_TSS_ADDR's; 0: never set */
+			__u64 identity_map_addr; /* KVM_SET_IDENTITY_MAP_ADDR's, or KVM's default */
+			__u32 readable;		/* 0: another vendor's VM struct too: not read */
+		} vmx;
 		struct {
 			__u64 ctx;	/* key */
 		} eventfd;

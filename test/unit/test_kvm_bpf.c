@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * kvm_bpf_read() against a VM this test makes itself with KVM ioctls (no
- * QEMU): memslots, irqfds, ioeventfds, vCPUs and their signal masks, the
- * MSR filter, GSI routes and some struct kvm fields must come back
+ * QEMU): memslots, irqfds, ioeventfds, vCPUs and their signal masks and
+ * guest debugging, the MSR filter, GSI routes, coalesced zones and some
+ * struct kvm fields must come back
  * exactly as set; kvm_bpf_defaults() gives a fresh VM's. kvm_bpf_decode() against hand-made
  * records for the refusals. The kernel half needs root and /dev/kvm.
  */
@@ -713,6 +714,72 @@ static void test_routes_sigsets(void **state)
 	close(kvm);
 }
 
+/* ------------------------------------- coalesced zones, guest debug, VMX */
+
+/* Registered in this order; KVM keeps that order. The PIO one is QEMU's RTC index port. */
+static const struct kvm_coalesced_mmio_zone test_zones[] = {
+	{ .addr = 0xfed00000, .size = 0x1000, .pio = 0 },
+	{ .addr = 0x70, .size = 1, .pio = 1 },
+};
+
+static void check_zones(const struct kvm_kstate *ks, unsigned int n)
+{
+	assert_int_equal(ks->nr_zones, n);
+	for (unsigned int i = 0; i < n; i++) {
+		assert_int_equal(ks->zones[i].addr, test_zones[i].addr);
+		assert_int_equal(ks->zones[i].size, test_zones[i].size);
+		assert_int_equal(ks->zones[i].pio, test_zones[i].pio);
+	}
+}
+
+static void test_zones_debug_vmx(void **state)
+{
+	struct kvm_guest_debug dbg = { .control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP };
+	struct kvm_kstate ks;
+	int kvm, vm, vcpu[2];
+
+	(void)state;
+	if (kernel_skip) {
+		printf("test_kvm_bpf: %s\n", kernel_skip);
+		skip();
+	}
+	vm = new_vm(&kvm);
+	assert_int_equal(read_timed(getpid(), &ks), 0);
+	check_zones(&ks, 0);
+	kvm_bpf_free(&ks);
+	for (unsigned int i = 0; i < 2; i++)
+		assert_int_equal(ioctl(vm, KVM_REGISTER_COALESCED_MMIO, &test_zones[i]), 0);
+	vcpu[0] = ioctl(vm, KVM_CREATE_VCPU, 0);
+	vcpu[1] = ioctl(vm, KVM_CREATE_VCPU, 1);
+	assert_true(vcpu[0] >= 0 && vcpu[1] >= 0);
+	assert_int_equal(ioctl(vcpu[1], KVM_SET_GUEST_DEBUG, &dbg), 0);
+
+	assert_int_equal(read_timed(getpid(), &ks), 0);
+	check_zones(&ks, 2);
+	assert_int_equal(ks.nr_vcpus, 2);
+	assert_int_equal(ks.vcpus[0].guest_debug, 0);
+	assert_int_equal(ks.vcpus[1].guest_debug, KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP);
+	/* No kvm_vmx in this kernel (PVM): not read, and not an error. */
+	printf("test_kvm_bpf: kvm_vmx %s\n", ks.vmx.present ? "read" : "not in this kernel");
+	if (!ks.vmx.present)
+		assert_int_equal(ks.vmx.tss_addr, 0);
+	kvm_bpf_free(&ks);
+
+	/* Unregistering a zone, and debugging off, show too. */
+	assert_int_equal(ioctl(vm, KVM_UNREGISTER_COALESCED_MMIO, &test_zones[1]), 0);
+	dbg.control = 0;
+	assert_int_equal(ioctl(vcpu[1], KVM_SET_GUEST_DEBUG, &dbg), 0);
+	assert_int_equal(read_timed(getpid(), &ks), 0);
+	check_zones(&ks, 1);
+	assert_int_equal(ks.vcpus[1].guest_debug, 0);
+	kvm_bpf_free(&ks);
+
+	close(vcpu[0]);
+	close(vcpu[1]);
+	close(vm);
+	close(kvm);
+}
+
 /* ------------------------------------------------------------ defaults */
 
 static void test_defaults(void **state)
@@ -801,6 +868,7 @@ static void test_decode_refusals(void **state)
 		REC(KVM_REC_MSR_BITMAP, 4, .msr_bitmap = { .range = 0, .offset = 0, .len = 16 }) };
 	struct kvm_rec range_too_big[] = { VM(4, 0x1000), MSR_FILTER(1), MSR_RANGE(0, 0x600 * 8 + 1) };
 	struct kvm_rec bad_slave_pin[] = { VM(4, 0x1000), ROUTE(4, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQCHIP_PIC_SLAVE, 3) };
+	struct kvm_rec bad_zone[] = { VM(4, 0x1000), REC(KVM_REC_ZONE, 4, .zone = { .addr = 0x70, .size = 1, .pio = 2 }) };
 
 	(void)state;
 	assert_int_equal(kvm_bpf_decode(two_vms, 2, &ks), -EOPNOTSUPP);
@@ -818,6 +886,7 @@ static void test_decode_refusals(void **state)
 	assert_int_equal(kvm_bpf_decode(bitmap_past, 4, &ks), -EINVAL);
 	assert_int_equal(kvm_bpf_decode(range_too_big, 3, &ks), -EINVAL);
 	assert_int_equal(kvm_bpf_decode(bad_slave_pin, 2, &ks), -EINVAL);
+	assert_int_equal(kvm_bpf_decode(bad_zone, 2, &ks), -EINVAL);
 	assert_int_equal(ks.vm_fd, -1);
 	assert_null(ks.memslots);
 	assert_string_equal(kvm_bpf_field_name(KVM_F_SLOT_ID_NODE), "kvm_memory_slot.id_node");
@@ -843,7 +912,12 @@ static void test_decode_accepts(void **state)
 		ROUTE(9, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQCHIP_IOAPIC, 9),
 		REC(KVM_REC_ROUTE, 4, .route = { .gsi = 2, .type = KVM_IRQ_ROUTING_MSI,
 			.msi = { .address_lo = 0xfee00000, .data = 0x41, .flags = 1, .devid = 7 } }),
-		REC(KVM_REC_VCPU, 6, .vcpu = { .kvm = 0x1000, .id = 0, .sigset_active = 1, .sigset = 0x5 }),
+		REC(KVM_REC_ZONE, 4, .zone = { .addr = 0xcfa, .size = 2, .pio = 1 }),
+		REC(KVM_REC_ZONE, 4, .zone = { .addr = 0xa0000, .size = 0x20000 }),
+		REC(KVM_REC_VMX, 4, .vmx = { .tss_addr = 0xfeffd000, .identity_map_addr = 0xfeffc000,
+					     .readable = 1 }),
+		REC(KVM_REC_VCPU, 6, .vcpu = { .kvm = 0x1000, .id = 0, .sigset_active = 1, .sigset = 0x5,
+					       .guest_debug = KVM_GUESTDBG_ENABLE }),
 		VM(7, 0x1000),
 		EVENTFD(8, 0xd0),
 		EVENTFD(9, 0xd0),
@@ -882,6 +956,31 @@ static void test_decode_accepts(void **state)
 	assert_int_equal(ks.nr_vcpus, 1);
 	assert_true(ks.vcpus[0].sigset_active);
 	assert_int_equal(ks.vcpus[0].sigset, 0x5);
+	assert_int_equal(ks.vcpus[0].guest_debug, KVM_GUESTDBG_ENABLE);
+	assert_int_equal(ks.nr_zones, 2);	/* in KVM's order, not sorted */
+	assert_int_equal(ks.zones[0].addr, 0xcfa);
+	assert_int_equal(ks.zones[0].pio, 1);
+	assert_int_equal(ks.zones[1].size, 0x20000);
+	assert_int_equal(ks.zones[1].pio, 0);
+	assert_true(ks.vmx.present);
+	assert_int_equal(ks.vmx.tss_addr, 0xfeffd000);
+	assert_int_equal(ks.vmx.identity_map_addr, 0xfeffc000);
+	kvm_bpf_free(&ks);
+}
+
+/* kvm_vmx beside another vendor's VM struct: not read, and no error. */
+static void test_decode_vmx_unreadable(void **state)
+{
+	struct kvm_kstate ks;
+	struct kvm_rec recs[] = {
+		VM(4, 0x1000),
+		REC(KVM_REC_VMX, 4, .vmx = { .tss_addr = 0x1234, .readable = 0 }),
+	};
+
+	(void)state;
+	assert_int_equal(kvm_bpf_decode(recs, 2, &ks), 0);
+	assert_false(ks.vmx.present);
+	assert_int_equal(ks.vmx.tss_addr, 0);
 	kvm_bpf_free(&ks);
 }
 
@@ -908,10 +1007,12 @@ int main(void)
 		cmocka_unit_test(test_no_vm),
 		cmocka_unit_test(test_msr_filter),
 		cmocka_unit_test(test_routes_sigsets),
+		cmocka_unit_test(test_zones_debug_vmx),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_prepared_reads_each_vm),
 		cmocka_unit_test(test_decode_refusals),
 		cmocka_unit_test(test_decode_accepts),
+		cmocka_unit_test(test_decode_vmx_unreadable),
 	};
 
 	kernel_skip = why_kernel_skip();
