@@ -206,6 +206,14 @@ static int check_supported(struct kvm_dump *d)
 		pr_err("pid %d: vCPU %u is not mapped (no kvm_run)\n", d->pid, d->k.vcpus[i].id);
 		return -EOPNOTSUPP;
 	}
+	/* Breakpoints, single-stepping and KVM's DR7 of the debugger have no get ioctl. */
+	for (i = 0; i < (int)d->ks.nr_vcpus; i++) {
+		if (!d->ks.vcpus[i].guest_debug)
+			continue;
+		pr_err("pid %d: vCPU %u is being debugged (gdbstub, KVM_SET_GUEST_DEBUG)\n", d->pid,
+		       d->ks.vcpus[i].id);
+		return -EOPNOTSUPP;
+	}
 	return 0;
 }
 

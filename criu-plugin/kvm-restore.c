@@ -7,8 +7,10 @@
  * main thread, in the order KVM needs:
  *
  *   KVM_CREATE_VM on the restored /dev/kvm fd, moved onto the VM's old fd
+ *   VMX's TSS and identity-map addresses, when the image has them
  *   the settings QEMU had made (kvm-caps), irqchip and PIT (kvm-vm)
- *   memslots at the same slot ids and addresses, irqfds, ioeventfds
+ *   memslots at the same slot ids and addresses, coalesced zones, GSI
+ *   routes, irqfds, ioeventfds
  *   each vCPU: KVM_CREATE_VCPU with its id onto its old fd, its state
  *     (kvm-vcpu), and its kvm_run mapped back at the old address with the
  *     saved contents
@@ -207,6 +209,8 @@ static int rebuild_vm(struct rsys *r, struct kvm_exec *x, const KvmVmEntry *e)
 		return -EINVAL;
 	ret = move_fd(r, kvm_vm_create(x, e->kvm_fds[0], e), e->vm_fd, "VM");
 	if (!ret)
+		ret = kvm_vm_set_vmx_addrs(x, e->vm_fd, e);
+	if (!ret)
 		ret = kvm_caps_rebuild(x, e->vm_fd, e);
 	if (!ret)
 		ret = kvm_vm_msr_filter(x, e->vm_fd, e);
@@ -219,6 +223,60 @@ static int rebuild_vm(struct rsys *r, struct kvm_exec *x, const KvmVmEntry *e)
 	if (!ret)
 		ret = kvm_vm_restore_state(x, e->vm_fd, e);
 	return ret;
+}
+
+/* What the kernel shows of the rebuilt VM's zones, as "PIO 0x70+1" each (for the log). */
+static void log_zones(pid_t pid, const struct kvm_kstate *ks)
+{
+	char buf[512] = "";
+	size_t at = 0;
+	unsigned i;
+
+	for (i = 0; i < ks->nr_zones && at < sizeof(buf); i++)
+		at += snprintf(buf + at, sizeof(buf) - at, " %s %#llx+%u", ks->zones[i].pio ? "PIO" : "MMIO",
+			       (unsigned long long)ks->zones[i].addr, ks->zones[i].size);
+	pr_info("pid %d: coalesced zones of the rebuilt VM:%s\n", pid, i ? buf : " none");
+}
+
+/* The coalesced zones, one by one and in order, as the dump saw them. */
+static int verify_zones(pid_t pid, const KvmVmEntry *e, const struct kvm_kstate *ks)
+{
+	size_t i;
+
+	log_zones(pid, ks);
+	if (ks->nr_zones != e->n_zones) {
+		pr_err("pid %d: the rebuilt VM has %u coalesced zones, the dumped one %zu\n", pid,
+		       ks->nr_zones, e->n_zones);
+		return -EINVAL;
+	}
+	for (i = 0; i < e->n_zones; i++) {
+		const struct kvm_coalesced_mmio_zone *z = &ks->zones[i];
+
+		if (z->addr == e->zones[i]->addr && z->size == e->zones[i]->size &&
+		    z->pio == (uint32_t)e->zones[i]->pio)
+			continue;
+		pr_err("pid %d: coalesced zone %zu of the rebuilt VM is %s %#llx+%u, the dumped one's "
+		       "%s %#llx+%u\n", pid, i, z->pio ? "PIO" : "MMIO", (unsigned long long)z->addr,
+		       z->size, e->zones[i]->pio ? "PIO" : "MMIO",
+		       (unsigned long long)e->zones[i]->addr, e->zones[i]->size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* VMX's addresses, where the image has them (an address KVM did not keep reads 0). */
+static int verify_vmx(pid_t pid, const KvmVmEntry *e, const struct kvm_kstate *ks)
+{
+	if (!e->has_tss_addr && !e->has_identity_map_addr)
+		return 0;
+	if (ks->vmx.present && (!e->has_tss_addr || ks->vmx.tss_addr == e->tss_addr) &&
+	    (!e->has_identity_map_addr || ks->vmx.identity_map_addr == e->identity_map_addr))
+		return 0;
+	pr_err("pid %d: the rebuilt VM's TSS and identity-map addresses are %#llx and %#llx%s, the "
+	       "dumped one's %#llx and %#llx\n", pid, (unsigned long long)ks->vmx.tss_addr,
+	       (unsigned long long)ks->vmx.identity_map_addr, ks->vmx.present ? "" : " (not read)",
+	       (unsigned long long)e->tss_addr, (unsigned long long)e->identity_map_addr);
+	return -EINVAL;
 }
 
 /* The rebuilt VM as the kernel sees it: what the dump saw. */
@@ -246,6 +304,10 @@ static int verify(pid_t pid, const KvmVmEntry *e)
 		       ks.msr_filter.present ? "has" : "lacks", e->msr_filter ? "had" : "did not");
 		ret = -EINVAL;
 	}
+	if (!ret)
+		ret = verify_zones(pid, e, &ks);
+	if (!ret)
+		ret = verify_vmx(pid, e, &ks);
 	kvm_bpf_free(&ks);
 	return ret;
 }
@@ -272,8 +334,9 @@ int kvm_restore_resume(pid_t pid)
 	if (r.pid && rsys_detach(&r) && !ret)
 		ret = -EIO;
 	if (!ret)
-		pr_info("pid %d: KVM VM rebuilt: %zu vCPUs, %zu memslots, %zu irqfds, %zu ioeventfds\n",
-			pid, e->n_vcpus, e->n_memslots, e->n_irqfds, e->n_ioeventfds);
+		pr_info("pid %d: KVM VM rebuilt: %zu vCPUs, %zu memslots, %zu irqfds, %zu ioeventfds, "
+			"%zu coalesced zones\n", pid, e->n_vcpus, e->n_memslots, e->n_irqfds,
+			e->n_ioeventfds, e->n_zones);
 	else
 		pr_err("pid %d: rebuilding its KVM VM failed: %s\n", pid, strerror(-ret));
 	protobuf_c_message_free_unpacked(&e->base, NULL);

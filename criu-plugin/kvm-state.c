@@ -124,6 +124,31 @@ static int add_routes(KvmVmEntry *e, const struct kvm_kstate *ks)
 	return 0;
 }
 
+/* The coalesced MMIO/PIO zones, in KVM's order; and VMX's addresses when read. */
+static int add_zones(KvmVmEntry *e, const struct kvm_kstate *ks)
+{
+	unsigned i;
+
+	e->zones = (KvmZoneEntry **)new_array(ks->nr_zones, sizeof(KvmZoneEntry));
+	if (!e->zones)
+		return -ENOMEM;
+	e->n_zones = ks->nr_zones;
+	for (i = 0; i < ks->nr_zones; i++) {
+		KvmZoneEntry *o = e->zones[i];
+
+		kvm_zone_entry__init(o);
+		o->addr = ks->zones[i].addr;
+		o->size = ks->zones[i].size;
+		o->pio = ks->zones[i].pio;
+	}
+	/* 0 is what a VM has before QEMU sets either: nothing to set again. */
+	e->has_tss_addr = ks->vmx.present && ks->vmx.tss_addr;
+	e->tss_addr = ks->vmx.tss_addr;
+	e->has_identity_map_addr = ks->vmx.present && ks->vmx.identity_map_addr;
+	e->identity_map_addr = ks->vmx.identity_map_addr;
+	return 0;
+}
+
 /* The MSR filter, each range's bitmap as long as its MSRs need. */
 static int add_msr_filter(KvmVmEntry *e, const struct kvm_bpf_msr_filter *f)
 {
@@ -175,7 +200,7 @@ KvmVmEntry *kvm_state_new_vm(pid_t pid, const char *run_id, const struct kvm_fou
 	e->n_kvm_fds = k->nr_kvm_fds;
 	e->vcpus = calloc(k->nr_vcpus ? k->nr_vcpus : 1, sizeof(*e->vcpus));
 	if (!e->criu_run_id || !e->kvm_fds || !e->vcpus || add_memslots(e, ks) || add_wiring(e, ks) ||
-	    add_routes(e, ks) || add_msr_filter(e, &ks->msr_filter)) {
+	    add_routes(e, ks) || add_zones(e, ks) || add_msr_filter(e, &ks->msr_filter)) {
 		protobuf_c_message_free_unpacked(&e->base, NULL);
 		return NULL;
 	}

@@ -19,7 +19,8 @@ void kvm_state_image_name(char *buf, size_t len, pid_t pid);
 
 /*
  * A new VM message with what /proc and the kernel told: fds, type,
- * memslots QEMU made (not KVM's own), irqfds, ioeventfds. All of it
+ * memslots QEMU made (not KVM's own), irqfds, ioeventfds, GSI routes,
+ * coalesced zones, the MSR filter, VMX's TSS and identity-map addresses. All of it
  * malloc'ed: protobuf_c_message_free_unpacked(NULL) frees it. NULL: no memory.
  */
 KvmVmEntry *kvm_state_new_vm(pid_t pid, const char *run_id, const struct kvm_found *k,

@@ -85,6 +85,24 @@ long kvm_vm_create(struct kvm_exec *x, int kvm_fd, const KvmVmEntry *e)
 	return fd;
 }
 
+int kvm_vm_set_vmx_addrs(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e)
+{
+	uint64_t map = e->identity_map_addr;
+	long ret = 0;
+
+	if (e->has_tss_addr)
+		ret = kx_ioctl_val(x, vm_fd, KVM_SET_TSS_ADDR, e->tss_addr);
+	if (ret < 0) {
+		pr_err("KVM_SET_TSS_ADDR(%#llx): %s\n", (unsigned long long)e->tss_addr, strerror((int)-ret));
+		return ret;
+	}
+	if (e->has_identity_map_addr)
+		ret = kx_ioctl(x, vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &map, sizeof(map), KX_IN);
+	if (ret < 0)
+		pr_err("KVM_SET_IDENTITY_MAP_ADDR(%#llx): %s\n", (unsigned long long)map, strerror((int)-ret));
+	return ret < 0 ? ret : 0;
+}
+
 int kvm_vm_create_devices(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e)
 {
 	struct kvm_pit_config pit = { .flags = e->has_pit_flags ? e->pit_flags : 0 };
@@ -118,6 +136,30 @@ static int wire_memslots(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e)
 			pr_err("memslot %u/%u (gpa %#llx, %llu MiB at %#llx): %s\n", m->as_id, m->slot,
 			       (unsigned long long)m->gpa, (unsigned long long)m->size >> 20,
 			       (unsigned long long)m->hva, strerror((int)-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/*
+ * QEMU's coalesced zones (the RTC's index port, ...), in the order KVM had
+ * them. Their ring is the third page of each vCPU's mapping, which goes
+ * back with its contents; a PIO zone is KVM_REGISTER_COALESCED_MMIO with
+ * pio = 1 (KVM_CAP_COALESCED_PIO), there is no ioctl of its own.
+ */
+static int wire_zones(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->n_zones; i++) {
+		const KvmZoneEntry *z = e->zones[i];
+		struct kvm_coalesced_mmio_zone r = { .addr = z->addr, .size = z->size, .pio = z->pio };
+		long ret = kx_ioctl(x, vm_fd, KVM_REGISTER_COALESCED_MMIO, &r, sizeof(r), KX_IN);
+
+		if (ret < 0) {
+			pr_err("coalesced %s zone at %#llx (%u bytes): %s\n", z->pio ? "PIO" : "MMIO",
+			       (unsigned long long)z->addr, z->size, strerror((int)-ret));
 			return ret;
 		}
 	}
@@ -238,6 +280,8 @@ int kvm_vm_wire(struct kvm_exec *x, int vm_fd, const KvmVmEntry *e)
 {
 	int ret = wire_memslots(x, vm_fd, e);
 
+	if (!ret)
+		ret = wire_zones(x, vm_fd, e);
 	if (!ret)
 		ret = wire_routes(x, vm_fd, e);
 	if (!ret)

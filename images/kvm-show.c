@@ -86,6 +86,13 @@ static void show_vm_text(FILE *out, const char *file, const KvmVmEntry *e)
 		fprintf(out, "  ioeventfd: 0x%" PRIx64 " len %u flags 0x%x on fd %d\n",
 			e->ioeventfds[i]->addr, e->ioeventfds[i]->len, e->ioeventfds[i]->flags,
 			e->ioeventfds[i]->fd);
+	for (i = 0; i < e->n_zones; i++)
+		fprintf(out, "  coalesced %s zone: 0x%" PRIx64 " size %u\n", e->zones[i]->pio ? "PIO" : "MMIO",
+			e->zones[i]->addr, e->zones[i]->size);
+	if (e->has_tss_addr)
+		fprintf(out, "  VMX TSS at 0x%" PRIx64 "\n", e->tss_addr);
+	if (e->has_identity_map_addr)
+		fprintf(out, "  VMX identity map at 0x%" PRIx64 "\n", e->identity_map_addr);
 	fprintf(out, "  %zu GSI routes, %zu vCPUs\n", e->n_routes, e->n_vcpus);
 	for (i = 0; i < e->n_vcpus; i++)
 		show_vcpu_regs(out, e->vcpus[i]);

@@ -6,6 +6,7 @@ vCPU, counts PIT ticks on the BSP and LAPIC timer ticks on the AP, so a
 guest that runs on after a restore with wrong memory, a dead timer or a
 stuck vCPU shows in its console."""
 import os
+import re
 import time
 
 import pytest
@@ -45,15 +46,38 @@ def restore_kvm(criu, g, imgdir, at, rewinds=False):
     return log
 
 
+def image_zones(imgdir):
+    """The coalesced zones the KVM image lists (criu-qemu-img show), as
+    (kind, addr, size): what the dump read from QEMU's VM."""
+    imgs = [f for f in os.listdir(imgdir) if re.match(r"kvm-\d+\.img$", f)]
+    assert len(imgs) == 1, os.listdir(imgdir)
+    out = harness.img_tool("show", os.path.join(imgdir, imgs[0]))
+    assert out.returncode == 0, out.stdout
+    return [(k, int(a, 16), int(n)) for k, a, n in
+            re.findall(r"coalesced (MMIO|PIO) zone: (0x[0-9a-f]+) size (\d+)", out.stdout)]
+
+
+def rebuilt_zones(log):
+    """The zones the plugin read back from the restored QEMU's VM."""
+    m = re.search(r"coalesced zones of the rebuilt VM:(.*)", log)
+    assert m, log[-3000:]
+    return [(k, int(a, 16), int(n)) for k, a, n in re.findall(r"(MMIO|PIO) (0x[0-9a-f]+)\+(\d+)", m.group(1))]
+
+
 @pytest.mark.parametrize("smp", [1, 2])
 def test_dump_restore(workdir, criu, guests, smp):
     """Dump a running KVM guest, restore it: memory, vCPUs, PIT, PIC and
-    LAPIC timer all carry on."""
+    LAPIC timer all carry on. QEMU's coalesced zones (the RTC index port
+    among them) are in the image and the restored VM has them all."""
     g = start_kvm(workdir, guests, smp=smp)
     imgdir = os.path.join(workdir, "img")
     dump_kvm(criu, g, imgdir)
     harness.wait_pid_gone(g.pid)
-    restore_kvm(criu, g, imgdir, g.last_full_status())
+    zones = image_zones(imgdir)
+    assert ("PIO", 0x70, 1) in zones, zones
+    log = restore_kvm(criu, g, imgdir, g.last_full_status())
+    assert rebuilt_zones(log) == zones, log[-3000:]
+    assert "%d coalesced zones" % len(zones) in log, log[-3000:]
 
 
 def test_leave_running(workdir, criu, guests):
