@@ -189,6 +189,12 @@ static int check_supported(struct kvm_dump *d)
 		       d->ks.nr_vcpus);
 		return -EOPNOTSUPP;
 	}
+	if (d->ks.field[KVM_F_VM_TYPE]) {
+		/* SEV, SEV-ES, SNP, TDX, protected VMs: state KVM never hands out. */
+		pr_err("pid %d: a confidential or protected VM (KVM VM type %llu): not supported\n",
+		       d->pid, (unsigned long long)d->ks.field[KVM_F_VM_TYPE]);
+		return -EOPNOTSUPP;
+	}
 	if (d->ks.field[KVM_F_DIRTY_RING_SIZE]) {
 		pr_err("pid %d: QEMU uses KVM's dirty ring (kvm.dirty_ring_size = %llu, -accel "
 		       "kvm,dirty-ring-size=...), which the plugin cannot rebuild\n", d->pid,
