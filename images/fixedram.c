@@ -7,6 +7,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -234,6 +235,50 @@ uint64_t fr_chunk_nr_pages(const struct fr_block *b, uint64_t chunk)
 /* Create / finish                                                           */
 /* ------------------------------------------------------------------------ */
 
+struct aside {
+	int dirfd;
+	char name[FR_NAME_MAX + 64];
+};
+
+static void *unlink_aside(void *arg)
+{
+	struct aside *a = arg;
+
+	unlinkat(a->dirfd, a->name, 0);
+	close(a->dirfd);
+	free(a);
+	return NULL;
+}
+
+/*
+ * An older image of the same name goes out of the way at once and is
+ * removed by a thread of its own: truncating or unlinking it frees its
+ * blocks and its page cache, which took 0.3 s for 328 MiB here and
+ * seconds on slower storage, all before the new dump could start. A
+ * process still reading it (a guardian) keeps its open file.
+ */
+static void remove_old_image(int dirfd, const char *name)
+{
+	static unsigned long seq;
+	struct aside *a = calloc(1, sizeof(*a));
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (!a)
+		return;		/* O_TRUNC below does it, slowly */
+	snprintf(a->name, sizeof(a->name), ".%s.old.%d.%lu", name, (int)getpid(), ++seq);
+	a->dirfd = renameat(dirfd, name, dirfd, a->name) ? -1 : dup(dirfd);
+	if (a->dirfd < 0) {
+		free(a);
+		return;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, unlink_aside, a))
+		unlink_aside(a);
+	pthread_attr_destroy(&attr);
+}
+
 int fr_create(struct fr_image *img, int dirfd, const char *name, int extra_flags)
 {
 	const int flags = O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC;
@@ -244,6 +289,7 @@ int fr_create(struct fr_image *img, int dirfd, const char *name, int extra_flags
 		pr_err("%s: fr_create() before fr_layout()\n", name);
 		return -EINVAL;
 	}
+	remove_old_image(dirfd, name);
 
 	img->meta_fd = openat(dirfd, name, flags, 0600);
 	if (img->meta_fd < 0) {

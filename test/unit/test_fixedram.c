@@ -5,6 +5,7 @@
  * hostile images without crashing.
  */
 #include <endian.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -981,6 +982,48 @@ static void test_zero_blocks(void **state)
 	expect_open_error(-EBADMSG, "lists no RAM blocks", NULL);
 }
 
+/* Files of dirfd_ whose name starts with prefix. */
+static int count_named(const char *prefix)
+{
+	DIR *d = fdopendir(dup(dirfd_));
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += !strncmp(de->d_name, prefix, strlen(prefix));
+	closedir(d);
+	return n;
+}
+
+/*
+ * An image over an older one of the same name: the older goes aside at
+ * once (a process reading it keeps it) and is removed in the background;
+ * the new one starts empty.
+ */
+static void test_create_over_old_image(void **state)
+{
+	char name[64], err[256];
+	struct fr_image img, other;
+	int keep, i;
+
+	(void)state;
+	write_image(IMG, 0, true);
+	keep = openat(dirfd_, IMG, O_RDONLY);
+	assert_true(keep >= 0);
+	setup_blocks(&img);
+	assert_int_equal(fr_create(&img, dirfd_, IMG, 0), 0);
+	/* Not finished: the new file is not an image yet. */
+	assert_true(open_image(&other, err, sizeof(err)) != 0);
+	for (i = 0; i < 200 && count_named("." IMG ".old."); i++)
+		usleep(10 * 1000);
+	assert_int_equal(count_named("." IMG ".old."), 0);
+	/* The reader of the old one still has it whole. */
+	assert_int_equal(pread(keep, name, 8, 0), 8);
+	close(keep);
+	fr_close(&img);
+}
+
 /* The CRIU run id written at the dump comes back from fr_open(). */
 static void test_run_id_roundtrip(void **state)
 {
@@ -1095,6 +1138,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_image_name),
+		cmocka_unit_test(test_create_over_old_image),
 		cmocka_unit_test(test_chunk_csum_stale_stack),
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_layout_invalid),
