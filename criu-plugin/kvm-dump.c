@@ -433,15 +433,12 @@ static int file_kind(int lfd, KvmFileKind *kind)
 
 	if (proc_fd_link(PROC_SELF, lfd, link, sizeof(link)) < 0)
 		return -ENOTSUP;
-	if (!strcmp(link, "/dev/kvm"))
-		*kind = KVM_FILE_KIND__KVM_DEV;
-	else if (!strcmp(link, "anon_inode:kvm-vm"))
-		*kind = KVM_FILE_KIND__KVM_VM;
-	else if (!strncmp(link, "anon_inode:kvm-vcpu:", 20))
-		*kind = KVM_FILE_KIND__KVM_VCPU;
-	else
-		return -ENOTSUP;
-	return 0;
+	switch (kvm_file_of_link(link)) {
+	case KVM_FILE_DEV: *kind = KVM_FILE_KIND__KVM_DEV; return 0;
+	case KVM_FILE_VM: *kind = KVM_FILE_KIND__KVM_VM; return 0;
+	case KVM_FILE_VCPU: *kind = KVM_FILE_KIND__KVM_VCPU; return 0;
+	default: return -ENOTSUP;
+	}
 }
 
 int kvm_dump_ext_file(int lfd, int id)

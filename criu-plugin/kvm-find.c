@@ -37,22 +37,34 @@ static struct kvm_found_vcpu *vcpu_by_id(struct kvm_found *k, uint32_t id)
 	return NULL;
 }
 
+enum kvm_file kvm_file_of_link(const char *link)
+{
+	if (!strcmp(link, "/dev/kvm"))
+		return KVM_FILE_DEV;
+	if (!strcmp(link, VM_NAME))
+		return KVM_FILE_VM;
+	if (!strncmp(link, VCPU_NAME, strlen(VCPU_NAME)))
+		return KVM_FILE_VCPU;
+	return KVM_FILE_NONE;
+}
+
 static int note_fd(pid_t pid, struct kvm_found *k, int fd, const char *link)
 {
+	enum kvm_file kind = kvm_file_of_link(link);
 	char *end;
 
-	if (!strcmp(link, "/dev/kvm")) {
+	if (kind == KVM_FILE_DEV) {
 		if (k->nr_kvm_fds == KVM_FIND_MAX_FDS)
 			goto full;
 		k->kvm_fds[k->nr_kvm_fds++] = fd;
-	} else if (!strcmp(link, VM_NAME)) {
+	} else if (kind == KVM_FILE_VM) {
 		if (k->vm_fd >= 0) {
 			pr_err("pid %d: two KVM VMs (fds %d and %d): one per process is supported\n",
 			       pid, k->vm_fd, fd);
 			return -EOPNOTSUPP;
 		}
 		k->vm_fd = fd;
-	} else if (!strncmp(link, VCPU_NAME, strlen(VCPU_NAME))) {
+	} else if (kind == KVM_FILE_VCPU) {
 		struct kvm_found_vcpu *v;
 
 		if (k->nr_vcpus == KVM_FIND_MAX_VCPUS)
@@ -99,7 +111,7 @@ static int scan_maps(pid_t pid, struct kvm_found *k)
 	while ((ret = proc_maps_next(&m, &v)) > 0) {
 		struct kvm_found_vcpu *vc;
 
-		if (strncmp(v.path, VCPU_NAME, strlen(VCPU_NAME)))
+		if (kvm_file_of_link(v.path) != KVM_FILE_VCPU)
 			continue;
 		vc = vcpu_by_id(k, strtoul(v.path + strlen(VCPU_NAME), NULL, 10));
 		if (!vc || vc->run_addr) {

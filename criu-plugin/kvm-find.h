@@ -33,10 +33,21 @@ struct kvm_found {
 	int nr_extra_maps;		/* vCPU mappings beyond each one's kvm_run */
 };
 
+/* What an fd's /proc link says it is. */
+enum kvm_file {
+	KVM_FILE_NONE,
+	KVM_FILE_DEV,		/* /dev/kvm */
+	KVM_FILE_VM,		/* anon_inode:kvm-vm */
+	KVM_FILE_VCPU,		/* anon_inode:kvm-vcpu:N */
+};
+
+enum kvm_file kvm_file_of_link(const char *link);
+
 /*
  * Look at pid's fds, mappings and threads. 0 (vm_fd -1 when there is no VM),
  * or -errno; -EOPNOTSUPP, logged, for what the plugin cannot take (two VMs,
- * a vCPU mapped twice, more than it has room for).
+ * more than it has room for). Extra vCPU mappings are counted, for the
+ * caller to judge (nr_extra_maps).
  */
 int kvm_find(pid_t pid, struct kvm_found *k);
 
