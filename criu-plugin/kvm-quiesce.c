@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
@@ -87,27 +88,6 @@ static int set_immediate_exit(pid_t pid, const struct kvm_found_vcpu *v, uint8_t
 	return process_vm_writev(pid, &local, 1, &remote, 1, 0) == 1 ? 0 : -EIO;
 }
 
-/* Back into the PTRACE_EVENT_STOP CRIU expects (as rsys's repark). */
-static int restop(pid_t tid)
-{
-	int status, ret;
-
-	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) || ptrace(PTRACE_CONT, tid, NULL, NULL))
-		return -errno;
-	for (;;) {
-		ret = wait_until(tid, &status, now_ms() + 1000);
-		if (ret <= 0)
-			return ret ? ret : -ETIMEDOUT;
-		if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP)
-			return 0;
-		if (!WIFSTOPPED(status))
-			return -ESRCH;
-		/* A signal on its way in: let it go, the trap stays pending. */
-		if (ptrace(PTRACE_CONT, tid, NULL, (void *)(long)WSTOPSIG(status)))
-			return -errno;
-	}
-}
-
 /* At a syscall-entry stop: KVM_RUN on a vCPU still without a thread? */
 static struct kvm_found_vcpu *entering_kvm_run(pid_t tid, struct kvm_found *k)
 {
@@ -121,15 +101,47 @@ static struct kvm_found_vcpu *entering_kvm_run(pid_t tid, struct kvm_found *k)
 	return v && v->tid <= 0 ? v : NULL;
 }
 
-/* Step one syscall stop on; for a signal stop, pass the signal on. */
+/* The signal to pass on from a stop: only a signal-delivery stop has one. */
+static int stop_signal(int status)
+{
+	int sig = WSTOPSIG(status);
+
+	if (!WIFSTOPPED(status) || sig == (SIGTRAP | 0x80) || sig == SIGTRAP || (status >> 16))
+		return 0;
+	return sig;
+}
+
+/* Step one syscall stop on. */
 static int step(pid_t tid, int status)
 {
-	int sig = 0;
+	return ptrace(PTRACE_SYSCALL, tid, NULL, (void *)(long)stop_signal(status)) ? -errno : 0;
+}
 
-	if (WIFSTOPPED(status) && WSTOPSIG(status) != (SIGTRAP | 0x80) &&
-	    WSTOPSIG(status) != SIGTRAP && (status >> 16) == 0)
-		sig = WSTOPSIG(status);
-	return ptrace(PTRACE_SYSCALL, tid, NULL, (void *)(long)sig) ? -errno : 0;
+/*
+ * Back into the PTRACE_EVENT_STOP CRIU expects (as rsys's repark, which
+ * only knows stopped tasks): PTRACE_INTERRUPT, and, when the thread sits in
+ * a stop of ours rather than running, PTRACE_CONT to take it; syscall and
+ * signal stops met on the way are stepped over, signals passed on.
+ */
+static int restop(pid_t tid, bool stopped)
+{
+	int status, ret;
+
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL))
+		return -errno;
+	if (stopped && ptrace(PTRACE_CONT, tid, NULL, NULL))
+		return -errno;
+	for (;;) {
+		ret = wait_until(tid, &status, now_ms() + 1000);
+		if (ret <= 0)
+			return ret ? ret : -ETIMEDOUT;
+		if (!WIFSTOPPED(status))
+			return -ESRCH;
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			return 0;
+		if (ptrace(PTRACE_CONT, tid, NULL, (void *)(long)stop_signal(status)))
+			return -errno;
+	}
 }
 
 struct kvm_found_vcpu *kvm_drive_to_kvm_run(pid_t pid, pid_t tid, struct kvm_found *k,
@@ -137,6 +149,7 @@ struct kvm_found_vcpu *kvm_drive_to_kvm_run(pid_t pid, pid_t tid, struct kvm_fou
 {
 	double deadline = now_ms() + budget_ms;
 	struct kvm_found_vcpu *v = NULL;
+	bool stopped = false;	/* in a stop of ours (else running, or gone) */
 	int status = 0, ret;
 
 	ret = step(tid, status);
@@ -157,10 +170,11 @@ struct kvm_found_vcpu *kvm_drive_to_kvm_run(pid_t pid, pid_t tid, struct kvm_fou
 		/* Its KVM_RUN: completes the I/O, returns -EINTR at once. */
 		ret = wait_until(tid, &status, now_ms() + 1000);
 		set_immediate_exit(pid, v, 0);
-		if (ret != 1 || !WIFSTOPPED(status))
+		stopped = ret == 1 && WIFSTOPPED(status);
+		if (!stopped)
 			v = NULL;
 	}
-	if (restop(tid) && v) {
+	if (restop(tid, stopped) && v) {
 		pr_err("thread %d: cannot stop it again after KVM_RUN\n", tid);
 		v = NULL;
 	}
