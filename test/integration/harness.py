@@ -118,8 +118,10 @@ class Guest:
         self.proc = None
         self.pid = None
 
-    def start(self):
-        for p in (self.console, self.qmp_path, self.stderr_path):
+    def start(self, keep_console=False):
+        """Start QEMU. keep_console: the console log stays (an incoming
+        migration goes on writing it where the source stopped)."""
+        for p in (self.qmp_path, self.stderr_path) + (() if keep_console else (self.console,)):
             if os.path.exists(p):
                 os.unlink(p)
         err = open(self.stderr_path, "a")
@@ -494,6 +496,15 @@ def img_tool(*args):
     """criu-qemu-img with args; stdout and stderr together in .stdout."""
     return subprocess.run([IMGTOOL] + list(args), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
+
+
+def failing_post_dump_script(workdir):
+    """A CRIU action script that fails the dump at its very end (post-dump)."""
+    script = os.path.join(workdir, "fail-post-dump.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] && exit 1\nexit 0\n')
+    os.chmod(script, 0o755)
+    return script
 
 
 def dump_and_check_handoff(criu, g, imgdir, **kw):

@@ -8,7 +8,6 @@ QMP works unchanged; the status line carries extra fields, see
 test/kvm-guest/README.md.
 """
 import os
-import subprocess
 
 import harness
 from harness import wlcheck
@@ -63,20 +62,7 @@ class KvmGuest(harness.Guest):
         self.pid = None
 
     def start(self):
-        """Start QEMU.  The console log is kept for an incoming migration:
-        the guest goes on writing it where the source stopped."""
-        old = [self.qmp_path, self.stderr_path]
-        if not self.incoming_uri:
-            old.append(self.console)
-        for p in old:
-            if os.path.exists(p):
-                os.unlink(p)
-        err = open(self.stderr_path, "a")
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=err,
-                                     stderr=err, start_new_session=True)
-        err.close()
-        self.pid = self.proc.pid
-        return self
+        return super().start(keep_console=bool(self.incoming_uri))
 
     def for_incoming(self, uri, name=None):
         """A guest with the same machine and command line that takes its

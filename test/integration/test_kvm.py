@@ -163,10 +163,7 @@ def test_failing_post_dump_script(workdir, criu, guests):
     """The dump fails at its very end (a post-dump action script): the
     guest runs on."""
     g = start_kvm(workdir, guests, smp=2)
-    script = os.path.join(workdir, "fail-post-dump.sh")
-    with open(script, "w") as f:
-        f.write('#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] && exit 1\nexit 0\n')
-    os.chmod(script, 0o755)
+    script = harness.failing_post_dump_script(workdir)
     imgdir = os.path.join(workdir, "img")
     rc, _ = criu.dump(g.pid, imgdir, extra=["--action-script", script], expect_ok=False)
     assert rc != 0

@@ -73,10 +73,7 @@ def test_leave_running_keeps_guest_and_image_restores(workdir, criu, guests):
 
 def test_failed_post_dump_script_gives_pages_back(workdir, criu, guests):
     g = start_guest(workdir, guests, mem="1G", wl_mb=128)
-    script = os.path.join(workdir, "fail-post-dump.sh")
-    with open(script, "w") as f:
-        f.write('#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] && exit 1\nexit 0\n')
-    os.chmod(script, 0o755)
+    script = harness.failing_post_dump_script(workdir)
     imgdir = os.path.join(workdir, "img")
     rc, _ = criu.dump(g.pid, imgdir, extra=["--action-script", script], expect_ok=False)
     assert rc != 0
