@@ -122,7 +122,7 @@ $(IMGTOOL): $(BUILD)/images/tool.o $(COMMON_LIB)
 $(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(BUILD)/test/unit/helpers.o $(PLUGIN_LIB) $(GUARDIAN_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-$(GUEST): test/guest/build-guest.sh $(wildcard test/guest/*.c test/guest/init*)
+$(GUEST): test/guest/build-guest.sh $(wildcard test/guest/*.c test/guest/*.h test/guest/init*)
 	test/guest/build-guest.sh build/guest
 	touch $@
 

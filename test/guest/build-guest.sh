@@ -98,7 +98,7 @@ extract_kernel() {
 }
 
 build_workload() {
-	if [ "$OUT/workload" -nt "$SRC/workload.c" ]; then
+	if [ "$OUT/workload" -nt "$SRC/workload.c" ] && [ "$OUT/workload" -nt "$SRC/wl-pattern.h" ]; then
 		return
 	fi
 	gcc -O2 -static -std=gnu11 -Wall -Wextra -Werror \

@@ -55,9 +55,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wl-pattern.h"
+
 #define PAGE_SIZE	4096u
 #define PAGE_WORDS	(PAGE_SIZE / 8)
-#define GOLDEN		0x9E3779B97F4A7C15ull
 #define NSEC_PER_SEC	1000000000ull
 #define NSEC_PER_MSEC	1000000ull
 #define MAX_MB		(1ull << 20)	/* keeps page numbers below 2^32 */
@@ -102,15 +103,6 @@ struct wl {
 	char inbuf[256];
 	size_t inlen;
 };
-
-static uint64_t splitmix64(uint64_t x)
-{
-	uint64_t z = x + GOLDEN;
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
 
 static uint64_t now_ns(void)
 {
@@ -186,12 +178,12 @@ static bool expect_zero(const struct wl *wl, uint64_t p)
 
 static uint64_t gen_of(const struct wl *wl, uint64_t p)
 {
-	return wl->w / wl->npages + (p < wl->w % wl->npages ? 1 : 0);
+	return wl_gen_of(wl->w, wl->npages, p);
 }
 
 static uint64_t page_base(const struct wl *wl, uint64_t p, uint64_t gen)
 {
-	return splitmix64(splitmix64(wl->seed) ^ (gen << 32) ^ p);
+	return wl_page_base(wl->seed, p, gen);
 }
 
 /* Write generation gen into page p (discarded pages are left alone). */
@@ -277,7 +269,7 @@ static void rewrite_one(struct wl *wl)
 	uint64_t k = wl->w;
 
 	fill_page(wl, k % wl->npages, k / wl->npages + 1);
-	wl->sum = splitmix64(wl->sum ^ k);
+	wl->sum = wl_sum_next(wl->sum, k);
 	wl->w = k + 1;
 }
 

@@ -49,7 +49,6 @@
 
 #define PAGE_SIZE	4096u
 #define PAGE_WORDS	(PAGE_SIZE / 8)
-#define GOLDEN		0x9E3779B97F4A7C15ull
 #define MIB		(1ul << 20)
 #define REGION_BASE	(16 * MIB)	/* workload memory, BSP's then AP's */
 #define RAM_TOP_MAX	(3ul << 30)	/* boot.S maps 4 GiB; stay below MMIO */
@@ -93,7 +92,6 @@ int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
 int ksnprintf(char *buf, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-uint64_t splitmix64(uint64_t x);
 
 /* workload.c: ring 3 entry point */
 void wl_run(struct wl *wl) __attribute__((noreturn));

@@ -25,7 +25,7 @@ KG_CFLAGS  := -m64 -O2 -g -std=gnu11 -Wall -Wextra -Werror \
 	-ffreestanding -fno-builtin -nostdlib -fno-pic -fno-pie -static \
 	-mcmodel=small -mno-red-zone -mgeneral-regs-only \
 	-fno-stack-protector -fcf-protection=none \
-	-fno-asynchronous-unwind-tables -MMD -MP -I$(KG_SRC)
+	-fno-asynchronous-unwind-tables -MMD -MP -I$(KG_SRC) -Itest/guest
 KG_LDFLAGS := -m elf_x86_64 -nostdlib -static -z max-page-size=0x1000 \
 	--no-warn-rwx-segments -T $(KG_SRC)/kvm-guest.ld
 

@@ -43,15 +43,6 @@ size_t strlen(const char *s)
 	return n;
 }
 
-uint64_t splitmix64(uint64_t x)
-{
-	uint64_t z = x + GOLDEN;
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
 struct out {
 	char *buf;
 	size_t size, n;

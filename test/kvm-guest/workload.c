@@ -16,6 +16,7 @@
  * the AP's CORRUPT lines.
  */
 #include "guest.h"
+#include "wl-pattern.h"
 
 #define MAX_REPORTS	10		/* CORRUPT lines per pass */
 #define SLICE_PAGES	32		/* pages verified between bursts */
@@ -68,12 +69,12 @@ static bool is_zero_page(const struct wl *wl, uint64_t p)
 
 static uint64_t gen_of(const struct wl *wl, uint64_t p)
 {
-	return wl->w / wl->npages + (p < wl->w % wl->npages ? 1 : 0);
+	return wl_gen_of(wl->w, wl->npages, p);
 }
 
 static uint64_t page_base(const struct wl *wl, uint64_t p, uint64_t gen)
 {
-	return splitmix64(splitmix64(wl->seed) ^ (gen << 32) ^ p);
+	return wl_page_base(wl->seed, p, gen);
 }
 
 static void fill_page(struct wl *wl, uint64_t p, uint64_t gen)
@@ -147,7 +148,7 @@ static void rewrite_one(struct wl *wl)
 	fill_page(wl, k % wl->npages, k / wl->npages + 1);
 	WRITE_ONCE(wl->seq, wl->seq + 1);
 	barrier();
-	WRITE_ONCE(wl->sum, splitmix64(wl->sum ^ k));
+	WRITE_ONCE(wl->sum, wl_sum_next(wl->sum, k));
 	WRITE_ONCE(wl->w, k + 1);
 	barrier();
 	WRITE_ONCE(wl->seq, wl->seq + 1);
