@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ckpt-id.h"
@@ -44,6 +45,27 @@ int ckpt_id_register(void)
 	return 0;
 }
 
+/* "qemu_plugin:qemu-ram-PID.img": the name CRIU prints if the image is not claimed at restore. */
+static void image_entry(char *buf, size_t len, const char *image)
+{
+	snprintf(buf, len, "%s:%s", CKPT_PLUGIN_NAME, image);
+}
+
+int ckpt_id_register_image(const char *image)
+{
+	char entry[128];
+	int ret = ckpt_id_register();
+
+	if (ret)
+		return ret;
+	image_entry(entry, sizeof(entry), image);
+	if (add_inventory_plugin(entry)) {
+		pr_err("cannot record %s in CRIU's inventory\n", entry);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 void ckpt_id_dump_done(void)
 {
 	registered = false;
@@ -56,6 +78,15 @@ int ckpt_id_restore_needed(void)
 	if (!check_and_remove_inventory_plugin)
 		return -1;
 	return check_and_remove_inventory_plugin(name, sizeof(name)) ? 1 : 0;
+}
+
+bool ckpt_id_claim_image(const char *image)
+{
+	char entry[128];
+
+	image_entry(entry, sizeof(entry), image);
+	return check_and_remove_inventory_plugin &&
+	       check_and_remove_inventory_plugin(entry, strlen(entry) + 1);
 }
 
 const char *ckpt_id_checkpoint_run_id(void)

@@ -21,6 +21,12 @@ int ckpt_id_dump_supported(void);
 const char *ckpt_id_run_id(void);
 /* Dump: CRIU's images will not hold the RAM we took: record that we are needed (once). */
 int ckpt_id_register(void);
+/*
+ * Dump: also record this image by name: a restore that does not find it
+ * then fails in CRIU itself ("Missing required plugin: qemu_plugin:NAME"),
+ * even when other QEMUs of the checkpoint have theirs.
+ */
+int ckpt_id_register_image(const char *image);
 /* Dump: the dump is over (the next one registers afresh). */
 void ckpt_id_dump_done(void);
 
@@ -31,6 +37,8 @@ void ckpt_id_dump_done(void);
  * predates CRIU's plugin list, so it cannot tell.
  */
 int ckpt_id_restore_needed(void);
+/* Restore: this image is used; false if the dump did not record it (older plugin). */
+bool ckpt_id_claim_image(const char *image);
 /* Restore: the checkpoint's run id from inventory.img, or NULL if it has none. */
 const char *ckpt_id_checkpoint_run_id(void);
 

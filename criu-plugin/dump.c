@@ -441,7 +441,7 @@ int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 		ret = fr_finish(&d->img);
 	d->complete = !ret;
 	if (!ret)
-		ret = ckpt_id_register();
+		ret = ckpt_id_register_image(d->name);
 	if (ret) {
 		pr_err("pid %d: saving guest RAM into %s failed: %s\n", q->pid, d->name, strerror(-ret));
 		drop_image(d);

@@ -95,8 +95,9 @@ static int open_image(int dirfd, const char *name, const char *run_id, bool *use
 		pr_err("RAM image %s does not fit CRIU's images: %s\n", name, err);
 		goto out;
 	}
-	pr_info("RAM image %s: pid %u, %u blocks, of this checkpoint (CRIU run %s)\n", name, img->pid,
-		img->nr_blocks, run_id);
+	pr_info("RAM image %s: pid %u, %u blocks, of this checkpoint (CRIU run %s%s)\n", name,
+		img->pid, img->nr_blocks, run_id,
+		ckpt_id_claim_image(name) ? "" : "; the inventory does not list it");
 	*used = true;
 	nr_images++;
 	return 0;

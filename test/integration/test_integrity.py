@@ -252,9 +252,9 @@ def test_equal_size_blocks_keep_their_names(workdir, criu, guests):
 
 def test_two_qemus_in_one_tree(workdir, criu, guests):
     """One checkpoint of a process tree with two QEMUs: each gets its own
-    image of the same CRIU run, CRIU's inventory names the plugin once (a
-    second entry would make CRIU refuse the restore), and both guests restore
-    exactly."""
+    image of the same CRIU run, CRIU's inventory names the plugin once and
+    each image by name; with one image deleted the restore fails, and with
+    both the guests restore exactly."""
     a = harness.Guest(workdir, mem="512M", wl_mb=32, name="a")
     b = harness.Guest(workdir, mem="512M", wl_mb=32, name="b")
     script = " & ".join(" ".join("'%s'" % w for w in g.cmd) for g in (a, b)) + " & wait"
@@ -294,8 +294,18 @@ def test_two_qemus_in_one_tree(workdir, criu, guests):
         assert imgs == sorted("qemu-ram-%d.img" % g.pid for g in (a, b)), imgs
         with open(os.path.join(imgdir, "inventory.img"), "rb") as f:
             inv = f.read()
-        assert inv.count(b"qemu_plugin") == 1, "the inventory names the plugin %d times" % inv.count(
-            b"qemu_plugin")
+        entries = [b"qemu_plugin:qemu-ram-%d.img" % g.pid for g in (a, b)]
+        assert inv.count(b"qemu_plugin") == 3 and all(e in inv for e in entries), inv
+        # One image gone: the other still matches, but the restore must fail
+        # before any task is created rather than start a guest without RAM.
+        partial = os.path.join(workdir, "partial")
+        subprocess.run(["cp", "-a", "--sparse=always", imgdir, partial], check=True)
+        os.unlink(os.path.join(partial, "qemu-ram-%d.img" % b.pid))
+        rc, _ = criu.restore(partial, expect_ok=False)
+        log = harness.log_text(os.path.join(partial, "restore.log"))
+        assert rc != 0, log[-2000:]
+        assert "Missing required plugin: qemu_plugin:qemu-ram-%d.img" % b.pid in log, log[-2000:]
+        assert "RAM restored" not in log
         marks = {g.name: g.mark() for g in (a, b)}
         criu.restore(imgdir)
         log = harness.log_text(os.path.join(imgdir, "restore.log"))
