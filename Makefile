@@ -6,7 +6,9 @@
 #                 the latter also with the UBSan build of the plugin
 #   make soak     100 dump/restore cycles and the fault tests
 #   make demo     boot a guest, checkpoint it with criu + plugin, restore it
-#   make install  install the plugin into CRIU's plugin directory
+#   make install  install the plugin into CRIU's plugin directory, and CRIU for
+#                 container engines (CRIU_FAULT=130: for hosts that need it)
+#   make uninstall  remove what make install put
 #   make fuzz     fuzz the image reader and the config parser (libFuzzer, 10 M runs each)
 #   make fuzz-short  the same for 30 s each (part of make check)
 #   SAN=1         build everything with AddressSanitizer + UBSan (SAN=ub: UBSan only)
@@ -250,10 +252,45 @@ fuzz-short: fuzz-build
 	test/fuzz/run.sh $(FUZZ) config $(FUZZ_OPTS_config) -max_total_time=$(FUZZ_SECS)
 	test/fuzz/run.sh $(FUZZ) image $(FUZZ_OPTS_image) -max_total_time=$(FUZZ_SECS)
 
+# install also makes the CRIU of make deps (a copy under CRIU_LIBEXEC) the
+# criu that container engines run: runc and Podman take `criu` from PATH
+# and start it with a clean environment, so CRIU_WRAPPER (first on root's
+# PATH) is a script that execs it. CRIU_FAULT=130 (hosts without usable
+# debug registers, README "Machine notes") is an environment variable
+# only, CRIU has no option or configuration-file key for it: make install
+# CRIU_FAULT=130 writes it into the wrapper (a value already in the
+# environment wins). The wrapper carries a marker line; an existing
+# CRIU_WRAPPER without it is not overwritten, and uninstall removes only
+# what install put.
+CRIU_WRAPPER ?= /usr/local/sbin/criu
+CRIU_LIBEXEC ?= /usr/local/lib/criu-qemu
+CRIU_FAULT   ?=
+WRAPPER_MARK := \# criu-qemu: wrapper installed by make install
+.PHONY: uninstall engines
+
 install: $(PLUGIN) $(GUARDIAN) $(IMGTOOL)
+	@if [ -e $(DESTDIR)$(CRIU_WRAPPER) ] && ! grep -qx '$(WRAPPER_MARK)' $(DESTDIR)$(CRIU_WRAPPER); then \
+		echo "install: $(DESTDIR)$(CRIU_WRAPPER) exists and is not ours; set CRIU_WRAPPER=..." >&2; exit 1; fi
 	install -D -m 0644 $(PLUGIN) $(DESTDIR)$(PLUGIN_DIR)/qemu_plugin.so
 	install -D -m 0755 $(GUARDIAN) $(DESTDIR)$(PLUGIN_DIR)/criu-qemu-guardian
 	install -D -m 0755 $(IMGTOOL) $(DESTDIR)$(PREFIX)/bin/criu-qemu-img
+	install -D -m 0755 $(CRIU) $(DESTDIR)$(CRIU_LIBEXEC)/criu
+	@mkdir -p $(dir $(DESTDIR)$(CRIU_WRAPPER))
+	printf '%s\n' '#!/bin/sh' '$(WRAPPER_MARK)' \
+		$(if $(CRIU_FAULT),': "$${CRIU_FAULT:=$(CRIU_FAULT)}"' 'export CRIU_FAULT') \
+		'exec $(CRIU_LIBEXEC)/criu "$$@"' >$(DESTDIR)$(CRIU_WRAPPER)
+	chmod 0755 $(DESTDIR)$(CRIU_WRAPPER)
+
+uninstall:
+	rm -f $(DESTDIR)$(PLUGIN_DIR)/qemu_plugin.so $(DESTDIR)$(PLUGIN_DIR)/criu-qemu-guardian \
+		$(DESTDIR)$(PREFIX)/bin/criu-qemu-img $(DESTDIR)$(CRIU_LIBEXEC)/criu
+	@if [ -e $(DESTDIR)$(CRIU_WRAPPER) ] && grep -qx '$(WRAPPER_MARK)' $(DESTDIR)$(CRIU_WRAPPER); then \
+		echo rm -f $(DESTDIR)$(CRIU_WRAPPER); rm -f $(DESTDIR)$(CRIU_WRAPPER); fi
+	-rmdir $(DESTDIR)$(CRIU_LIBEXEC) 2>/dev/null
+
+# Podman, runc and a local registry for the container tests (make deps runs it).
+engines:
+	scripts/engines.sh
 
 clean:
 	rm -rf $(BUILD)/common $(BUILD)/criu-plugin $(BUILD)/guardian $(BUILD)/images $(BUILD)/proto \
