@@ -1,6 +1,7 @@
 #!/bin/bash
-# Install the Debian packages the project builds and tests with. Idempotent:
-# a second run only checks dpkg and exits.
+# Install the Debian packages the project builds and tests with, and the
+# container engines (scripts/engines.sh). Idempotent: a second run only
+# checks dpkg and rewrites the engines' test configuration.
 set -euo pipefail
 
 PKGS=(
@@ -19,10 +20,13 @@ missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-	exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-echo "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# The container engines the integration tests use (Podman, runc, a local
+# registry) and their test configuration.
+"$(dirname "$0")/engines.sh"
