@@ -75,11 +75,14 @@ static bool same_bytes(const struct fr_block *b, uint64_t chunk, const char *buf
 }
 
 /* Share the present runs of the chunk with the base; false: not (all) shared. */
-static bool clone_chunk(struct reuse_ctx *r, const struct fr_image *img, const struct fr_block *b,
+static bool clone_chunk(struct reuse_ctx *r, struct fr_image *img, struct fr_block *b,
 			const struct fr_block *bb, uint64_t chunk)
 {
 	uint64_t first = chunk * b->chunk_pages, n = fr_chunk_nr_pages(b, chunk), s, e = 0;
 	uint64_t bytes = 0;
+
+	/* The chunk's own slot, which a failed clone leaves to the writes. */
+	fr_place_chunk(img, b, chunk);
 
 	while (bitmap_next_run(b->bitmap + first / 64, e, n, &s, &e)) {
 		struct file_clone_range fcr = {
@@ -102,10 +105,11 @@ static bool clone_chunk(struct reuse_ctx *r, const struct fr_image *img, const s
 	return true;
 }
 
-bool reuse_chunk(struct reuse_ctx *r, const struct fr_image *img, uint32_t bi, uint64_t chunk,
+bool reuse_chunk(struct reuse_ctx *r, struct fr_image *img, uint32_t bi, uint64_t chunk,
 		 const char *buf, char *cmp)
 {
-	const struct fr_block *b = &img->blocks[bi], *bb;
+	struct fr_block *b = &img->blocks[bi];
+	const struct fr_block *bb;
 
 	if (!r->base || r->map[bi] < 0 || atomic_load_explicit(&r->no_reflink, memory_order_relaxed))
 		return false;

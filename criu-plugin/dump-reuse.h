@@ -50,7 +50,7 @@ bool reuse_needs_cmp(const struct reuse_ctx *r);
  * base, clone its data from the base into img->fd and return true; false:
  * the caller writes it. cmp: a scratch buffer of one chunk when verifying.
  */
-bool reuse_chunk(struct reuse_ctx *r, const struct fr_image *img, uint32_t bi, uint64_t chunk,
+bool reuse_chunk(struct reuse_ctx *r, struct fr_image *img, uint32_t bi, uint64_t chunk,
 		 const char *buf, char *cmp);
 
 #endif

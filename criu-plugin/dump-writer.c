@@ -198,13 +198,16 @@ static struct wr_buf *free_buf(struct wr_worker *w, int *err)
 	}
 }
 
-static int queue_writes(struct wr_worker *w, const struct fr_block *b, uint64_t first,
+static int queue_writes(struct wr_worker *w, struct fr_block *b, uint64_t chunk, uint64_t first,
 			uint64_t n, struct wr_buf *buf)
 {
 	uint64_t s, e = first;
 	int ret;
 
 	buf->nr_reqs = 0;
+	/* A chunk of zero pages only gets no slot in the file. */
+	if (bitmap_any(b->bitmap, first, n))
+		fr_place_chunk(w->c->img, b, chunk);
 	while (bitmap_next_run(b->bitmap, e, first + n, &s, &e)) {
 		char *p = buf->mem + (s - first) * b->page_size;
 		uint64_t off = fr_page_offset(b, s), len = (e - s) * b->page_size;
@@ -257,7 +260,7 @@ static int write_chunk(struct wr_worker *w, uint32_t bi, uint64_t chunk)
 	b->csums[chunk] = fr_chunk_csum(b, chunk, buf ? buf->mem : w->bufs[0].mem);
 	if (!buf || reuse_chunk(&w->c->reuse, w->c->img, bi, chunk, buf->mem, w->cmp))
 		return 0;
-	return queue_writes(w, b, first, n, buf);
+	return queue_writes(w, b, chunk, first, n, buf);
 }
 
 /* ---- workers ---- */

@@ -136,11 +136,14 @@ static int make_jobs(struct lp_ctx *c)
 /* ---- per chunk ---- */
 
 /* Write the runs of pages in mask (bits of word w) from the chunk buffer. */
-static int write_word(struct lp_ctx *c, const struct fr_block *b, uint64_t first,
+static int write_word(struct lp_ctx *c, struct fr_block *b, uint64_t first,
 		      uint64_t w, uint64_t mask, const char *buf)
 {
 	uint64_t s, e = 0;
 	int ret;
+
+	if (mask)	/* the chunk's first data gives it a slot in the file */
+		fr_place_chunk(c->img, b, first / b->chunk_pages);
 
 	while (bitmap_next_run(&mask, e, 64, &s, &e)) {
 		uint64_t page = w * 64 + s, len = (e - s) * b->page_size;

@@ -144,18 +144,25 @@ static void free_block_contents(struct fr_block *b)
 {
 	free(b->bitmap);
 	free(b->csums);
+	free(b->chunk_off);
 	b->bitmap = NULL;
 	b->csums = NULL;
+	b->chunk_off = NULL;
 }
 
+/*
+ * The tables of all blocks one after the other from FR_ALIGN, then the data
+ * area. file_size is the most the slots can take (every chunk placed); what
+ * the file finally takes is what fr_place_chunk() gave out.
+ */
 int fr_layout(struct fr_image *img)
 {
-	uint64_t off = FR_ALIGN, end = FR_ALIGN;
+	uint64_t off = FR_ALIGN, data = 0, start;
 	uint32_t i;
 
 	for (i = 0; i < img->nr_blocks; i++) {
 		struct fr_block *b = &img->blocks[i];
-		uint64_t bm_bytes, cs_bytes, meta_end;
+		uint64_t bm_bytes, cs_bytes, slot, slots;
 		size_t nlen = strnlen(b->name, FR_NAME_MAX);
 
 		if (nlen == 0 || nlen >= FR_NAME_MAX) {
@@ -182,30 +189,40 @@ int fr_layout(struct fr_image *img)
 			return -EINVAL;
 		}
 
+		if (b->chunk_pages % 64) {
+			pr_err("block '%s': chunk size %u pages is not a multiple of 64\n", b->name,
+			       b->chunk_pages);
+			return -EINVAL;
+		}
 		b->nr_pages = b->length / b->page_size;
-		b->chunk_pages = FR_CHUNK_PAGES;
+		if (!b->chunk_pages)
+			b->chunk_pages = FR_CHUNK_PAGES;
 		b->nr_chunks = b->nr_pages / b->chunk_pages + (b->nr_pages % b->chunk_pages ? 1 : 0);
 		bm_bytes = bitmap_bytes(b->nr_pages);
 		cs_bytes = b->nr_chunks * 8;
 
-		b->bitmap_offset = off;
 		/* bm_bytes, cs_bytes <= length / 4096 * 8: no overflow of their own */
-		if (off > UINT64_MAX - bm_bytes - cs_bytes)
+		if (off > (uint64_t)INT64_MAX - bm_bytes - 2 * cs_bytes)
 			goto overflow;
+		b->bitmap_offset = off;
 		b->csum_offset = off + bm_bytes;
-		meta_end = b->csum_offset + cs_bytes;
-		if (!align_up_ok(meta_end, &b->pages_offset))
+		b->chunks_offset = b->csum_offset + cs_bytes;
+		off = b->chunks_offset + cs_bytes;
+
+		/* Room for every chunk's slot: the full chunks, then the last one. */
+		slot = fr_slot_bytes(b, 0);
+		if (b->nr_chunks - 1 > (uint64_t)INT64_MAX / slot)
 			goto overflow;
-		if (b->pages_offset > UINT64_MAX - b->length)
+		slots = (b->nr_chunks - 1) * slot + fr_slot_bytes(b, b->nr_chunks - 1);
+		if (slots > (uint64_t)INT64_MAX || data > (uint64_t)INT64_MAX - slots)
 			goto overflow;
-		end = b->pages_offset + b->length;
-		if (end > (uint64_t)INT64_MAX || !align_up_ok(end, &off))
-			goto overflow;
+		data += slots;
 
 		free_block_contents(b);
 		b->bitmap = calloc(bitmap_words(b->nr_pages), sizeof(uint64_t));
 		b->csums = calloc(b->nr_chunks, sizeof(uint64_t));
-		if (!b->bitmap || !b->csums) {
+		b->chunk_off = calloc(b->nr_chunks, sizeof(uint64_t));
+		if (!b->bitmap || !b->csums || !b->chunk_off) {
 			free_block_contents(b);
 			pr_err("block '%s': cannot allocate bitmap for %" PRIu64 " pages\n", b->name,
 			       b->nr_pages);
@@ -213,12 +230,35 @@ int fr_layout(struct fr_image *img)
 		}
 		b->nr_present = 0;
 	}
-	img->file_size = end;
+	if (!align_up_ok(off, &start) || start > (uint64_t)INT64_MAX - data) {
+		i = img->nr_blocks - 1;
+		goto overflow;
+	}
+	for (i = 0; i < img->nr_blocks; i++)
+		img->blocks[i].pages_offset = start;
+	img->data_end = start;
+	img->file_size = start + data;
+	img->version = FR_VERSION;
 	return 0;
 
 overflow:
 	pr_err("block '%s': image layout overflows the file offset range\n", img->blocks[i].name);
 	return -EFBIG;
+}
+
+/* The chunk's pages, rounded up to FR_ALIGN: every slot starts aligned. */
+uint64_t fr_slot_bytes(const struct fr_block *b, uint64_t chunk)
+{
+	/* a chunk is < 2^63 bytes: chunk_pages < 2^32, page_size <= 2^31 */
+	return (fr_chunk_nr_pages(b, chunk) * b->page_size + FR_ALIGN - 1) & ~(FR_ALIGN - 1);
+}
+
+uint64_t fr_place_chunk(struct fr_image *img, struct fr_block *b, uint64_t chunk)
+{
+	if (!b->chunk_off[chunk])
+		b->chunk_off[chunk] = __atomic_fetch_add(&img->data_end, fr_slot_bytes(b, chunk),
+							 __ATOMIC_RELAXED);
+	return b->chunk_off[chunk];
 }
 
 uint64_t fr_chunk_nr_pages(const struct fr_block *b, uint64_t chunk)
@@ -401,13 +441,61 @@ static int write_block_tables(int fd, const char *path, struct fr_block *b, RamB
 	e->chunk_pages = b->chunk_pages;
 	e->nr_present = b->nr_present;
 
+	e->has_chunks_offset = e->has_chunks_csum = true;
+	e->chunks_offset = b->chunks_offset;
+
 	ret = write_le64_array(fd, b->bitmap, nw, b->bitmap_offset, &e->bitmap_csum);
 	if (!ret)
 		ret = write_le64_array(fd, b->csums, b->nr_chunks, b->csum_offset, &e->csum_table_csum);
+	if (!ret)
+		ret = write_le64_array(fd, b->chunk_off, b->nr_chunks, b->chunks_offset, &e->chunks_csum);
 	if (ret)
-		pr_err("%s: block '%s': cannot write bitmap/checksum table: %s\n", path, b->name,
+		pr_err("%s: block '%s': cannot write bitmap/checksum/chunk table: %s\n", path, b->name,
 		       strerror(-ret));
 	return ret;
+}
+
+/*
+ * A chunk that holds a present page must have a slot; the file ends where
+ * the data of the last slot given out can end (fr_create() sized it for
+ * every chunk's), or where the data area starts if there is none.
+ */
+static int trim_to_slots(struct fr_image *img, const char *path)
+{
+	uint64_t end = 0;
+	int ret;
+
+	for (uint32_t i = 0; i < img->nr_blocks; i++) {
+		const struct fr_block *b = &img->blocks[i];
+
+		if (!b->chunk_off)
+			return -EINVAL;
+		for (uint64_t c = 0; c < b->nr_chunks; c++) {
+			uint64_t n = fr_chunk_nr_pages(b, c), off = b->chunk_off[c];
+
+			if (!off && bitmap_any(b->bitmap, c * b->chunk_pages, n)) {
+				pr_err("%s: block '%s' chunk %" PRIu64 " has present pages but no slot\n",
+				       path, b->name, c);
+				return -EINVAL;
+			}
+			if (off && off + n * b->page_size > end)
+				end = off + n * b->page_size;
+		}
+	}
+	if (!end)
+		end = img->data_end;
+	if (img->data_end > img->file_size || end > img->file_size) {
+		pr_err("%s: slots end at %" PRIu64 ", beyond the layout's %" PRIu64 "\n", path,
+		       img->data_end, img->file_size);
+		return -EINVAL;
+	}
+	img->file_size = end;
+	if (ftruncate(img->meta_fd, (off_t)end)) {
+		ret = -errno;
+		pr_perror("%s: cannot trim image to %" PRIu64 " bytes", path, end);
+		return ret;
+	}
+	return 0;
 }
 
 /* Page data (written via fd, possibly O_DIRECT) and metadata durable first. */
@@ -503,6 +591,8 @@ int fr_finish(struct fr_image *img)
 		if (!entries || !eptrs)
 			ret = -ENOMEM;
 	}
+	if (!ret)
+		ret = trim_to_slots(img, path);
 	for (i = 0; !ret && i < img->nr_blocks; i++) {
 		ret = write_block_tables(img->meta_fd, path, &img->blocks[i], &entries[i]);
 		eptrs[i] = &entries[i];
@@ -559,7 +649,8 @@ struct open_ctx {
 	size_t errlen;
 	int meta_fd, fd;
 	struct stat st;		/* of meta_fd */
-	uint32_t hlen;		/* from the prefix */
+	uint32_t version;	/* from the prefix */
+	uint32_t hlen;
 	uint64_t hcsum;
 	uint8_t *hbuf;
 	RamImageEntry *h;
@@ -646,7 +737,10 @@ static int validate_block(struct open_ctx *c, const RamImageEntry *h, uint32_t i
 	b->bitmap_offset = e->bitmap_offset;
 	b->csum_offset = e->csum_offset;
 	b->pages_offset = e->pages_offset;
+	b->chunks_offset = c->version >= 3 ? e->chunks_offset : 0;
 
+	if (c->version >= 3 && (!e->has_chunks_offset || !e->has_chunks_csum))
+		return BFAIL("no chunk table in a version %u image", c->version);
 	if (e->nr_present > b->nr_pages)
 		return BFAIL("header says %" PRIu64 " pages present, block has only %" PRIu64,
 			     e->nr_present, b->nr_pages);
@@ -654,11 +748,23 @@ static int validate_block(struct open_ctx *c, const RamImageEntry *h, uint32_t i
 		return BFAIL("page data offset 0x%" PRIx64 " is not aligned to %llu bytes",
 			     e->pages_offset, (unsigned long long)FR_ALIGN);
 
+	/*
+	 * Version 3: the third region is the chunk table; the data area only
+	 * has to start in the file (the slots in it are checked one by one).
+	 * Version 2: it is the block's whole page region.
+	 */
+	if (c->version >= 3 && e->pages_offset > h->file_size)
+		return BFAIL("data area at 0x%" PRIx64 " starts beyond the end of the image (%" PRIu64
+			     " bytes)", e->pages_offset, h->file_size);
 	regs[0] = (struct region){ e->bitmap_offset, 0, i, "bitmap" };
 	regs[1] = (struct region){ e->csum_offset, 0, i, "checksum table" };
-	regs[2] = (struct region){ e->pages_offset, 0, i, "page data" };
+	if (c->version >= 3)
+		regs[2] = (struct region){ e->chunks_offset, 0, i, "chunk table" };
+	else
+		regs[2] = (struct region){ e->pages_offset, 0, i, "page data" };
 	{
-		const uint64_t lens[3] = { bitmap_bytes(b->nr_pages), b->nr_chunks * 8, e->length };
+		const uint64_t lens[3] = { bitmap_bytes(b->nr_pages), b->nr_chunks * 8,
+					   c->version >= 3 ? b->nr_chunks * 8 : e->length };
 
 		for (int k = 0; k < 3; k++) {
 			struct region *r = &regs[k];
@@ -702,6 +808,18 @@ static int load_table(struct open_ctx *c, int fd, uint32_t i, const struct fr_bl
 	return 0;
 }
 
+/* A version 2 image: chunk c at pages_offset + c * chunk_pages * page_size. */
+static int v2_chunk_table(struct open_ctx *c, uint32_t i, struct fr_block *b)
+{
+	b->chunk_off = calloc(b->nr_chunks, sizeof(uint64_t));
+	if (!b->chunk_off)
+		return fail(c, -ENOMEM, "block %u '%s': out of memory for %" PRIu64 " chunks", i,
+			    b->name, b->nr_chunks);
+	for (uint64_t k = 0; k < b->nr_chunks; k++)
+		b->chunk_off[k] = b->pages_offset + k * b->chunk_pages * b->page_size;
+	return 0;
+}
+
 static int load_block_tables(struct open_ctx *c, int fd, const RamBlockEntry *e, uint32_t i,
 			     struct fr_block *b)
 {
@@ -710,11 +828,15 @@ static int load_block_tables(struct open_ctx *c, int fd, const RamBlockEntry *e,
 					    e->bitmap_csum, &b->bitmap };
 	const struct block_table csums = { "checksum table", "chunk checksum table", b->csum_offset,
 					   b->nr_chunks, e->csum_table_csum, &b->csums };
+	const struct block_table chunks = { "chunk table", "chunk table", b->chunks_offset,
+					    b->nr_chunks, e->chunks_csum, &b->chunk_off };
 	int ret;
 
 	ret = load_table(c, fd, i, b, &bitmap);
 	if (!ret)
 		ret = load_table(c, fd, i, b, &csums);
+	if (!ret)
+		ret = c->version >= 3 ? load_table(c, fd, i, b, &chunks) : v2_chunk_table(c, i, b);
 	if (ret)
 		return ret;
 
@@ -788,6 +910,59 @@ static int check_host_ranges(struct open_ctx *c, const struct fr_block *blocks, 
 					    i, a->name, j, b->name, a->host_addr, a->length, b->host_addr, b->length);
 		}
 	return 0;
+}
+
+/*
+ * Version 3: every chunk with a present page has a slot; a slot is aligned,
+ * in the data area and in the file, and shares no byte with another slot or
+ * a table (meta: the nr_meta table regions, already checked).
+ */
+static int check_slots(struct open_ctx *c, const struct region *meta, uint32_t nr_meta)
+{
+	uint64_t size = c->h->file_size, nr = nr_meta, k;
+	struct region *regs;
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < c->nr_blocks; i++)
+		for (k = 0; k < c->blocks[i].nr_chunks; k++)
+			nr += !!c->blocks[i].chunk_off[k];
+	regs = calloc(nr, sizeof(*regs));
+	if (!regs)
+		return fail(c, -ENOMEM, "out of memory for %" PRIu64 " chunk slots", nr);
+	memcpy(regs, meta, nr_meta * sizeof(*regs));
+	nr = nr_meta;
+	for (i = 0; i < c->nr_blocks; i++) {
+		const struct fr_block *b = &c->blocks[i];
+
+		for (k = 0; k < b->nr_chunks; k++) {
+			uint64_t off = b->chunk_off[k], len = fr_chunk_nr_pages(b, k) * b->page_size;
+
+			ret = -EBADMSG;
+			if (!off && bitmap_any(b->bitmap, k * b->chunk_pages, fr_chunk_nr_pages(b, k)))
+				ret = fail(c, ret, "block %u '%s' chunk %" PRIu64 " has present pages "
+					   "but no slot", i, b->name, k);
+			else if (off && (off % FR_ALIGN || off < b->pages_offset))
+				ret = fail(c, ret, "block %u '%s' chunk %" PRIu64 ": slot at 0x%" PRIx64
+					   " is not an aligned place in the data area (from 0x%" PRIx64 ")",
+					   i, b->name, k, off, b->pages_offset);
+			else if (off && (off > size || len > size - off))
+				ret = fail(c, ret, "block %u '%s' chunk %" PRIu64 ": slot [0x%" PRIx64
+					   ", +%" PRIu64 ") lies beyond the end of the image (%" PRIu64
+					   " bytes)", i, b->name, k, off, len, size);
+			else
+				ret = 0;
+			if (ret) {
+				free(regs);
+				return ret;
+			}
+			if (off)
+				regs[nr++] = (struct region){ off, off + len, i, "chunk slot" };
+		}
+	}
+	ret = check_file_regions(c, c->blocks, regs, nr);
+	free(regs);
+	return ret;
 }
 
 static void free_blocks(struct fr_block *blocks, uint32_t n)
@@ -865,10 +1040,11 @@ static int read_prefix(struct open_ctx *c)
 	version = le32toh(p.version);
 	c->hlen = le32toh(p.header_len);
 	c->hcsum = le64toh(p.header_csum);
-	if (version != FR_VERSION)
-		return fail(c, -EPROTONOSUPPORT, "image version %u, this build reads %d%s", version,
-			    FR_VERSION, version == 1 ? " (version 1 images are not bound to their "
-			    "checkpoint and cannot be verified: dump again)" : "");
+	if (version < FR_VERSION_MIN || version > FR_VERSION)
+		return fail(c, -EPROTONOSUPPORT, "image version %u, this build reads %d..%d%s", version,
+			    FR_VERSION_MIN, FR_VERSION, version == 1 ? " (version 1 images are not bound "
+			    "to their checkpoint and cannot be verified: dump again)" : "");
+	c->version = version;
 	if (c->hlen == 0 || c->hlen > FR_HEADER_MAX)
 		return fail(c, -EBADMSG, "header length %u out of range (1..%llu): prefix is corrupt",
 			    c->hlen, (unsigned long long)FR_HEADER_MAX);
@@ -953,9 +1129,11 @@ static int load_blocks(struct open_ctx *c)
 		ret = check_file_regions(c, c->blocks, regs, nb * 3);
 	if (!ret)
 		ret = check_host_ranges(c, c->blocks, nb);
-	free(regs);
 	for (i = 0; !ret && i < nb; i++)
 		ret = load_block_tables(c, c->meta_fd, c->h->blocks[i], i, &c->blocks[i]);
+	if (!ret && c->version >= 3)
+		ret = check_slots(c, regs, nb * 3);
+	free(regs);
 	return ret;
 }
 
@@ -984,6 +1162,8 @@ static void take_image(struct open_ctx *c, struct fr_image *img)
 	img->nr_blocks = c->nr_blocks;
 	img->blocks = c->blocks;
 	img->file_size = h->file_size;
+	img->data_end = h->file_size;
+	img->version = c->version;
 	img->dump_time_ns = h->has_dump_time_ns ? h->dump_time_ns : 0;
 	snprintf(img->criu_run_id, sizeof(img->criu_run_id), "%s", h->criu_run_id ? h->criu_run_id : "");
 	c->fd = c->meta_fd = -1;
@@ -1031,14 +1211,18 @@ int fr_open(struct fr_image *img, int dirfd, const char *name, char *err, size_t
 /* Chunk reads                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* Read len bytes of page data at off into dst; log and fail on errors/EOF. */
-static int read_pages(const struct fr_image *img, const struct fr_block *b, uint64_t chunk, uint64_t off,
-		      uint64_t len, char *dst)
+/*
+ * Read len bytes of page data from byte block_off of the block (a run of
+ * pages inside one chunk, so inside its slot) into dst; log and fail on
+ * errors/EOF.
+ */
+static int read_pages(const struct fr_image *img, const struct fr_block *b, uint64_t chunk,
+		      uint64_t block_off, uint64_t len, char *dst)
 {
 	bool aligned = !((uintptr_t)dst % FR_MIN_PAGE_SIZE) && !(len % FR_MIN_PAGE_SIZE);
 	int fd = (aligned && img->fd >= 0) ? img->fd : img->meta_fd;
-	uint64_t page = (off - b->pages_offset) / b->page_size;
-	uint64_t last = (off + len - 1 - b->pages_offset) / b->page_size;
+	uint64_t page = block_off / b->page_size, last = (block_off + len - 1) / b->page_size;
+	uint64_t off = fr_page_offset(b, page) + block_off % b->page_size;
 	char path[PATH_MAX];
 	ssize_t r;
 
@@ -1091,7 +1275,7 @@ int fr_read_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t
 	/* Runs of present pages become one pread each; absent runs one memset. */
 	while (bitmap_next_run(b->bitmap, e, first + n, &s, &e)) {
 		memset(p + done * b->page_size, 0, (s - first - done) * b->page_size);
-		ret = read_pages(img, b, chunk, fr_page_offset(b, s), (e - s) * b->page_size,
+		ret = read_pages(img, b, chunk, s * b->page_size, (e - s) * b->page_size,
 				 p + (s - first) * b->page_size);
 		if (ret)
 			return ret;
@@ -1117,7 +1301,7 @@ static int scan_run(const struct fr_image *img, const struct fr_block *b, uint64
 		uint64_t len = bytes - done < buf_len ? bytes - done : buf_len;
 		uint64_t block_off = s * b->page_size + done;
 
-		ret = read_pages(img, b, chunk, b->pages_offset + block_off, len, buf);
+		ret = read_pages(img, b, chunk, block_off, len, buf);
 		if (ret)
 			return ret;
 		XXH3_64bits_update(st, buf, len);

@@ -1,17 +1,25 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Fixed-ram page image: every guest page of a RAM block lives at a fixed file
- * offset (pages_offset + page * page_size); a bitmap says which pages hold
- * data; pages whose bit is clear read as zero. Written out of order by
- * parallel workers, read back in parallel or mmap'ed. See
+ * Fixed-ram page image: every guest page of a RAM block has a fixed place in
+ * the file, inside the slot of its chunk (chunk_pages pages); a bitmap says
+ * which pages hold data; pages whose bit is clear read as zero. Written out
+ * of order by parallel workers, read back in parallel or mmap'ed. See
  * Documentation/image-format.md for the on-disk layout.
  *
- * File layout:
+ * File layout (version 3):
  *   0            struct fr_prefix (32 bytes, little endian)
  *   32           header: protobuf ram_image_entry, prefix.header_len bytes
- *   FR_ALIGN..   per block, in order: bitmap (nr_pages bits as LE u64 words),
- *                chunk checksum table (nr_chunks LE u64), then at the next
- *                FR_ALIGN boundary the page region (nr_pages * page_size).
+ *   FR_ALIGN..   per block, one after the other: bitmap (nr_pages bits as LE
+ *                u64 words), chunk checksum table (nr_chunks LE u64), chunk
+ *                table (nr_chunks LE u64: file offset of the chunk's slot, 0
+ *                for a chunk that has none)
+ *   data area    at the next FR_ALIGN boundary (pages_offset): the slots,
+ *                FR_ALIGN aligned, in the order writers first put data into
+ *                their chunks. A chunk without data has no slot, so the
+ *                file's apparent size follows the data, not the RAM size.
+ *
+ * Version 2 images (read, no longer written) had no chunk table: block i's
+ * chunk c lived at pages_offset + c * chunk_pages * page_size.
  *
  * The prefix and header are written last (fr_finish), after everything else
  * is fsync'ed, so an interrupted dump leaves a file that fr_open() rejects.
@@ -30,7 +38,8 @@
 #include "bitmap.h"
 
 #define FR_MAGIC	"CRQMRAM1"	/* 8 bytes, no NUL stored */
-#define FR_VERSION	2		/* 2: criu_run_id binds an image to its checkpoint */
+#define FR_VERSION	3		/* 3: chunk slots; 2: criu_run_id binds an image to its checkpoint */
+#define FR_VERSION_MIN	2		/* oldest version fr_open() reads */
 #define FR_ALIGN	(1ULL << 20)	/* page regions aligned like QEMU's mapped-ram */
 #define FR_CHUNK_PAGES	256		/* multiple of 64: a chunk owns whole bitmap words */
 #define FR_NAME_MAX	64
@@ -65,11 +74,13 @@ struct fr_block {
 	uint32_t chunk_pages;
 	uint64_t bitmap_offset;
 	uint64_t csum_offset;
-	uint64_t pages_offset;
+	uint64_t pages_offset;	/* v3: start of the data area; v2: page 0 */
+	uint64_t chunks_offset;	/* v3: the chunk table; 0 in a v2 image */
 
 	/* Contents, in memory while dumping / restoring. */
 	uint64_t *bitmap;	/* nr_pages bits, word i covers pages 64i..64i+63 */
 	uint64_t *csums;	/* nr_chunks entries */
+	uint64_t *chunk_off;	/* nr_chunks entries: file offset of the chunk's slot, 0: none */
 	uint64_t nr_present;	/* set by fr_finish() / fr_open() */
 };
 
@@ -79,7 +90,9 @@ struct fr_image {
 	uint32_t pid;
 	uint32_t nr_blocks;
 	struct fr_block *blocks;
-	uint64_t file_size;
+	uint64_t file_size;	/* while writing: the most the slots can take */
+	uint64_t data_end;	/* while writing: where the next slot goes */
+	uint32_t version;	/* of an opened image; FR_VERSION when written */
 	uint64_t dump_time_ns;
 	char criu_run_id[FR_RUN_ID_MAX];	/* the CRIU run that dumped it; "" if none */
 };
@@ -90,19 +103,40 @@ int fr_image_name(char *buf, size_t len, pid_t pid);
 /* Allocate nr_blocks zeroed blocks; fds set to -1. */
 int fr_image_init(struct fr_image *img, uint32_t pid, uint32_t nr_blocks);
 
-/* Compute every block's layout and file_size; allocate bitmaps and csums. */
+/*
+ * Compute every block's layout and file_size; allocate bitmaps, csums and
+ * chunk tables. A block's chunk_pages is FR_CHUNK_PAGES if 0, else the
+ * caller's (a multiple of 64).
+ */
 int fr_layout(struct fr_image *img);
 
 /*
- * Create (truncate) the image file in dirfd, size it to file_size (sparse),
+ * Create (truncate) the image file in dirfd, size it to file_size (sparse:
+ * the most every chunk's slot can take; fr_finish() trims it),
  * and keep it open. extra_flags may hold O_DIRECT for the data fd.
  * Returns 0 or -errno.
  */
 int fr_create(struct fr_image *img, int dirfd, const char *name, int extra_flags);
 
+/* Bytes a chunk's slot takes in the data area: its pages, aligned up to FR_ALIGN. */
+uint64_t fr_slot_bytes(const struct fr_block *b, uint64_t chunk);
+
+/*
+ * The file offset of the chunk's slot, given one now if it has none (the
+ * next FR_ALIGN aligned place in the data area). A writer calls it before
+ * it writes the first page of a chunk; threads may place different chunks
+ * at the same time, never the same chunk (a chunk is one worker's).
+ */
+uint64_t fr_place_chunk(struct fr_image *img, struct fr_block *b, uint64_t chunk);
+
+/*
+ * Where a page lives in the file. Its chunk must have a slot: every chunk
+ * with a present page has one (fr_open() checks), a writer places the
+ * chunk first (fr_place_chunk()).
+ */
 static inline uint64_t fr_page_offset(const struct fr_block *b, uint64_t page)
 {
-	return b->pages_offset + page * b->page_size;
+	return b->chunk_off[page / b->chunk_pages] + page % b->chunk_pages * b->page_size;
 }
 
 /* Pages in chunk (the last chunk of a block may be short). */
@@ -115,8 +149,8 @@ uint64_t fr_chunk_nr_pages(const struct fr_block *b, uint64_t chunk);
 uint64_t fr_chunk_csum(const struct fr_block *b, uint64_t chunk, const void *buf);
 
 /*
- * Write bitmaps and checksum tables, fsync, then the header and prefix,
- * fsync again. After this returns 0 the image is complete and durable.
+ * Trim the file to the slots given out, write bitmaps, checksum tables and
+ * chunk tables, fsync, then the header and prefix, fsync again. After this returns 0 the image is complete and durable.
  */
 int fr_finish(struct fr_image *img);
 

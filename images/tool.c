@@ -125,6 +125,34 @@ static double pct(uint64_t a, uint64_t b)
 	return b ? 100.0 * (double)a / (double)b : 0.0;
 }
 
+/* Chunks of the block with a place in the file (version 2: all of them), and their bytes. */
+static uint64_t block_slots(const struct fr_block *b, uint64_t *bytes)
+{
+	uint64_t n = 0;
+
+	if (bytes)
+		*bytes = 0;
+	for (uint64_t c = 0; c < b->nr_chunks; c++) {
+		if (!b->chunk_off[c])
+			continue;
+		n++;
+		if (bytes)
+			*bytes += fr_chunk_nr_pages(b, c) * b->page_size;
+	}
+	return n;
+}
+
+/* Where the block's last page in the file ends (pages_offset if none is). */
+static uint64_t block_pages_end(const struct fr_block *b)
+{
+	uint64_t end = b->pages_offset;
+
+	for (uint64_t c = 0; c < b->nr_chunks; c++)
+		if (b->chunk_off[c] && b->chunk_off[c] + fr_chunk_nr_pages(b, c) * b->page_size > end)
+			end = b->chunk_off[c] + fr_chunk_nr_pages(b, c) * b->page_size;
+	return end;
+}
+
 static int cmd_show(const char *file, bool json)
 {
 	struct fr_image img;
@@ -157,7 +185,7 @@ static int cmd_show(const char *file, bool json)
 	if (json) {
 		printf("{\n  \"file\": ");
 		json_str(file);
-		printf(",\n  \"version\": %d,\n  \"pid\": %u,\n  \"criu_run_id\": ", FR_VERSION, img.pid);
+		printf(",\n  \"version\": %u,\n  \"pid\": %u,\n  \"criu_run_id\": ", img.version, img.pid);
 		json_str(img.criu_run_id);
 		printf(",\n");
 		printf("  \"dump_time_ns\": %" PRIu64 ",\n  \"dump_time\": \"%s\",\n", img.dump_time_ns, tbuf);
@@ -182,8 +210,14 @@ static int cmd_show(const char *file, bool json)
 			       b->nr_chunks);
 			printf("      \"bitmap_offset\": %" PRIu64 ",\n      \"csum_offset\": %" PRIu64 ",\n",
 			       b->bitmap_offset, b->csum_offset);
-			printf("      \"pages_offset\": %" PRIu64 ",\n      \"pages_end\": %" PRIu64 "\n    }",
-			       b->pages_offset, b->pages_offset + b->length);
+			printf("      \"chunks_offset\": %" PRIu64 ",\n      \"slots\": %" PRIu64 ",\n",
+			       b->chunks_offset, block_slots(b, NULL));
+			printf("      \"pages_offset\": %" PRIu64 ",\n      \"pages_end\": %" PRIu64 ",\n",
+			       b->pages_offset, block_pages_end(b));
+			printf("      \"chunk_offsets\": [");
+			for (uint64_t c = 0; c < b->nr_chunks; c++)
+				printf("%s%" PRIu64, c ? ", " : "", b->chunk_off[c]);
+			printf("]\n    }");
 		}
 		printf("%s]\n}\n", img.nr_blocks ? "\n  " : "");
 		fr_close(&img);
@@ -192,7 +226,7 @@ static int cmd_show(const char *file, bool json)
 
 	human(img.file_size, h1, sizeof(h1));
 	human(allocated, h2, sizeof(h2));
-	printf("%s: criu-qemu RAM image, version %d\n", file, FR_VERSION);
+	printf("%s: criu-qemu RAM image, version %u\n", file, img.version);
 	printf("  pid:         %u\n", img.pid);
 	printf("  CRIU run:    %s\n", img.criu_run_id[0] ? img.criu_run_id : "(none)");
 	printf("  dump time:   %s\n", tbuf);
@@ -202,6 +236,7 @@ static int cmd_show(const char *file, bool json)
 	printf("  blocks:      %u\n", img.nr_blocks);
 	for (uint32_t i = 0; i < img.nr_blocks; i++) {
 		const struct fr_block *b = &img.blocks[i];
+		uint64_t slots, slot_bytes;
 
 		human(b->length, h1, sizeof(h1));
 		printf("\nblock %u: %s\n", i, safe_name(b->name, nbuf, sizeof(nbuf)));
@@ -217,8 +252,14 @@ static int cmd_show(const char *file, bool json)
 		       b->csum_offset > b->bitmap_offset ? b->csum_offset - b->bitmap_offset : 0);
 		printf("  csum table:  offset 0x%" PRIx64 " (%" PRIu64 " bytes)\n", b->csum_offset,
 		       b->nr_chunks * 8);
-		printf("  page data:   offset 0x%" PRIx64 "-0x%" PRIx64 "\n", b->pages_offset,
-		       b->pages_offset + b->length);
+		if (b->chunks_offset)
+			printf("  chunk table: offset 0x%" PRIx64 " (%" PRIu64 " bytes)\n", b->chunks_offset,
+			       b->nr_chunks * 8);
+		slots = block_slots(b, &slot_bytes);
+		human(slot_bytes, h1, sizeof(h1));
+		printf("  page data:   %" PRIu64 " of %" PRIu64 " chunks in the file (%s), "
+		       "offset 0x%" PRIx64 "-0x%" PRIx64 "\n", slots, b->nr_chunks, h1,
+		       b->pages_offset, block_pages_end(b));
 	}
 	fr_close(&img);
 	return 0;

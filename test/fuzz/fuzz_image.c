@@ -140,7 +140,7 @@ static bool file_csum(uint64_t off, uint64_t len, uint64_t file_size, uint64_t *
 	return true;
 }
 
-/* The header fields that describe a block's bitmap and checksum table. */
+/* The header fields that describe a block's bitmap, checksum and chunk tables. */
 static void fix_tables(RamBlockEntry *e, uint64_t file_size)
 {
 	uint64_t nr_pages, chunks;
@@ -153,6 +153,9 @@ static void fix_tables(RamBlockEntry *e, uint64_t file_size)
 		return;
 	chunks = nr_pages / e->chunk_pages + (nr_pages % e->chunk_pages ? 1 : 0);
 	file_csum(e->csum_offset, chunks * 8, file_size, &e->csum_table_csum, NULL);
+	if (e->has_chunks_offset)
+		e->has_chunks_csum = file_csum(e->chunks_offset, chunks * 8, file_size, &e->chunks_csum,
+					       NULL);
 }
 
 /* Header: file size, table checksums, nr_present; then the prefix's checksum. */
@@ -224,8 +227,16 @@ static void check_block(const struct fr_image *img, const struct fr_block *b)
 	CHECK(b->page_size >= 4096 && !(b->page_size & (b->page_size - 1)), "page size %u", b->page_size);
 	CHECK(b->nr_pages == b->length / b->page_size, "block '%s' nr_pages", b->name);
 	CHECK(b->nr_present <= b->nr_pages, "block '%s' nr_present", b->name);
-	CHECK(b->pages_offset <= end && b->length <= end - b->pages_offset,
-	      "block '%s' pages beyond the file", b->name);
+	CHECK(b->chunk_off, "block '%s' without a chunk table", b->name);
+	for (uint64_t c = 0; c < b->nr_chunks; c++) {
+		uint64_t off = b->chunk_off[c], len = fr_chunk_nr_pages(b, c) * b->page_size;
+
+		CHECK(!off || (off <= end && len <= end - off), "block '%s' chunk %llu beyond the file",
+		      b->name, (unsigned long long)c);
+		CHECK(off || !bitmap_any(b->bitmap, c * b->chunk_pages, fr_chunk_nr_pages(b, c)),
+		      "block '%s' chunk %llu has present pages and no slot", b->name,
+		      (unsigned long long)c);
+	}
 	CHECK(b->bitmap_offset <= end && (b->nr_pages + 63) / 64 * 8 <= end - b->bitmap_offset,
 	      "block '%s' bitmap beyond the file", b->name);
 	CHECK(b->csum_offset <= end && b->nr_chunks * 8 <= end - b->csum_offset,

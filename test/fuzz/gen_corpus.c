@@ -55,6 +55,10 @@ static const struct seed seeds[] = {
 	{ "two-chunks", 1, {
 		{ "pc.ram", 300, KIB4, FR_BACKING_ANON_PRIVATE, { 0, 3, 256, 258 }, 4, -1 },
 	} },
+	/* Slots in the order data came: chunk 2's first, then 1's, then 0's. */
+	{ "slots-out-of-order", 1, {
+		{ "pc.ram", 600, KIB4, FR_BACKING_ANON_PRIVATE, { 520, 300, 1 }, 3, -1 },
+	} },
 	{ "three-blocks", 3, {
 		{ "mem-huge", 1, MIB2, FR_BACKING_HUGETLB, { 0 }, 1, -1 },
 		{ "pc.ram", 300, KIB4, FR_BACKING_ANON_PRIVATE, { 1, 256 }, 2, -1 },
@@ -88,6 +92,7 @@ static int write_block(struct fr_image *img, unsigned i, const struct block_spec
 
 		if ((int)pg != s->zero_page)
 			fill_page(p, i, pg);
+		fr_place_chunk(img, b, pg / b->chunk_pages);
 		if (pwrite(img->fd, p, b->page_size, fr_page_offset(b, pg)) != (ssize_t)b->page_size) {
 			free(mem);
 			return -EIO;

@@ -108,7 +108,11 @@ static void write_image(const char *name, int extra_flags, bool finish)
 		const uint64_t *pl = present_list(i, &n);
 
 		for (size_t k = 0; k < n; k++) {
-			ssize_t w = pwrite(img.fd, mem[i] + pl[k] * PS, PS, fr_page_offset(b, pl[k]));
+			ssize_t w;
+
+			/* slots in page order: block 0's chunks at 2..5 MiB, block 1's at 6, 7 */
+			fr_place_chunk(&img, b, pl[k] / b->chunk_pages);
+			w = pwrite(img.fd, mem[i] + pl[k] * PS, PS, fr_page_offset(b, pl[k]));
 
 			assert_int_equal(w, PS);
 			fr_bit_set(b->bitmap, pl[k]);
@@ -324,26 +328,39 @@ static void test_layout(void **state)
 	assert_int_equal(fr_chunk_nr_pages(b0, 0), 256);
 	assert_int_equal(fr_chunk_nr_pages(b0, 3), 3);
 	assert_int_equal(fr_chunk_nr_pages(b0, 4), 0);
+	/* tables: bitmap 13 words, checksums 4, chunk table 4 */
 	assert_int_equal(b0->bitmap_offset, FR_ALIGN);
 	assert_int_equal(b0->csum_offset, FR_ALIGN + 13 * 8);
-	assert_int_equal(b0->pages_offset, 2 * FR_ALIGN);
+	assert_int_equal(b0->chunks_offset, FR_ALIGN + 17 * 8);
 
 	assert_int_equal(b1->nr_pages, 321);
 	assert_int_equal(b1->nr_chunks, 2);
 	assert_int_equal(fr_chunk_nr_pages(b1, 1), 65);
-	/* block 0's pages end at 5 MiB + 12 KiB: block 1 starts at 6 MiB */
-	assert_int_equal(b1->bitmap_offset, 6 * FR_ALIGN);
-	assert_int_equal(b1->csum_offset, 6 * FR_ALIGN + 6 * 8);
-	assert_int_equal(b1->pages_offset, 7 * FR_ALIGN);
-	assert_int_equal(img.file_size, 7 * FR_ALIGN + spec[1].length);
+	/* block 1's tables right after block 0's (6 + 2 + 2 words) */
+	assert_int_equal(b1->bitmap_offset, FR_ALIGN + 21 * 8);
+	assert_int_equal(b1->csum_offset, FR_ALIGN + 27 * 8);
+	assert_int_equal(b1->chunks_offset, FR_ALIGN + 29 * 8);
+	/* one data area for all blocks, room for a slot per chunk */
+	assert_int_equal(b0->pages_offset, 2 * FR_ALIGN);
+	assert_int_equal(b1->pages_offset, 2 * FR_ALIGN);
+	assert_int_equal(img.data_end, 2 * FR_ALIGN);
+	assert_int_equal(img.file_size, 8 * FR_ALIGN);
 
 	assert_non_null(b0->bitmap);
 	assert_non_null(b1->csums);
 	for (uint64_t w = 0; w < 13; w++)
 		assert_int_equal(b0->bitmap[w], 0);
+	for (uint64_t c = 0; c < 4; c++)
+		assert_int_equal(b0->chunk_off[c], 0);
 
-	/* every region page-aligned as O_DIRECT wants */
-	assert_int_equal(fr_page_offset(b1, 5) % 4096, 0);
+	/* slots in the order chunks are placed, once each, 1 MiB even when short */
+	assert_int_equal(fr_slot_bytes(b1, 1), FR_ALIGN);
+	assert_int_equal(fr_place_chunk(&img, &img.blocks[1], 1), 2 * FR_ALIGN);
+	assert_int_equal(fr_place_chunk(&img, &img.blocks[0], 3), 3 * FR_ALIGN);
+	assert_int_equal(fr_place_chunk(&img, &img.blocks[1], 1), 2 * FR_ALIGN);
+	assert_int_equal(img.data_end, 4 * FR_ALIGN);
+	assert_int_equal(fr_page_offset(b1, 256 + 5), 2 * FR_ALIGN + 5 * PS);
+	assert_int_equal(fr_page_offset(b0, 770), 3 * FR_ALIGN + 2 * PS);
 	fr_close(&img);
 }
 
@@ -539,8 +556,9 @@ static void test_sparse(void **state)
 	(void)state;
 	assert_int_equal(fstatat(dirfd_, IMG, &st, 0), 0);
 	file_size = st.st_size;
-	assert_int_equal(file_size, 7 * FR_ALIGN + spec[1].length);
-	/* 23 pages + metadata written out of an 8+ MiB file */
+	/* the last slot, block 1's chunk 1 (65 pages) at 7 MiB, ends the file */
+	assert_int_equal(file_size, 7 * FR_ALIGN + 65 * PS);
+	/* 23 pages + metadata written out of a 7+ MiB file */
 	if ((uint64_t)st.st_blocks * 512 >= file_size / 8)
 		fail_msg("image not sparse: %llu bytes allocated of %llu",
 			 (unsigned long long)st.st_blocks * 512, (unsigned long long)file_size);
@@ -579,11 +597,11 @@ static void test_bad_magic(void **state)
 
 static void test_bad_version(void **state)
 {
-	uint32_t v = htole32(3);
+	uint32_t v = htole32(4);
 
 	(void)state;
 	pwrite_at(&v, 4, offsetof(struct fr_prefix, version));
-	expect_open_error(-EPROTONOSUPPORT, "image version 3, this build reads 2", NULL);
+	expect_open_error(-EPROTONOSUPPORT, "image version 4, this build reads 2..3", NULL);
 	/* Version 1 had no checkpoint identity: say so, and what to do. */
 	v = htole32(1);
 	pwrite_at(&v, 4, offsetof(struct fr_prefix, version));
@@ -630,8 +648,8 @@ static void test_header_len_off_by_one(void **state)
 static void test_bitmap_flip(void **state)
 {
 	(void)state;
-	/* block 1's bitmap starts at 6 MiB */
-	flip_byte(6 * FR_ALIGN + 2);
+	/* block 1's bitmap starts after block 0's tables */
+	flip_byte(FR_ALIGN + 21 * 8 + 2);
 	expect_open_error(-EBADMSG, "block 1 'vga.vram'", "bitmap checksum mismatch", NULL);
 }
 
@@ -650,8 +668,8 @@ static void test_page_flip(void **state)
 	const char *log;
 
 	(void)state;
-	/* block 0 page 511 (chunk 1) is present */
-	flip_byte(2 * FR_ALIGN + 511 * PS + 100);
+	/* block 0 page 511 (chunk 1, slot at 3 MiB) is present */
+	flip_byte(3 * FR_ALIGN + 255 * PS + 100);
 	assert_int_equal(open_image(&img, err, sizeof(err)), 0); /* page data is checked lazily */
 
 	capture_start();
@@ -689,7 +707,7 @@ static void test_absent_page_garbage_ignored(void **state)
 static void test_truncated(void **state)
 {
 	char want[128];
-	uint64_t size = 7 * FR_ALIGN + spec[1].length;
+	uint64_t size = 7 * FR_ALIGN + 65 * PS;
 
 	(void)state;
 	truncate_to(size - PS);
@@ -707,7 +725,7 @@ static void test_truncated(void **state)
 static void test_trailing_data(void **state)
 {
 	(void)state;
-	truncate_to(7 * FR_ALIGN + spec[1].length + PS);
+	truncate_to(7 * FR_ALIGN + 65 * PS + PS);
 	expect_open_error(-EBADMSG, "size mismatch", "trailing data", NULL);
 }
 
@@ -757,8 +775,8 @@ static void test_truncated_after_open(void **state)
 
 	(void)state;
 	assert_int_equal(open_image(&img, err, sizeof(err)), 0);
-	/* cut inside block 1's page 63 (present, chunk 0) */
-	truncate_to(7 * FR_ALIGN + 63 * PS + 100);
+	/* cut inside block 1's page 63 (present, chunk 0, slot at 6 MiB) */
+	truncate_to(6 * FR_ALIGN + 63 * PS + 100);
 	capture_start();
 	assert_int_equal(fr_read_chunk(&img, &img.blocks[1], 0, buf), -EIO);
 	log = capture_stop();
@@ -788,13 +806,13 @@ static uint8_t *read_header(uint32_t *len)
 	return h;
 }
 
-/* Write hdr (len bytes) as the header with a matching prefix. */
-static void write_header(const void *hdr, uint32_t len)
+/* Write hdr (len bytes) as the header of a version image with a matching prefix. */
+static void write_header_v(const void *hdr, uint32_t len, uint32_t version)
 {
 	struct fr_prefix p = {};
 
 	memcpy(p.magic, FR_MAGIC, 8);
-	p.version = htole32(FR_VERSION);
+	p.version = htole32(version);
 	p.header_len = htole32(len);
 	p.header_csum = htole64(XXH3_64bits(hdr, len));
 	pwrite_at(&p, sizeof(p), 0);
@@ -802,9 +820,14 @@ static void write_header(const void *hdr, uint32_t len)
 		pwrite_at(hdr, len, FR_PREFIX_SIZE);
 }
 
+static void write_header(const void *hdr, uint32_t len)
+{
+	write_header_v(hdr, len, FR_VERSION);
+}
+
 typedef void (*mutate_fn)(RamImageEntry *h);
 
-static void rewrite_header(mutate_fn fn)
+static void rewrite_header_v(mutate_fn fn, uint32_t version)
 {
 	uint32_t len;
 	uint8_t *raw = read_header(&len), *out;
@@ -816,10 +839,15 @@ static void rewrite_header(mutate_fn fn)
 	n = ram_image_entry__get_packed_size(h);
 	out = malloc(n + 1);
 	ram_image_entry__pack(h, out);
-	write_header(out, n);
+	write_header_v(out, n, version);
 	ram_image_entry__free_unpacked(h, NULL);
 	free(out);
 	free(raw);
+}
+
+static void rewrite_header(mutate_fn fn)
+{
+	rewrite_header_v(fn, FR_VERSION);
 }
 
 #define LONG_NAME "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -842,8 +870,11 @@ MUT(m_chunk_zero, b1->chunk_pages = 0)
 MUT(m_chunk_odd, b1->chunk_pages = 100)
 MUT(m_pages_unaligned, b0->pages_offset += 4096)
 MUT(m_bitmap_in_header, b0->bitmap_offset = 100)
-MUT(m_overlap_pages, b1->pages_offset = b0->pages_offset)
-MUT(m_overlap_bitmap, b1->bitmap_offset = b0->pages_offset + 4096)
+MUT(m_overlap_chunks, b1->chunks_offset = b0->chunks_offset + 8)
+MUT(m_overlap_bitmap, b1->bitmap_offset = b0->chunks_offset + 8)
+MUT(m_bitmap_in_slot, b1->bitmap_offset = b0->pages_offset + 4096)
+MUT(m_no_chunk_table, b1->has_chunks_offset = false)
+MUT(m_chunks_csum, b0->chunks_csum ^= 1)
 MUT(m_overlap_csum, b0->csum_offset = b0->bitmap_offset + 8)
 MUT(m_csum_beyond, b1->csum_offset = h->file_size - 4)
 MUT(m_bitmap_wrap, b1->bitmap_offset = UINT64_MAX - 3)
@@ -881,14 +912,18 @@ static void test_hostile_headers(void **state)
 		{ m_chunk_odd, -EBADMSG, "block 1 'vga.vram'", "chunk size 100 pages" },
 		{ m_pages_unaligned, -EBADMSG, "block 0 'pc.ram'", "is not aligned" },
 		{ m_bitmap_in_header, -EBADMSG, "bitmap at offset 0x64 overlaps the header area", NULL },
-		{ m_overlap_pages, -EBADMSG, "overlaps", "page data" },
-		{ m_overlap_bitmap, -EBADMSG, "block 1 'vga.vram' bitmap", "overlaps block 0 'pc.ram' page data" },
+		{ m_overlap_chunks, -EBADMSG, "overlaps", "chunk table" },
+		{ m_overlap_bitmap, -EBADMSG, "block 1 'vga.vram' bitmap", "overlaps block 0 'pc.ram' chunk table" },
+		/* its checksum cannot match the page data it lies in */
+		{ m_bitmap_in_slot, -EBADMSG, "block 1 'vga.vram'", "bitmap checksum mismatch" },
+		{ m_no_chunk_table, -EBADMSG, "block 1 'vga.vram'", "no chunk table in a version 3 image" },
+		{ m_chunks_csum, -EBADMSG, "block 0 'pc.ram'", "chunk table checksum mismatch" },
 		{ m_overlap_csum, -EBADMSG, "overlaps", "checksum table" },
 		{ m_csum_beyond, -EBADMSG, "block 1 'vga.vram'", "beyond the end of the image" },
 		{ m_bitmap_wrap, -EBADMSG, "block 1 'vga.vram'", "beyond the end of the image" },
 		{ m_length_huge, -EBADMSG, "block 1 'vga.vram'", "beyond the end of the image" },
 		{ m_length_max, -EBADMSG, "block 1 'vga.vram'", "host range" },
-		{ m_pages_wrap, -EBADMSG, "block 1 'vga.vram': page data", "beyond the end of the image" },
+		{ m_pages_wrap, -EBADMSG, "block 1 'vga.vram': data area", "beyond the end of the image" },
 		{ m_nr_present_wrong, -EBADMSG, "block 0 'pc.ram'", "bitmap has 14 pages set, header says 13" },
 		{ m_nr_present_huge, -EBADMSG, "block 0 'pc.ram'", "pages present, block has only 771" },
 		{ m_backing_bad, -EBADMSG, "block 0 'pc.ram'", "unknown backing type 7" },
@@ -918,6 +953,112 @@ static void test_hostile_headers(void **state)
 			continue;
 		}
 		expect_open_error(cases[i].ret, cases[i].want1, cases[i].want2, NULL);
+	}
+}
+
+/*
+ * The test image as version 2 wrote it: its slots happen to be each
+ * block's chunks in order (block 0 at 2 MiB, block 1 at 6 MiB), which is
+ * version 2's placement, so only the header changes.
+ */
+static void m_to_v2(RamImageEntry *h)
+{
+	for (int i = 0; i < NBLK; i++) {
+		h->blocks[i]->has_chunks_offset = h->blocks[i]->has_chunks_csum = false;
+		h->blocks[i]->chunks_offset = h->blocks[i]->chunks_csum = 0;
+	}
+	h->blocks[1]->pages_offset = 6 * FR_ALIGN;
+}
+
+static void test_v2_image(void **state)
+{
+	struct fr_image img;
+	char err[256];
+
+	(void)state;
+	rewrite_header_v(m_to_v2, 2);
+	assert_int_equal(open_image(&img, err, sizeof(err)), 0);
+	assert_int_equal(img.version, 2);
+	assert_int_equal(img.blocks[1].chunk_off[1], 7 * FR_ALIGN);
+	check_header(&img);
+	check_all_chunks(&img, 0);
+	fr_close(&img);
+
+	/* version 2 places block 1's pages at 6 MiB: they must fit in the file */
+	write_image(IMG, 0, true);
+	rewrite_header_v(m_to_v2, 2);
+	truncate_to(7 * FR_ALIGN + 64 * PS);
+	expect_open_error(-EBADMSG, "truncated", NULL);
+}
+
+/* Set block blk's chunk table entry for chunk to off, re-sign table and header. */
+static void set_slot(int blk, uint64_t chunk, uint64_t off)
+{
+	uint32_t len;
+	uint8_t *raw = read_header(&len), *out;
+	RamImageEntry *h = ram_image_entry__unpack(NULL, len, raw);
+	RamBlockEntry *e;
+	uint64_t tab[4];
+	size_t n;
+
+	assert_non_null(h);
+	e = h->blocks[blk];
+	n = blk ? 2 : 4;
+	pread_at(tab, n * 8, e->chunks_offset);
+	tab[chunk] = htole64(off);
+	pwrite_at(tab, n * 8, e->chunks_offset);
+	e->chunks_csum = XXH3_64bits(tab, n * 8);
+	n = ram_image_entry__get_packed_size(h);
+	out = malloc(n);
+	ram_image_entry__pack(h, out);
+	write_header(out, n);
+	ram_image_entry__free_unpacked(h, NULL);
+	free(out);
+	free(raw);
+}
+
+/* Chunk tables that are signed but wrong. */
+static void test_hostile_slots(void **state)
+{
+	static const struct {
+		int blk;
+		uint64_t chunk, off;
+		const char *want1, *want2;
+	} cases[] = {
+		{ 0, 1, 0, "block 0 'pc.ram' chunk 1 has present pages but no slot", NULL },
+		{ 0, 1, 3 * FR_ALIGN + 512, "block 0 'pc.ram' chunk 1", "not an aligned place" },
+		{ 1, 0, FR_ALIGN, "block 1 'vga.vram' chunk 0", "not an aligned place in the data area" },
+		{ 1, 1, 7 * FR_ALIGN + FR_ALIGN, "block 1 'vga.vram' chunk 1", "beyond the end of the image" },
+		{ 1, 1, UINT64_MAX & ~(FR_ALIGN - 1), "block 1 'vga.vram' chunk 1", "beyond the end" },
+		{ 1, 0, 2 * FR_ALIGN, "chunk slot", "overlaps block 0 'pc.ram' chunk slot" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_image(IMG, 0, true);
+		set_slot(cases[i].blk, cases[i].chunk, cases[i].off);
+		expect_open_error(-EBADMSG, cases[i].want1, cases[i].want2, NULL);
+	}
+	/*
+	 * Two slots swapped make a valid layout, but each chunk then reads the
+	 * other's pages: the checksum, seeded with the chunk index, says so.
+	 */
+	{
+		struct fr_image img;
+		char err[256];
+		uint8_t *buf = xmemalign(FR_CHUNK_PAGES * PS);
+
+		write_image(IMG, 0, true);
+		set_slot(0, 2, 5 * FR_ALIGN);	/* chunk 2 ends where block 1's slots start */
+		set_slot(0, 3, 4 * FR_ALIGN);
+		assert_int_equal(open_image(&img, err, sizeof(err)), 0);
+		capture_start();
+		assert_int_equal(fr_read_chunk(&img, &img.blocks[0], 2, buf), -EBADMSG);
+		assert_int_equal(fr_read_chunk(&img, &img.blocks[0], 3, buf), -EBADMSG);
+		capture_stop();
+		assert_int_equal(fr_read_chunk(&img, &img.blocks[0], 1, buf), 0);
+		fr_close(&img);
+		free(buf);
 	}
 }
 
@@ -1168,6 +1309,8 @@ int main(void)
 		cmocka_unit_test(test_fifo),
 		cmocka_unit_test_setup(test_truncated_after_open, fresh_image),
 		cmocka_unit_test(test_hostile_headers),
+		cmocka_unit_test_setup(test_v2_image, fresh_image),
+		cmocka_unit_test(test_hostile_slots),
 		cmocka_unit_test_setup(test_bitmap_tail_bits, fresh_image),
 		cmocka_unit_test_setup(test_garbage_protobuf, fresh_image),
 		cmocka_unit_test(test_zero_blocks),
