@@ -22,9 +22,11 @@ from harness import guardian_log, img_tool, ram_image, restore_continues, start_
 FAULTFS = os.path.join(harness.BUILD, "test", "faultfs")
 EIO = "Input/output error"
 # Page data of a 512 MiB guest's image starts at 2 MiB (criu-qemu-img show);
-# 64 MiB further in, the writer has written part of the image already.
+# 32 MiB further in, the writer has written part of the image already (the
+# slots of the chunks with data follow each other: 64 MiB of workload and
+# the guest kernel's pages fill more than 32).
 PAGES_OFFSET = 2 << 20
-WRITE_FAULT_AT = PAGES_OFFSET + (64 << 20)
+WRITE_FAULT_AT = PAGES_OFFSET + (32 << 20)
 
 
 def fuse_missing():
@@ -210,7 +212,8 @@ def test_eio_reading_ram_image_at_restore(workdir, criu, guests, faultfs, where)
     assert block["pages_offset"] == PAGES_OFFSET, "image layout changed: update PAGES_OFFSET"
     present = sorted(harness.image_present_pages(img)[block["name"]])
     page = present[len(present) // 2]
-    off = {"pages": block["pages_offset"] + page * block["page_size"],
+    chunk_off = block["chunk_offsets"][page // block["chunk_pages"]]
+    off = {"pages": chunk_off + page % block["chunk_pages"] * block["page_size"],
            "bitmap": block["bitmap_offset"], "header": 0}[where]
     faultfs.restart()
     faultfs.arm("read qemu-ram- %d" % off)

@@ -86,8 +86,8 @@ def shift_host(delta=None, to=None):
 
 
 def halve_length(f, items, blocks):
-    """Block 0 keeps its first half: bitmap, checksum table, their checksums
-    and the present count all recomputed for it."""
+    """Block 0 keeps its first half: bitmap, checksum and chunk tables, their
+    checksums and the present count all recomputed for it."""
     b = blocks[0]
     b[3] //= 2
     nr_pages = b[3] // b[4]
@@ -95,9 +95,12 @@ def halve_length(f, items, blocks):
     bitmap = f.read(nr_pages // 8)
     f.seek(b[7])
     csums = f.read(-(-nr_pages // b[9]) * 8)
+    f.seek(b[13])
+    chunks = f.read(-(-nr_pages // b[9]) * 8)
     b[10] = sum(bin(x).count("1") for x in bitmap)
     b[11] = xxhash.xxh3_64_intdigest(bitmap)
     b[12] = xxhash.xxh3_64_intdigest(csums)
+    b[14] = xxhash.xxh3_64_intdigest(chunks)
 
 
 def code_buffer(pid):
