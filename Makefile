@@ -89,6 +89,14 @@ deps:
 $(CRIU_MK) $(CRIU_HDR):
 	scripts/criu.sh --find
 
+# The layout of CRIU's options struct, from its source tree, for the
+# plugin to read the dump's verdict (criu-plugin/criu-opts.c).
+CRIU_OPTS_H := $(BUILD)/criu-opts-layout.h
+$(CRIU_OPTS_H): scripts/criu-opts.sh $(CRIU_MK) $(CRIU)
+	scripts/criu-opts.sh $(CRIU) $@
+$(BUILD)/criu-plugin/criu-opts.o $(BUILD)/test/unit/test_criu_opts.o: $(CRIU_OPTS_H)
+$(BUILD)/criu-plugin/criu-opts.o $(BUILD)/test/unit/test_criu_opts.o: override CFLAGS += -I$(BUILD)
+
 $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)
 	protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<

@@ -18,6 +18,7 @@
 #include "criu-plugin.h"
 
 #include "ckpt-id.h"
+#include "criu-opts.h"
 #include "detect.h"
 #include "dump.h"
 #include "fault-inject.h"
@@ -460,23 +461,20 @@ int qp_dump_checkpoint(const struct qp_config *c, const struct qemu_proc *q)
 }
 
 /*
- * Will CRIU let the tasks run on after a successful dump? CRIU's options
- * struct is internal, so read its command line. In RPC mode (runc, Podman)
- * the flag is not visible; the guardian then learns it from the task staying
- * alive past its timeout and gives the pages back all the same.
+ * What CRIU does with the tasks after a successful dump, from its
+ * opts.final_state in CLI and RPC mode alike (criu-opts.c). Unknown (RPC
+ * mode with a CRIU whose options we cannot read) counts as "killed": the
+ * guardian finds out from the task if it runs on after all (a fault, or
+ * CRIU detaching from it) and gives the pages back at once, which costs
+ * little; guessing "runs on" would copy every page into a task about to die.
  */
-static bool leave_running(void)
+static enum handoff_verdict dump_verdict(void)
 {
-	static char buf[8192];
-	ssize_t n, i;
+	char source[192];
+	enum criu_final f = criu_final_state(source, sizeof(source));
 
-	n = proc_cmdline(PROC_SELF, buf, sizeof(buf));
-	for (i = 0; i < n; i += strlen(buf + i) + 1) {
-		if (!strcmp(buf + i, "--leave-running") || !strcmp(buf + i, "-R") ||
-		    !strcmp(buf + i, "--leave-stopped"))
-			return true;
-	}
-	return false;
+	pr_info("verdict: %s (from %s)\n", criu_final_name(f), source);
+	return f == CRIU_FINAL_ALIVE || f == CRIU_FINAL_STOPPED ? HANDOFF_GIVE_BACK : HANDOFF_DONE;
 }
 
 void qp_dump_finish(int ret)
@@ -486,8 +484,8 @@ void qp_dump_finish(int ret)
 
 	if (nr_qemus)
 		fault_crash_point("exit-hook");
-	if (ret == 0 && !leave_running())
-		v = HANDOFF_DONE;
+	if (ret == 0 && nr_qemus)
+		v = dump_verdict();
 	for (i = 0; i < nr_qemus; i++) {
 		if (qemus[i].live || qemus[i].img.fd >= 0 || (ret && qemus[i].complete)) {
 			pr_info("pid %d: dump %s; removing %s\n", qemus[i].pid,

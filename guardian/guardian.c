@@ -7,9 +7,12 @@
  *   HOLD       serve faults from the image, follow REMAP/REMOVE/UNMAP
  *              (a REMOVE of an announced shared range is its punch, not
  *              a discard); wait for the verdict
- *   WAIT_EXIT  "done": the task is about to be killed; if it is still alive
- *              after the timeout, or faults (CRIU resumed it after a failed
- *              post-dump script), give back
+ *   WAIT_EXIT  "done": the task is about to be killed while still stopped;
+ *              if it faults, CRIU lets go of it (it is no longer traced but
+ *              alive), or it is still alive after the timeout, the verdict
+ *              was wrong -- CRIU resumed it after a failed post-dump
+ *              script, or ran with --leave-running where the plugin could
+ *              not tell -- and everything is given back at once
  *   GIVE_BACK  copy every missing page back in runs of up to a chunk,
  *              looking at the userfaultfd between 2 MiB batches so faults
  *              wait little; then unregister and exit
@@ -50,6 +53,7 @@
 #define GD_MSGS			64		/* uffd messages per read */
 #define GD_HELLO_TIMEOUT_MS	10000
 #define GD_DONE_TIMEOUT_MS	10000		/* default for HELLO's 0 */
+#define GD_TRACER_POLL_MS	5		/* WAIT_EXIT: does CRIU still trace the task? */
 #define GD_RETRY_MS		1		/* after EAGAIN: the address space is changing */
 #define GD_IO_RETRY_MAX_MS	1000		/* image unreadable: retry at most this seldom */
 #define GP_RANGE_COLLAPSE	(1u << 31)	/* private: unregistered, MADV_COLLAPSE pending */
@@ -76,6 +80,7 @@ struct guardian {
 	struct gd_pages pages;
 	enum gd_state state;
 	unsigned done_timeout_ms;
+	bool watch_tracer;	/* WAIT_EXIT: the task was traced at the verdict */
 	double t0, t_state, deadline;
 	bool retry;		/* last attempt met EAGAIN */
 	bool io_failing;	/* this round could not read the image */
@@ -234,6 +239,34 @@ static void start_give_back(struct guardian *g, const char *why)
 	pr_info("giving guest RAM back: %s (%.0f ms after start)\n", why, now_ms() - g->t0);
 	g->state = GD_GIVE_BACK;
 	g->t_state = now_ms();
+}
+
+/*
+ * CRIU traces the task from the freeze until it kills or releases it: a
+ * task that is alive and no longer traced after the done verdict was let go
+ * (--leave-running, --leave-stopped, a failed post-dump script) or CRIU
+ * died. True while the task is traced, or when that cannot be read.
+ */
+static bool task_traced(pid_t pid)
+{
+	char tracer[32], state[32];
+
+	if (proc_status_field(pid, "TracerPid", tracer, sizeof(tracer)) ||
+	    proc_status_field(pid, "State", state, sizeof(state)))
+		return true;
+	/* Dead or dying: released by its death, not by CRIU. */
+	return atoi(tracer) != 0 || state[0] == 'Z' || state[0] == 'X';
+}
+
+static void watch_tracer(struct guardian *g)
+{
+	struct pollfd p = { .fd = g->pidfd, .events = POLLIN };
+
+	if (g->state != GD_WAIT_EXIT || !g->watch_tracer || task_traced(g->pid))
+		return;
+	if (poll(&p, 1, 0) == 1)
+		return;	/* it just exited: the main loop sees it */
+	start_give_back(g, "CRIU let go of the task after the done verdict: it runs again");
 }
 
 static void on_pagefault(struct guardian *g, const struct uffd_msg *m)
@@ -413,8 +446,10 @@ static void on_ctl_msg(struct guardian *g, const struct gp_msg *m, int fd)
 	case GP_VERDICT_DONE:
 		if (g->state != GD_HOLD)
 			break;
-		pr_info("verdict: dump done, the task will be killed; waiting up to %u ms\n",
-			g->done_timeout_ms);
+		g->watch_tracer = task_traced(g->pid);
+		pr_info("verdict: dump done, the task will be killed; waiting up to %u ms%s\n",
+			g->done_timeout_ms, g->watch_tracer ? "" :
+			" (it is not traced: only a fault or the timeout says it runs)");
 		g->state = GD_WAIT_EXIT;
 		g->t_state = now_ms();
 		g->deadline = g->t_state + g->done_timeout_ms;
@@ -644,6 +679,8 @@ static int poll_timeout(const struct guardian *g)
 		return 0;
 	if (g->state == GD_WAIT_EXIT) {
 		left = g->deadline - now_ms();
+		if (g->watch_tracer && left > GD_TRACER_POLL_MS)
+			return GD_TRACER_POLL_MS;
 		return left > 0 ? (int)left + 1 : 0;
 	}
 	return -1;
@@ -709,6 +746,7 @@ static void loop(struct guardian *g)
 			drain_uffd(g);
 		if (g->exit)
 			break;
+		watch_tracer(g);
 		if (g->state == GD_WAIT_EXIT && now_ms() >= g->deadline)
 			start_give_back(g, "the task is still alive after the done verdict");
 		if (g->state == GD_GIVE_BACK)

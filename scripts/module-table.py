@@ -42,6 +42,7 @@ MODULES = [
     ("criu-plugin/restore-check.c", "restore-time fit: CRIU's pagemap, the restored task's mappings"),
     ("criu-plugin/restore-guard.c", "the stop guard while a restored task is completed"),
     ("criu-plugin/ckpt-id.c", "checkpoint identity through CRIU's inventory (run id, plugin list)"),
+    ("criu-plugin/criu-opts.c", "the dump's verdict (killed / leave-running) from CRIU's opts, CLI and RPC"),
     ("criu-plugin/rsys.c", "syscalls injected into a stopped task (ptrace), fd transfer both ways, armed detach"),
     ("criu-plugin/rsys-frame.c", "the signal frame that restores the task if CRIU dies mid-call"),
     ("criu-plugin/fault-inject.c", "crash and pause points for the safety tests"),

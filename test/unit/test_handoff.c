@@ -761,6 +761,7 @@ static void test_done_killed(void **state)
 	print_message("  guardian exited %.1f ms after the task was killed\n", ms);
 }
 
+/* A done verdict, but the task stays traced and alive: the timeout decides. */
 static void test_done_but_alive(void **state)
 {
 	struct handoff_opts o = default_opts();
@@ -774,10 +775,35 @@ static void test_done_but_alive(void **state)
 	h = dump(&o, NULL);
 	g = handoff_guardian_pid(h);
 	handoff_finish(h, HANDOFF_DONE);
-	release(ch.pid);	/* "a post-dump script failed": CRIU resumed it */
 	assert_int_equal(wait_exit(g, 5000, &ms), 0);
 	assert_true(ms >= 290);
+	release(ch.pid);
 	verify_child("after the done timeout");
+	check_flags(ch.pid, false);
+}
+
+/*
+ * A done verdict, then CRIU lets go of the task (a failed post-dump script,
+ * or --leave-running where the plugin could not tell): the guardian sees it
+ * untraced and gives back at once, long before the timeout.
+ */
+static void test_done_but_released(void **state)
+{
+	struct handoff_opts o = default_opts();
+	struct handoff *h;
+	double ms;
+	pid_t g;
+
+	(void)state;
+	TH_SKIP_IF(th_need_root());
+	o.done_timeout_ms = 10000;
+	h = dump(&o, NULL);
+	g = handoff_guardian_pid(h);
+	handoff_finish(h, HANDOFF_DONE);
+	release(ch.pid);
+	assert_int_equal(wait_exit(g, 5000, &ms), 0);
+	assert_true(ms < 2000);
+	verify_child("after give-back on release");
 	check_flags(ch.pid, false);
 }
 
@@ -1304,6 +1330,7 @@ int main(int argc, char **argv)
 		T_UNPRIV(test_unprivileged_task),
 		T(test_done_killed),
 		T(test_done_but_alive),
+		T(test_done_but_released),
 		T(test_done_then_fault),
 		T(test_discard),
 		T(test_discard_during_give_back),
