@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "criu-plugin.h"
 
+#include "cgroup.h"
 #include "ckpt-id.h"
 #include "criu-opts.h"
 #include "detect.h"
@@ -349,6 +350,29 @@ static int live_phase(const struct qp_config *c, pid_t pid, struct qemu_dump *d)
 	return 0;
 }
 
+/*
+ * An engine may freeze the container before it asks for the dump
+ * (containerd pauses the task for the whole checkpoint). A frozen QEMU
+ * answers no monitor -- our connection would wait in its listen queue,
+ * where CRIU refuses to dump the socket -- and cannot be stopped to set up
+ * write tracking; nor would a live phase gain anything, since the guest
+ * does not run. So neither is tried: blocks come from the command line and
+ * the maps, and all of RAM is copied at CHECKPOINT_DEVICES.
+ */
+static bool frozen_before_dump(pid_t pid)
+{
+	int ret = cgroup_task_frozen(pid);
+
+	if (ret < 0)
+		pr_warn("pid %d: cannot read its freezer state (%s); assuming it runs\n", pid,
+			strerror(-ret));
+	if (ret <= 0)
+		return false;
+	pr_info("pid %d: its cgroup is frozen (an engine paused it): no monitor query, "
+		"no live pre-dump; RAM is copied after the freeze\n", pid);
+	return true;
+}
+
 static int pause_one(const struct qp_config *c, const struct qemu_proc *q, struct qemu_dump *d)
 {
 	int ret;
@@ -356,6 +380,8 @@ static int pause_one(const struct qp_config *c, const struct qemu_proc *q, struc
 	ret = uffd_wait_unregistered(q->pid, UFFD_BUSY_WAIT_MS);
 	if (ret < 0)
 		return ret;
+	if (frozen_before_dump(q->pid))
+		return 0;
 	if (ram_query_monitor(q, c->qmp_timeout_ms, d->want, &d->nr_want))
 		d->nr_want = 0;
 	else

@@ -1,7 +1,9 @@
 #!/bin/bash
-# Container engines for the integration tests (test/integration/test_podman.py):
-# Podman with runc, and Debian's docker-registry as a local OCI registry
-# (the tests run it themselves, on loopback, with a private configuration).
+# Container engines for the integration tests (test/integration/test_podman.py,
+# test_containerd.py): Podman with runc, containerd (the tests start their
+# own, scripts/containerd.sh), and Debian's docker-registry as a local OCI
+# registry (the tests run it themselves, on loopback, with a private
+# configuration).
 # Installs only what is missing, then writes the containers.conf Podman
 # needs on these machines into build/engines/containers.conf; the tests
 # point CONTAINERS_CONF at it, so /etc/containers stays as it is.
@@ -13,7 +15,7 @@ out="$top/build/engines"
 
 # runc named explicitly: podman depends on "crun | runc", and crun does not
 # work on these machines.
-PKGS=(podman runc docker-registry)
+PKGS=(podman runc docker-registry containerd)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
