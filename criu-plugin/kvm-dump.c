@@ -437,6 +437,7 @@ static int file_kind(int lfd, KvmFileKind *kind)
 	case KVM_FILE_DEV: *kind = KVM_FILE_KIND__KVM_DEV; return 0;
 	case KVM_FILE_VM: *kind = KVM_FILE_KIND__KVM_VM; return 0;
 	case KVM_FILE_VCPU: *kind = KVM_FILE_KIND__KVM_VCPU; return 0;
+	case KVM_FILE_VCPU_STATS: *kind = KVM_FILE_KIND__KVM_VCPU_STATS; return 0;
 	default: return -ENOTSUP;
 	}
 }

@@ -14,6 +14,7 @@
 #include "proc.h"
 
 #define VCPU_NAME	"anon_inode:kvm-vcpu:"
+#define STATS_NAME	"anon_inode:kvm-vcpu-stats:"
 #define VM_NAME		"anon_inode:kvm-vm"
 #define PF_USER_WORKER	0x00004000	/* include/linux/sched.h */
 
@@ -45,6 +46,8 @@ enum kvm_file kvm_file_of_link(const char *link)
 		return KVM_FILE_VM;
 	if (!strncmp(link, VCPU_NAME, strlen(VCPU_NAME)))
 		return KVM_FILE_VCPU;
+	if (!strncmp(link, STATS_NAME, strlen(STATS_NAME)))
+		return KVM_FILE_VCPU_STATS;
 	return KVM_FILE_NONE;
 }
 
@@ -70,8 +73,13 @@ static int note_fd(pid_t pid, struct kvm_found *k, int fd, const char *link)
 		if (k->nr_vcpus == KVM_FIND_MAX_VCPUS)
 			goto full;
 		v = &k->vcpus[k->nr_vcpus++];
-		*v = (struct kvm_found_vcpu){ .fd = fd, .tid = -1 };
+		*v = (struct kvm_found_vcpu){ .fd = fd, .tid = -1, .stats_fd = -1 };
 		v->id = strtoul(link + strlen(VCPU_NAME), &end, 10);
+	} else if (kind == KVM_FILE_VCPU_STATS) {
+		if (k->nr_stats == KVM_FIND_MAX_VCPUS)
+			goto full;
+		k->stats[k->nr_stats].fd = fd;
+		k->stats[k->nr_stats++].id = strtoul(link + strlen(STATS_NAME), &end, 10);
 	}
 	return 0;
 full:
@@ -92,11 +100,37 @@ static int found_fd(int fd, const char *link, void *arg)
 	return note_fd(s->pid, s->k, fd, link);
 }
 
+/*
+ * QEMU 10 keeps each vCPU's stats fd open from its creation (QEMU 7.2 opens
+ * one only for a query-stats, and closes it): give it to its vCPU, which
+ * the restore makes it again from. Fd numbers are reused, so the two may
+ * come in either order.
+ */
+static int attach_stats(pid_t pid, struct kvm_found *k)
+{
+	int i;
+
+	for (i = 0; i < k->nr_stats; i++) {
+		struct kvm_found_vcpu *v = vcpu_by_id(k, k->stats[i].id);
+
+		if (!v || v->stats_fd >= 0) {
+			pr_err("pid %d: stats fd %d of vCPU %u, which has %s\n", pid, k->stats[i].fd,
+			       k->stats[i].id, v ? "another one" : "no fd");
+			return -EOPNOTSUPP;
+		}
+		v->stats_fd = k->stats[i].fd;
+	}
+	return 0;
+}
+
 static int scan_fds(pid_t pid, struct kvm_found *k)
 {
 	struct scan s = { .pid = pid, .k = k };
+	int ret = proc_fd_for_each(pid, found_fd, &s);
 
-	return proc_fd_for_each(pid, found_fd, &s);
+	if (!ret && k->vm_fd >= 0)
+		ret = attach_stats(pid, k);
+	return ret;
 }
 
 static int scan_maps(pid_t pid, struct kvm_found *k)

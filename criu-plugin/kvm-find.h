@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * kvm-find: what of KVM a QEMU process holds, seen from /proc: the VM fd,
- * its /dev/kvm fds, each vCPU's fd, id and kvm_run mapping, and the threads
- * KVM itself runs in the process (the NX huge page recovery worker).
+ * its /dev/kvm fds, each vCPU's fd, id, kvm_run mapping and stats fd, and the
+ * threads KVM itself runs in the process (the NX huge page recovery worker).
  */
 #ifndef CRIU_QEMU_KVM_FIND_H
 #define CRIU_QEMU_KVM_FIND_H
@@ -20,6 +20,13 @@ struct kvm_found_vcpu {
 	uint64_t run_addr;		/* its mapping; 0: none */
 	uint32_t run_len;
 	pid_t tid;			/* filled in by the caller */
+	int stats_fd;			/* KVM_GET_STATS_FD's fd, kvm-vcpu-stats:N; -1: none */
+};
+
+/* A vCPU stats fd, till the scan of fds is done and it can meet its vCPU. */
+struct kvm_found_stats {
+	int fd;
+	uint32_t id;
 };
 
 struct kvm_found {
@@ -28,6 +35,8 @@ struct kvm_found {
 	int kvm_fds[KVM_FIND_MAX_FDS];	/* /dev/kvm */
 	int nr_vcpus;
 	struct kvm_found_vcpu vcpus[KVM_FIND_MAX_VCPUS];
+	int nr_stats;
+	struct kvm_found_stats stats[KVM_FIND_MAX_VCPUS];
 	int nr_workers;
 	pid_t workers[KVM_FIND_MAX_WORKERS];
 	int nr_extra_maps;		/* vCPU mappings beyond each one's kvm_run */
@@ -39,6 +48,7 @@ enum kvm_file {
 	KVM_FILE_DEV,		/* /dev/kvm */
 	KVM_FILE_VM,		/* anon_inode:kvm-vm */
 	KVM_FILE_VCPU,		/* anon_inode:kvm-vcpu:N */
+	KVM_FILE_VCPU_STATS,	/* anon_inode:kvm-vcpu-stats:N (KVM_GET_STATS_FD) */
 };
 
 enum kvm_file kvm_file_of_link(const char *link);
@@ -46,8 +56,8 @@ enum kvm_file kvm_file_of_link(const char *link);
 /*
  * Look at pid's fds, mappings and threads. 0 (vm_fd -1 when there is no VM),
  * or -errno; -EOPNOTSUPP, logged, for what the plugin cannot take (two VMs,
- * more than it has room for). Extra vCPU mappings are counted, for the
- * caller to judge (nr_extra_maps).
+ * more than it has room for, a stats fd of no vCPU or a vCPU's second).
+ * Extra vCPU mappings are counted, for the caller to judge (nr_extra_maps).
  */
 int kvm_find(pid_t pid, struct kvm_found *k);
 

@@ -11,7 +11,8 @@
  *   the settings QEMU had made (kvm-caps), irqchip and PIT (kvm-vm)
  *   memslots at the same slot ids and addresses, coalesced zones, GSI
  *   routes, irqfds, ioeventfds
- *   each vCPU: KVM_CREATE_VCPU with its id onto its old fd, its state
+ *   each vCPU: KVM_CREATE_VCPU with its id onto its old fd, its stats fd
+ *     (KVM_GET_STATS_FD) onto the old one if QEMU had one, its state
  *     (kvm-vcpu), and its kvm_run mapped back at the old address with the
  *     saved contents
  *   PIT, PIC, IOAPIC and clock state
@@ -190,7 +191,12 @@ static int rebuild_vcpu(struct rsys *r, struct kvm_exec *x, const KvmVmEntry *e,
 	ret = move_fd(r, kx_ioctl_val(x, e->vm_fd, KVM_CREATE_VCPU, v->id), v->fd, "vCPU");
 	if (ret)
 		return ret;
-	ret = set_sigmask(x, v);
+	/* A new stats fd: its counters start again from 0, as a new vCPU's do. */
+	if (v->has_stats_fd)
+		ret = move_fd(r, kx_ioctl_val(x, v->fd, KVM_GET_STATS_FD, 0), v->stats_fd,
+			      "vCPU stats fd");
+	if (!ret)
+		ret = set_sigmask(x, v);
 	if (ret)
 		return ret;
 	kvm_state_vcpu(v, &st);

@@ -241,6 +241,8 @@ int kvm_state_add_vcpu(KvmVmEntry *e, const struct kvm_vcpu_state *st,
 	o->run_addr = v->run_addr;
 	o->run_len = v->run_len;
 	o->tid = v->tid;
+	o->has_stats_fd = v->stats_fd >= 0;
+	o->stats_fd = v->stats_fd;
 	o->tsc_khz = st->tsc_khz;
 	o->sregs2 = st->sregs2;
 	o->has_mcg_cap = st->mcg_cap != 0;

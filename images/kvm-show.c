@@ -48,6 +48,8 @@ static void show_vcpu_regs(FILE *out, const KvmVcpuEntry *v)
 		nmsrs = ((const struct kvm_msrs *)v->msrs.data)->nmsrs;
 	fprintf(out, "  vcpu %u: fd %d, thread %d, kvm_run at 0x%" PRIx64 " (%u bytes), TSC %u kHz\n",
 		v->id, v->fd, v->tid, v->run_addr, v->run_len, v->tsc_khz);
+	if (v->has_stats_fd)
+		fprintf(out, "    stats fd %d\n", v->stats_fd);
 	if (v->has_regs && v->regs.len == sizeof(*r))
 		fprintf(out, "    rip 0x%llx rsp 0x%llx rax 0x%llx rflags 0x%llx\n",
 			(unsigned long long)r->rip, (unsigned long long)r->rsp,
@@ -120,13 +122,13 @@ static void show_vm_json(FILE *out, const char *file, const KvmVmEntry *e)
 
 static void show_files(FILE *out, const char *file, const KvmFilesEntry *f)
 {
-	static const char *const kind[] = { "/dev/kvm", "VM", "vCPU" };
+	static const char *const kind[] = { "/dev/kvm", "VM", "vCPU", "vCPU stats" };
 	size_t i;
 
 	fprintf(out, "%s: KVM files of CRIU run %s\n", file, f->criu_run_id);
 	for (i = 0; i < f->n_files; i++)
 		fprintf(out, "  file id %#x: %s\n", f->files[i]->id,
-			f->files[i]->kind <= 2 ? kind[f->files[i]->kind] : "?");
+			f->files[i]->kind <= 3 ? kind[f->files[i]->kind] : "?");
 }
 
 int kvm_show(FILE *out, const char *file, bool json)
