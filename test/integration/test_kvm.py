@@ -80,6 +80,46 @@ def test_dump_restore(workdir, criu, guests, smp):
     assert "%d coalesced zones" % len(zones) in log, log[-3000:]
 
 
+
+def vcpu_stats_fds(pid):
+    """QEMU's vCPU stats fds (KVM_GET_STATS_FD) as {fd: vCPU id}."""
+    fds = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            continue
+        m = re.match(r"anon_inode:kvm-vcpu-stats:(\d+)$", link)
+        if m:
+            fds[int(fd)] = int(m.group(1))
+    return fds
+
+
+def vcpu_exits(g):
+    """KVM's exit count of each vCPU through QMP query-stats, in QOM order."""
+    ret = g.qmp("query-stats", {"target": "vcpu",
+                                "providers": [{"provider": "kvm", "names": ["exits"]}]})
+    return [st["value"] for r in ret for st in r["stats"] if st["name"] == "exits"]
+
+
+def test_vcpu_stats_fd(workdir, criu, guests):
+    """QEMU 10 keeps each vCPU's stats fd open from its creation and reads
+    query-stats through it: the restored QEMU has a stats fd of the same
+    vCPU on each number, and query-stats counts the new vCPUs' exits."""
+    g = start_kvm(workdir, guests, smp=2)
+    before = vcpu_stats_fds(g.pid)
+    if not before:
+        pytest.skip("this QEMU keeps no vCPU stats fd (QEMU 7.2 opens one per query-stats)")
+    assert sorted(before.values()) == list(range(g.smp)), before
+    imgdir = os.path.join(workdir, "img")
+    dump_kvm(criu, g, imgdir)
+    harness.wait_pid_gone(g.pid)
+    restore_kvm(criu, g, imgdir, g.last_full_status())
+    assert vcpu_stats_fds(g.pid) == before
+    exits = vcpu_exits(g)
+    assert len(exits) == g.smp and all(n > 0 for n in exits), exits
+
+
 def test_leave_running(workdir, criu, guests):
     """--leave-running: the guest never stops working, and the image
     restores after the original is gone."""
