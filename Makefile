@@ -210,7 +210,7 @@ FUZZ_CC     := clang-14
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -fno-omit-frame-pointer \
 	       -fsanitize=address,undefined -fno-sanitize-recover=all \
 	       -Icommon -Icriu-plugin -Iimages -I$(BUILD)/proto -Itest/fuzz
-FUZZ_OBJ    := $(patsubst %.c,$(FUZZ)/obj/%.o,images/fixedram.c criu-plugin/config.c common/log.c common/io.c common/proc.c) \
+FUZZ_OBJ    := $(patsubst %.c,$(FUZZ)/obj/%.o,images/fixedram.c criu-plugin/config.c common/log.c common/io.c common/proc.c common/detach.c) \
 	       $(patsubst $(BUILD)/%.c,$(FUZZ)/obj/%.o,$(PROTO_C))
 FUZZ_BIN    := $(FUZZ)/fuzz_image $(FUZZ)/fuzz_config
 # A one-block image is 2 MiB and more, but its slot form (fuzz_image.h) a

@@ -1,12 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Start the guardian outside CRIU's process tree.
- *
- * The middle child is created by a raw clone() with no exit signal: CRIU
- * gets no SIGCHLD for it, and CRIU's handler (waitpid(-1) without __WALL)
- * cannot reap it. The children run only raw system calls up to execve():
- * CRIU may have other threads, and glibc's locks are not safe to use after
- * a bare clone.
+ * Start the guardian outside CRIU's process tree (common/detach.c). The
+ * grandchild runs only raw system calls up to execve(): CRIU may have
+ * other threads, and glibc's locks are not safe to use after a bare clone.
  */
 #define LOG_PREFIX "handoff: "
 
@@ -21,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "detach.h"
 #include "guardian-proto.h"
 #include "handoff-spawn.h"
 #include "log.h"
@@ -57,17 +54,6 @@ int handoff_guardian_path(char *buf, size_t len)
 	return 0;
 }
 
-static long raw_clone(unsigned long flags)
-{
-	return syscall(SYS_clone, flags, 0, NULL, NULL, 0);
-}
-
-static void __attribute__((noreturn)) raw_exit(int code)
-{
-	for (;;)
-		syscall(SYS_exit_group, code);
-}
-
 /* What the grandchild needs, prepared before any clone. */
 struct plan {
 	const char *path;
@@ -84,27 +70,23 @@ static void __attribute__((noreturn)) exec_guardian(struct plan *p)
 	for (i = 0; i < 6; i++) {
 		p->moved[i] = syscall(SYS_fcntl, p->src[i], F_DUPFD, SPAWN_FD_MIN);
 		if (p->moved[i] < 0)
-			raw_exit(126);
+			detach_raw_exit(126);
 	}
 	for (i = 0; i < 6; i++)
 		if (syscall(SYS_dup3, p->moved[i], i, 0) < 0)
-			raw_exit(126);
+			detach_raw_exit(126);
 	if (syscall(SYS_close_range, 6, ~0U, 0))
 		for (i = 6; i < 4096; i++)	/* kernel < 5.9 */
 			syscall(SYS_close, i);
 	syscall(SYS_execve, p->path, p->argv, environ);
-	raw_exit(127);
+	detach_raw_exit(127);
 }
 
-static void __attribute__((noreturn)) middle_child(struct plan *p)
+/* The guardian in a session of its own, detached from CRIU's tree. */
+static void start_guardian(void *arg)
 {
-	long pid;
-
 	syscall(SYS_setsid);
-	pid = raw_clone(SIGCHLD);
-	if (pid == 0)
-		exec_guardian(p);
-	raw_exit(pid < 0 ? 1 : 0);
+	exec_guardian(arg);
 }
 
 static void make_plan(const struct handoff_spawn *s, int devnull, struct plan *p)
@@ -128,29 +110,10 @@ static void make_plan(const struct handoff_spawn *s, int devnull, struct plan *p
 	p->src[GP_FD_PIDFD] = s->pidfd;
 }
 
-static int reap(pid_t pid)
-{
-	int status;
-
-	while (waitpid(pid, &status, __WALL) < 0) {
-		if (errno != EINTR) {
-			pr_perror("waitpid(%d)", pid);
-			return -ECHILD;
-		}
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		pr_err("guardian launcher failed (status %#x)\n", status);
-		return -ECHILD;
-	}
-	return 0;
-}
-
 int handoff_spawn(const struct handoff_spawn *s)
 {
-	sigset_t all, old;
 	struct plan p;
-	int devnull, err;
-	long pid;
+	int devnull, ret;
 
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0) {
@@ -158,19 +121,10 @@ int handoff_spawn(const struct handoff_spawn *s)
 		return -errno;
 	}
 	make_plan(s, devnull, &p);
-
-	/* No handler of CRIU's may run in the children; the guardian unblocks. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = raw_clone(0);
-	if (pid == 0)
-		middle_child(&p);
-	err = errno;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* The guardian unblocks the signals detach_run() blocks. */
+	ret = detach_run(start_guardian, &p);
 	close(devnull);
-	if (pid < 0) {
-		pr_err("clone: %s\n", strerror(err));
-		return -err;
-	}
-	return reap(pid);
+	if (ret)
+		pr_err("cannot start the guardian: %s\n", strerror(-ret));
+	return ret;
 }

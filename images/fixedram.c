@@ -7,7 +7,6 @@
 
 #include <endian.h>
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -16,12 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define XXH_STATIC_LINKING_ONLY	/* XXH3_state_t on the stack */
 #include <xxhash.h>
 
+#include "detach.h"
 #include "fixedram.h"
 #include "io.h"
 #include "proc.h"
@@ -280,43 +281,37 @@ struct aside {
 	char name[FR_NAME_MAX + 64];
 };
 
-static void *unlink_aside(void *arg)
+/* In the detached process: raw system calls only (detach.h). */
+static void unlink_aside(void *arg)
 {
-	struct aside *a = arg;
+	const struct aside *a = arg;
 
-	unlinkat(a->dirfd, a->name, 0);
-	close(a->dirfd);
-	free(a);
-	return NULL;
+	/* Hold none of the caller's files: one may wait for a pipe's EOF. */
+	if (a->dirfd > 0)
+		syscall(SYS_close_range, 0, a->dirfd - 1, 0);
+	syscall(SYS_close_range, a->dirfd + 1, ~0U, 0);
+	syscall(SYS_unlinkat, a->dirfd, a->name, 0);
 }
 
 /*
  * An older image of the same name goes out of the way at once and is
- * removed by a thread of its own: truncating or unlinking it frees its
+ * removed by a detached process: truncating or unlinking it frees its
  * blocks and its page cache, which took 0.3 s for 328 MiB here and
- * seconds on slower storage, all before the new dump could start. A
- * process still reading it (a guardian) keeps its open file.
+ * seconds on slower storage, all before the new dump could start. Not a
+ * thread: while one lives CRIU cannot setns() into a container's mount
+ * namespace, and a second checkpoint of a container failed that way. A
+ * process still reading the old image (a guardian) keeps its open file.
  */
 static void remove_old_image(int dirfd, const char *name)
 {
 	static unsigned long seq;
-	struct aside *a = calloc(1, sizeof(*a));
-	pthread_attr_t attr;
-	pthread_t t;
+	struct aside a = { .dirfd = dirfd };
 
-	if (!a)
+	snprintf(a.name, sizeof(a.name), ".%s.old.%d.%lu", name, (int)getpid(), ++seq);
+	if (renameat(dirfd, name, dirfd, a.name))
 		return;		/* O_TRUNC below does it, slowly */
-	snprintf(a->name, sizeof(a->name), ".%s.old.%d.%lu", name, (int)getpid(), ++seq);
-	a->dirfd = renameat(dirfd, name, dirfd, a->name) ? -1 : dup(dirfd);
-	if (a->dirfd < 0) {
-		free(a);
-		return;
-	}
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, unlink_aside, a))
-		unlink_aside(a);
-	pthread_attr_destroy(&attr);
+	if (detach_run(unlink_aside, &a))
+		unlinkat(dirfd, a.name, 0);
 }
 
 int fr_create(struct fr_image *img, int dirfd, const char *name, int extra_flags)

@@ -66,6 +66,7 @@ MODULES = [
     ("common/guardian-proto.c", "the control protocol between plugin and guardian"),
     ("common/io.c", "whole-buffer pread/pwrite, fd passing"),
     ("common/cgroup.c", "cgroup hierarchy mount points; is a task's cgroup frozen?"),
+    ("common/detach.c", "a function run in a process detached from CRIU's tree (raw clones)"),
     ("common/proc.c", "reading /proc: maps, smaps, pagemap, cmdline, status, fdinfo, stat, task and fd walks"),
     ("common/clock.h", "the one monotonic clock"),
     ("common/uapi-compat.h", "uapi constants newer than the build host's headers"),

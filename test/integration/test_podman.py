@@ -66,11 +66,22 @@ def restore(podman, g, *args, name=None, rewinds=False, at=None):
 
 
 def test_checkpoint_restore(podman, workdir, guests):
+    """Checkpoint and restore twice: the second checkpoint goes into the
+    directory of the first, whose RAM image the plugin moves aside and
+    removes in the background. (That removal ran in a thread of CRIU's,
+    and while it lived CRIU could not setns() into the restored
+    container's mount namespace: the second checkpoint failed.)"""
     g = boot(podman, workdir, guests, "pm-basic")
     at = checkpoint(podman, g, "--keep")
     dumped_by_plugin(podman, g.cname)
     log = restore(podman, g, at=at)
     assert "RAM restored" in log
+    at = checkpoint(podman, g, "--keep")
+    dumped_by_plugin(podman, g.cname)
+    ckpt = os.path.join(podman.userdata(g.cname), "checkpoint")
+    log = restore(podman, g, at=at)
+    assert "RAM restored" in log
+    assert not [f for f in os.listdir(ckpt) if ".old." in f], os.listdir(ckpt)
 
 
 def test_export_import_new_name(podman, workdir, guests):
