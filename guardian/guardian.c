@@ -80,7 +80,6 @@ struct guardian {
 	struct gd_pages pages;
 	enum gd_state state;
 	unsigned done_timeout_ms;
-	bool watch_tracer;	/* WAIT_EXIT: the task was traced at the verdict */
 	double t0, t_state, deadline;
 	bool retry;		/* last attempt met EAGAIN */
 	bool io_failing;	/* this round could not read the image */
@@ -243,9 +242,10 @@ static void start_give_back(struct guardian *g, const char *why)
 
 /*
  * CRIU traces the task from the freeze until it kills or releases it: a
- * task that is alive and no longer traced after the done verdict was let go
- * (--leave-running, --leave-stopped, a failed post-dump script) or CRIU
- * died. True while the task is traced, or when that cannot be read.
+ * task that is alive and not traced once the done verdict is here was let
+ * go (--leave-running, --leave-stopped, a failed post-dump script) or CRIU
+ * died -- also when that happened before the guardian read the verdict.
+ * True while the task is traced, or when that cannot be read.
  */
 static bool task_traced(pid_t pid)
 {
@@ -262,7 +262,7 @@ static void watch_tracer(struct guardian *g)
 {
 	struct pollfd p = { .fd = g->pidfd, .events = POLLIN };
 
-	if (g->state != GD_WAIT_EXIT || !g->watch_tracer || task_traced(g->pid))
+	if (g->state != GD_WAIT_EXIT || task_traced(g->pid))
 		return;
 	if (poll(&p, 1, 0) == 1)
 		return;	/* it just exited: the main loop sees it */
@@ -446,10 +446,8 @@ static void on_ctl_msg(struct guardian *g, const struct gp_msg *m, int fd)
 	case GP_VERDICT_DONE:
 		if (g->state != GD_HOLD)
 			break;
-		g->watch_tracer = task_traced(g->pid);
-		pr_info("verdict: dump done, the task will be killed; waiting up to %u ms%s\n",
-			g->done_timeout_ms, g->watch_tracer ? "" :
-			" (it is not traced: only a fault or the timeout says it runs)");
+		pr_info("verdict: dump done, the task will be killed; waiting up to %u ms\n",
+			g->done_timeout_ms);
 		g->state = GD_WAIT_EXIT;
 		g->t_state = now_ms();
 		g->deadline = g->t_state + g->done_timeout_ms;
@@ -679,7 +677,7 @@ static int poll_timeout(const struct guardian *g)
 		return 0;
 	if (g->state == GD_WAIT_EXIT) {
 		left = g->deadline - now_ms();
-		if (g->watch_tracer && left > GD_TRACER_POLL_MS)
+		if (left > GD_TRACER_POLL_MS)
 			return GD_TRACER_POLL_MS;
 		return left > 0 ? (int)left + 1 : 0;
 	}
