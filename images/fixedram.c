@@ -198,6 +198,11 @@ int fr_layout(struct fr_image *img)
 		b->nr_pages = b->length / b->page_size;
 		if (!b->chunk_pages)
 			b->chunk_pages = FR_CHUNK_PAGES;
+		if ((uint64_t)b->chunk_pages * b->page_size > FR_CHUNK_MAX_BYTES) {
+			pr_err("block '%s': chunks of %u pages of %u bytes exceed %llu MiB\n", b->name,
+			       b->chunk_pages, b->page_size, FR_CHUNK_MAX_BYTES >> 20);
+			return -EINVAL;
+		}
 		b->nr_chunks = b->nr_pages / b->chunk_pages + (b->nr_pages % b->chunk_pages ? 1 : 0);
 		bm_bytes = bitmap_bytes(b->nr_pages);
 		cs_bytes = b->nr_chunks * 8;
@@ -718,6 +723,9 @@ static int validate_block(struct open_ctx *c, const RamImageEntry *h, uint32_t i
 		return BFAIL("unknown backing type %d", (int)e->backing);
 	if (e->chunk_pages == 0 || e->chunk_pages % 64)
 		return BFAIL("chunk size %u pages is not a non-zero multiple of 64", e->chunk_pages);
+	if ((uint64_t)e->chunk_pages * e->page_size > FR_CHUNK_MAX_BYTES)
+		return BFAIL("chunks of %u pages of %u bytes exceed %llu MiB", e->chunk_pages,
+			     e->page_size, FR_CHUNK_MAX_BYTES >> 20);
 	if (e->host_addr > UINT64_MAX - e->length)
 		return BFAIL("host range 0x%" PRIx64 " + %" PRIu64 " wraps around", e->host_addr,
 			     e->length);

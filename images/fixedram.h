@@ -42,6 +42,12 @@
 #define FR_VERSION_MIN	2		/* oldest version fr_open() reads */
 #define FR_ALIGN	(1ULL << 20)	/* page regions aligned like QEMU's mapped-ram */
 #define FR_CHUNK_PAGES	256		/* multiple of 64: a chunk owns whole bitmap words */
+/*
+ * The largest chunk (chunk_pages * page_size): 256 pages of 2 MiB. Readers
+ * hold whole chunks in memory, so an image may not ask for more; version 3
+ * no longer bounds a chunk without data by the file's size.
+ */
+#define FR_CHUNK_MAX_BYTES	(512ULL << 20)
 #define FR_NAME_MAX	64
 #define FR_PREFIX_SIZE	32
 #define FR_RUN_ID_MAX	64		/* CRIU's run id: a UUID string (36 bytes) */

@@ -379,6 +379,7 @@ static void test_layout_invalid(void **state)
 		{ "len", 4096, 3 * 4096 + 1 },
 		{ "", 4096, 4096 },
 		{ "overflow", 4096, 0xfffffffffff00000ULL },
+		{ "chunk", 1u << 30, 1ULL << 30 },	/* 256 pages of 1 GiB: > FR_CHUNK_MAX_BYTES */
 	};
 
 	(void)state;
