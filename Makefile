@@ -240,9 +240,11 @@ $(FUZZ)/fuzz_%: $(FUZZ)/obj/test/fuzz/fuzz_%.o $(FUZZ_OBJ)
 $(FUZZ)/gen_corpus: $(FUZZ)/obj/test/fuzz/gen_corpus.o $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ -lxxhash -lprotobuf-c -lpthread
 
-$(FUZZ)/seeds-image.stamp: $(FUZZ)/gen_corpus
+# Generated seeds, and inputs that once failed (test/fuzz/corpus-image).
+$(FUZZ)/seeds-image.stamp: $(FUZZ)/gen_corpus $(wildcard test/fuzz/corpus-image/*)
 	@mkdir -p $(FUZZ)/corpus-image
 	$(FUZZ)/gen_corpus $(FUZZ)/corpus-image
+	cp test/fuzz/corpus-image/* $(FUZZ)/corpus-image
 	touch $@
 
 $(FUZZ)/seeds-config.stamp: $(wildcard test/fuzz/corpus-config/*)
