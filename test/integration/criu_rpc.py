@@ -1,8 +1,8 @@
 """CRIU driven over RPC the way runc drives it: `criu swrk FD` on a
 SOCK_SEQPACKET socket, one CriuReq, notifications answered, one CriuResp.
 
-The few fields used of CRIU's images/rpc.proto are encoded by hand, so no
-protobuf package is needed.
+The few fields used of CRIU's images/rpc.proto are encoded with the
+harness's protobuf helpers, so no protobuf package is needed.
 """
 import os
 import socket
@@ -15,46 +15,14 @@ import harness
 DUMP, NOTIFY = 1, 6
 
 
-def _varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def _field(num, value):
-    """One field: int and bool as varint, str and bytes length-delimited."""
-    if isinstance(value, (bool, int)):
-        return _varint(num << 3) + _varint(int(value))
-    if isinstance(value, str):
-        value = value.encode()
-    return _varint(num << 3 | 2) + _varint(len(value)) + value
-
-
 def _message(fields):
-    return b"".join(_field(n, v) for n, v in fields)
+    return harness.pb_encode(fields)
 
 
 def _parse(buf):
     """{field number: [values]}: varints as int, length-delimited as bytes."""
-    out, i = {}, 0
-    while i < len(buf):
-        key, i = harness._varint(buf, i)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = harness._varint(buf, i)
-        elif wt == 2:
-            n, i = harness._varint(buf, i)
-            v, i = buf[i:i + n], i + n
-        elif wt == 5:
-            v, i = buf[i:i + 4], i + 4
-        elif wt == 1:
-            v, i = buf[i:i + 8], i + 8
-        else:
-            raise ValueError("wire type %d" % wt)
+    out = {}
+    for num, v in harness.pb_message_items(buf):
         out.setdefault(num, []).append(v)
     return out
 

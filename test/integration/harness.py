@@ -395,6 +395,31 @@ def plugin_ram_ranges(dumplog):
     return out
 
 
+def pb_varint_bytes(v):
+    """v as a protobuf varint."""
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def pb_encode(items):
+    """A protobuf message from (field number, value) pairs: int and bool as
+    varints, str and bytes length-delimited."""
+    out = bytearray()
+    for num, v in items:
+        if isinstance(v, str):
+            v = v.encode()
+        if isinstance(v, bytes):
+            out += pb_varint_bytes(num << 3 | 2) + pb_varint_bytes(len(v)) + v
+        else:
+            out += pb_varint_bytes(num << 3) + pb_varint_bytes(int(v))
+    return bytes(out)
+
+
 def pb_message_items(msg):
     """Top-level (field, value) pairs of a protobuf message in order, repeated
     fields included; length-delimited values as bytes."""

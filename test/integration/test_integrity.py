@@ -32,26 +32,6 @@ def copy_dir(src, dst):
 
 # --- header forging: as image-format.md says, checksums recomputed ----------
 
-def pb_varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def pb_encode(items):
-    out = bytearray()
-    for field, v in items:
-        if isinstance(v, bytes):
-            out += pb_varint(field << 3 | 2) + pb_varint(len(v)) + v
-        else:
-            out += pb_varint(field << 3) + pb_varint(v)
-    return bytes(out)
-
-
 def forge_header(path, edit):
     """edit(header_items, blocks) changes the decoded header in place (blocks:
     a list of {field: value} dicts); the header and its checksum are
@@ -63,8 +43,8 @@ def forge_header(path, edit):
         blocks = [dict(harness.pb_message_items(v)) for k, v in items if k == 3]
         items = [(k, v) for k, v in items if k != 3]
         edit(f, items, blocks)
-        items = items[:2] + [(3, pb_encode(sorted(b.items()))) for b in blocks] + items[2:]
-        new = pb_encode(items)
+        items = items[:2] + [(3, harness.pb_encode(sorted(b.items()))) for b in blocks] + items[2:]
+        new = harness.pb_encode(items)
         prefix[12:16] = len(new).to_bytes(4, "little")
         prefix[16:24] = xxhash.xxh3_64_intdigest(new).to_bytes(8, "little")
         f.seek(32)

@@ -761,20 +761,29 @@ static void test_done_killed(void **state)
 	print_message("  guardian exited %.1f ms after the task was killed\n", ms);
 }
 
-/* A done verdict, but the task stays traced and alive: the timeout decides. */
-static void test_done_but_alive(void **state)
+/* A dump whose verdict is "done" (the task is to be killed): its guardian. */
+static pid_t dump_done(unsigned done_timeout_ms)
 {
 	struct handoff_opts o = default_opts();
 	struct handoff *h;
+	pid_t g;
+
+	o.done_timeout_ms = done_timeout_ms;
+	h = dump(&o, NULL);
+	g = handoff_guardian_pid(h);
+	handoff_finish(h, HANDOFF_DONE);
+	return g;
+}
+
+/* A done verdict, but the task stays traced and alive: the timeout decides. */
+static void test_done_but_alive(void **state)
+{
 	double ms;
 	pid_t g;
 
 	(void)state;
 	TH_SKIP_IF(th_need_root());
-	o.done_timeout_ms = 300;
-	h = dump(&o, NULL);
-	g = handoff_guardian_pid(h);
-	handoff_finish(h, HANDOFF_DONE);
+	g = dump_done(300);
 	assert_int_equal(wait_exit(g, 5000, &ms), 0);
 	assert_true(ms >= 290);
 	release(ch.pid);
@@ -789,17 +798,12 @@ static void test_done_but_alive(void **state)
  */
 static void test_done_but_released(void **state)
 {
-	struct handoff_opts o = default_opts();
-	struct handoff *h;
 	double ms;
 	pid_t g;
 
 	(void)state;
 	TH_SKIP_IF(th_need_root());
-	o.done_timeout_ms = 10000;
-	h = dump(&o, NULL);
-	g = handoff_guardian_pid(h);
-	handoff_finish(h, HANDOFF_DONE);
+	g = dump_done(10000);
 	release(ch.pid);
 	assert_int_equal(wait_exit(g, 5000, &ms), 0);
 	assert_true(ms < 2000);
@@ -809,17 +813,12 @@ static void test_done_but_released(void **state)
 
 static void test_done_then_fault(void **state)
 {
-	struct handoff_opts o = default_opts();
-	struct handoff *h;
 	double ms;
 	pid_t g;
 
 	(void)state;
 	TH_SKIP_IF(th_need_root());
-	o.done_timeout_ms = 10000;
-	h = dump(&o, NULL);
-	g = handoff_guardian_pid(h);
-	handoff_finish(h, HANDOFF_DONE);
+	g = dump_done(10000);
 	release(ch.pid);
 	verify_child("running after a done verdict");
 	assert_int_equal(wait_exit(g, 5000, &ms), 0);
