@@ -68,9 +68,9 @@ fetch_kernel_deb() {
 	echo "$deb"
 }
 
-# The virtio modules the balloon needs, in load order (virtio is modular in the cloud
-# kernel; everything else the guest uses is built in).
-MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon"
+# The virtio modules the balloon and virtio-mem need, in load order (virtio
+# is modular in the cloud kernel; everything else the guest uses is built in).
+MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_mem"
 
 # Extract boot/vmlinuz-* (and the config, handy for debugging) and the
 # virtio modules into OUT/modules.
@@ -78,7 +78,7 @@ extract_kernel() {
 	local deb=$1 tmp m
 
 	if [ -s "$OUT/vmlinuz" ] && [ "$OUT/vmlinuz" -nt "$deb" ] &&
-	   [ -s "$OUT/modules/virtio_balloon.ko" ]; then
+	   [ -s "$OUT/modules/virtio_mem.ko" ]; then
 		return
 	fi
 	tmp=$(mktemp -d "$OUT/.kx.XXXXXX")
@@ -129,7 +129,7 @@ build_initramfs() {
 
 	[ -x "$bb" ] || { log "busybox-static is not installed"; exit 1; }
 	if [ -s "$img" ] && [ "$img" -nt "$OUT/workload" ] &&
-	   [ "$img" -nt "$OUT/modules/virtio_balloon.ko" ] &&
+	   [ "$img" -nt "$OUT/modules/virtio_mem.ko" ] &&
 	   [ "$img" -nt "$SRC/init" ] && [ "$img" -nt "$bb" ] &&
 	   [ "$img" -nt "$0" ]; then
 		return
