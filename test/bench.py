@@ -31,7 +31,8 @@ configuration (no sweeps, no plots).
 First the C benchmarks of the plugin's parts run (test/bench/bench_*.c,
 built by make bench-c): an injected syscall (bench_rsys), live pre-dump
 passes (bench_live), the dump writer and restore filler against plain
-copies (bench_writer). Their figures are printed and kept in
+copies (bench_writer), the candidate restore fill mechanisms against the
+machine's first-touch rate (bench_fill). Their figures are printed and kept in
 build/bench/c-benchmarks.txt (and results.json); --c-only runs just them,
 --no-c skips them.
 
@@ -154,8 +155,9 @@ ROWS = [
 
 def c_benchmarks(mib):
     """Run every C benchmark of C_BENCH, printing its figures; {name: output}.
-    bench_live and bench_writer copy `mib` MiB of a child's memory."""
-    sizes = {"bench_live": ["-m", str(mib)], "bench_writer": ["-m", str(mib)]}
+    bench_live, bench_writer and bench_fill copy `mib` MiB."""
+    sizes = {"bench_live": ["-m", str(mib)], "bench_writer": ["-m", str(mib)],
+             "bench_fill": ["-m", str(mib)]}
     names = sorted(f for f in os.listdir(C_BENCH) if f.startswith("bench_") and "." not in f) \
         if os.path.isdir(C_BENCH) else []
     if not names:
