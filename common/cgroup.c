@@ -80,8 +80,8 @@ struct frozen {
 	int state;	/* 1, 0, or -errno; -ENOENT until a freezer line is found */
 };
 
-/* The first word of mnt/path/file, NUL-terminated, in buf. */
-static int read_word(const char *mnt, const char *path, const char *file, char *buf, size_t len)
+/* The text of mnt/path/file, NUL-terminated, in buf. */
+static int read_text(const char *mnt, const char *path, const char *file, char *buf, size_t len)
 {
 	char name[PATH_MAX + 600];
 	ssize_t n;
@@ -98,15 +98,47 @@ static int read_word(const char *mnt, const char *path, const char *file, char *
 	if (n < 0)
 		return n;
 	buf[n] = '\0';
-	buf[strcspn(buf, " \n")] = '\0';
 	return 0;
+}
+
+/* v1: freezer.state is THAWED, FREEZING or FROZEN (an ancestor's counts). */
+static int v1_frozen(const char *mnt, const char *path)
+{
+	char text[64];
+	int ret = read_text(mnt, path, "freezer.state", text, sizeof(text));
+
+	if (ret == -ENOENT)
+		return 0;	/* the root cgroup has no freezer.state */
+	return ret ? ret : strncmp(text, "THAWED", 6) != 0;
+}
+
+/*
+ * v2: cgroup.freeze says what was asked of this cgroup (freezing counts),
+ * cgroup.events' "frozen" whether it is frozen, an ancestor's freeze too.
+ * The root cgroup has neither: not frozen.
+ */
+static int v2_frozen(const char *mnt, const char *path)
+{
+	char text[256];
+	int ret = read_text(mnt, path, "cgroup.freeze", text, sizeof(text));
+
+	if (ret == -ENOENT)
+		return 0;
+	if (ret)
+		return ret;
+	if (text[0] == '1')
+		return 1;
+	ret = read_text(mnt, path, "cgroup.events", text, sizeof(text));
+	if (ret)
+		return ret;
+	return !strncmp(text, "frozen 1", 8) || strstr(text, "\nfrozen 1") != NULL;
 }
 
 static int freezer_line(const char *line, void *arg)
 {
 	struct frozen *f = arg;
 	struct proc_cgroup c;
-	char mnt[512], word[32];
+	char mnt[512];
 	bool v2;
 	int ret;
 
@@ -116,16 +148,17 @@ static int freezer_line(const char *line, void *arg)
 	if (!v2 && !options_have(c.controllers, "freezer"))
 		return 0;
 	ret = cgroup_hierarchy_mount(v2 ? "" : "freezer", mnt, sizeof(mnt));
+	if (ret == -ENOENT)
+		return 0;	/* that hierarchy is not mounted here: another may tell */
 	if (!ret)
-		ret = read_word(mnt, c.path, v2 ? "cgroup.freeze" : "freezer.state", word, sizeof(word));
-	if (ret == -ENOENT && v2)
-		return 0;	/* the root cgroup has no cgroup.freeze; a v1 freezer may follow */
-	if (ret) {
+		ret = v2 ? v2_frozen(mnt, c.path) : v1_frozen(mnt, c.path);
+	if (ret < 0) {
 		f->state = ret;
 		return 1;
 	}
-	/* v1: THAWED, FREEZING, FROZEN; v2: 0 or 1 (what was asked: freezing counts). */
-	f->state = v2 ? !strcmp(word, "1") : strcmp(word, "THAWED") != 0;
+	if (f->state < 0)
+		f->state = 0;
+	f->state |= ret;
 	return f->state;	/* frozen in one hierarchy is enough */
 }
 

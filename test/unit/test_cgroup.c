@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * common/cgroup.c: hierarchy mount points, and cgroup_task_frozen() on a
- * child moved into a freezer cgroup of the test's own (v1 freezer.state
- * or v2 cgroup.freeze, whichever this host has), frozen and thawed as an
- * engine pausing a container does. Needs root and a freezer; skips
- * without.
+ * child moved into a freezer cgroup of the test's own (v1 freezer.state,
+ * v2 cgroup.freeze, and v2 with the parent cgroup frozen), frozen and
+ * thawed as an engine pausing a container does. Needs root and the
+ * hierarchy; skips without.
  */
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -50,27 +51,25 @@ struct freezer {
 	const char *frozen, *thawed;
 };
 
-static const char *make_freezer(struct freezer *f)
+static const char *make_freezer(struct freezer *f, bool v2, const char *parent)
 {
 	char mnt[512];
 
 	if (th_need_root())
 		return th_need_root();
-	if (!cgroup_hierarchy_mount("freezer", mnt, sizeof(mnt))) {
-		f->frozen = "FROZEN";
-		f->thawed = "THAWED";
+	if (cgroup_hierarchy_mount(v2 ? "" : "freezer", mnt, sizeof(mnt)))
+		return v2 ? "no cgroup2 hierarchy mounted" : "no v1 freezer hierarchy mounted";
+	f->frozen = v2 ? "1" : "FROZEN";
+	f->thawed = v2 ? "0" : "THAWED";
+	if (parent)
+		snprintf(f->dir, sizeof(f->dir), "%s/child", parent);
+	else
 		snprintf(f->dir, sizeof(f->dir), "%s/criu-qemu-test-%d", mnt, getpid());
-		snprintf(f->ctl, sizeof(f->ctl), "%s/freezer.state", f->dir);
-	} else if (!cgroup_hierarchy_mount("", mnt, sizeof(mnt))) {
-		f->frozen = "1";
-		f->thawed = "0";
-		snprintf(f->dir, sizeof(f->dir), "%s/criu-qemu-test-%d", mnt, getpid());
-		snprintf(f->ctl, sizeof(f->ctl), "%s/cgroup.freeze", f->dir);
-	} else {
-		return "no freezer hierarchy mounted";
-	}
+	snprintf(f->ctl, sizeof(f->ctl), "%s/%s", f->dir, v2 ? "cgroup.freeze" : "freezer.state");
 	if (mkdir(f->dir, 0755) && errno != EEXIST)
 		return "cannot create a freezer cgroup";
+	if (v2 && access(f->ctl, F_OK))
+		return "this cgroup2 hierarchy has no cgroup.freeze";
 	return NULL;
 }
 
@@ -83,32 +82,74 @@ static void put_in(const struct freezer *f, pid_t pid)
 	assert_int_equal(th_write_file(procs, text), 0);
 }
 
-static void test_frozen_child(void **state)
+static void remove_cgroup(const char *dir)
 {
-	struct freezer f;
-	pid_t child;
 	int i;
 
-	(void)state;
-	TH_SKIP_IF(make_freezer(&f));
-	child = fork();
+	for (i = 0; i < 100 && rmdir(dir); i++)
+		usleep(10000);	/* a cgroup goes once its last task is gone */
+	assert_int_equal(access(dir, F_OK), -1);
+}
+
+static pid_t sleeper(void)
+{
+	pid_t child = fork();
+
 	assert_true(child >= 0);
 	if (!child) {
 		for (;;)
 			pause();
 	}
+	return child;
+}
+
+/*
+ * A child in a cgroup of ours, frozen and thawed there (nested: its
+ * parent cgroup is the one frozen, as a pod's or a parent's freeze).
+ */
+static void frozen_child(bool v2, bool nested)
+{
+	struct freezer top, f;
+	pid_t child;
+
+	TH_SKIP_IF(make_freezer(&top, v2, NULL));
+	if (nested)
+		TH_SKIP_IF(make_freezer(&f, v2, top.dir));
+	else
+		f = top;
+	child = sleeper();
 	put_in(&f, child);
 	assert_int_equal(cgroup_task_frozen(child), 0);
-	assert_int_equal(th_write_file(f.ctl, f.frozen), 0);
+	assert_int_equal(th_write_file(top.ctl, top.frozen), 0);
+	usleep(100000);		/* v2 reports "frozen" once every task stopped */
 	assert_int_equal(cgroup_task_frozen(child), 1);
 	assert_int_equal(cgroup_task_frozen(getpid()), 0);	/* not ours */
-	assert_int_equal(th_write_file(f.ctl, f.thawed), 0);
+	assert_int_equal(th_write_file(top.ctl, top.thawed), 0);
+	usleep(100000);
 	assert_int_equal(cgroup_task_frozen(child), 0);
 	kill(child, SIGKILL);
 	th_reap(child);
-	for (i = 0; i < 100 && rmdir(f.dir); i++)
-		usleep(10000);	/* a cgroup goes once its last task is gone */
-	assert_int_equal(access(f.dir, F_OK), -1);
+	if (nested)
+		remove_cgroup(f.dir);
+	remove_cgroup(top.dir);
+}
+
+static void test_frozen_v1(void **state)
+{
+	(void)state;
+	frozen_child(false, false);
+}
+
+static void test_frozen_v2(void **state)
+{
+	(void)state;
+	frozen_child(true, false);
+}
+
+static void test_frozen_v2_parent(void **state)
+{
+	(void)state;
+	frozen_child(true, true);
 }
 
 int main(void)
@@ -116,7 +157,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hierarchy_mount),
 		cmocka_unit_test(test_not_a_task),
-		cmocka_unit_test(test_frozen_child),
+		cmocka_unit_test(test_frozen_v1),
+		cmocka_unit_test(test_frozen_v2),
+		cmocka_unit_test(test_frozen_v2_parent),
 	};
 
 	return th_run_group(tests, NULL, NULL);
