@@ -44,7 +44,8 @@ def guest(work, name, incoming=False):
     if incoming:
         extra += ["-S", "-incoming", "defer"]
     return harness.Guest(work, mem="1G,maxmem=4G", wl_mb=512, rate_kbs=512, zero_every=0,
-                         seed=4242, kernel_args="memhp_default_state=online_movable",
+                         seed=4242, kernel_args="memhp_default_state=online_movable wl.mem_mb=%d"
+                         % (1024 - 160 + (VMEM >> 20)),
                          extra_args=extra, name=name)
 
 
