@@ -30,8 +30,9 @@ root="$dir/root"
 wrapper="$dir/qemu-system-x86_64"
 want_major=10
 
+# A wrapper of an older qemu10.sh (no QEMU_MODULE_DIR) is written again.
 is_ok() {
-	[ -x "$wrapper" ] || return 1
+	[ -x "$wrapper" ] && grep -q QEMU_MODULE_DIR "$wrapper" || return 1
 	v=$("$wrapper" --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\)\..*/\1/p')
 	[ "${v:-0}" -ge "$want_major" ]
 }
@@ -90,6 +91,11 @@ cat >"$wrapper.tmp" <<EOF
 # $root; firmware from there too (-L is searched before the built-in path).
 EOF
 [ -z "$libpath" ] || echo "export LD_LIBRARY_PATH=\"$libpath\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\"" >>"$wrapper.tmp"
+# Its own modules first (QEMU refuses modules of another build, and the
+# system QEMU's sit in the same compiled-in directory). Modules its package
+# lacks (OpenGL, SPICE) are still found there: `-device help`, which loads
+# every module, fails; `-device NAME,help` works.
+echo "export QEMU_MODULE_DIR=\"$root/usr/lib/x86_64-linux-gnu/qemu\"" >>"$wrapper.tmp"
 cat >>"$wrapper.tmp" <<EOF
 exec "$bin" -L "$root/usr/share/qemu" -L "$root/usr/share/seabios" "\$@"
 EOF
