@@ -78,6 +78,10 @@ def wait_pid_gone(pid, timeout=30):
     raise TimeoutError("pid %d still exists" % pid)
 
 
+# A workload line that does not start a line: the one before it was cut.
+WL_GLUED = re.compile(r"(?<=[^\n])(?=WL (status|start|CORRUPT|error|discarded|mark|markval|stopped) )")
+
+
 class CriuError(Exception):
     pass
 
@@ -134,9 +138,13 @@ class Guest:
 
     # --- console -----------------------------------------------------------
     def lines(self):
+        """The console's lines. A QEMU killed in the middle of a line (a
+        checkpointed one, replaced by its restore) leaves it unfinished,
+        and the restored guest's next line is glued to it: every workload
+        line ("WL ...") starts a line of its own."""
         try:
             with open(self.console, errors="replace") as f:
-                return f.read().splitlines()
+                return WL_GLUED.sub("\n", f.read()).splitlines()
         except FileNotFoundError:
             return []
 
