@@ -188,7 +188,9 @@ def test_live_predump_sees_vcpu_writes(workdir, criu, guests):
     """Live pre-dump of a guest whose two vCPUs rewrite 32 MiB/s: the
     passes see the pages the vCPUs wrote (through KVM's page tables, which
     follow QEMU's), the final copy takes the rest, and the restored guest
-    finds every page of both regions as it last wrote it."""
+    finds every page of both regions as it last wrote it. The rest may be
+    nothing: with the last pass under a millisecond, vCPUs descheduled on
+    a loaded host may write no page before the freeze."""
     g = start_kvm(workdir, guests, smp=2, mem="768M", wl_mb=256, rate_kbs=32768)
     imgdir = os.path.join(workdir, "img")
     dump_kvm(criu, g, imgdir, env={"CRIU_QEMU_DOWNTIME_MS": "1"})
@@ -197,7 +199,7 @@ def test_live_predump_sees_vcpu_writes(workdir, criu, guests):
     live = [p for p in passes if p[0] == "pass"]
     final = [p for p in passes if p[0] == "final"]
     assert len(live) >= 2 and live[1][2] > 0, "no vCPU write seen between passes: %s" % passes
-    assert len(final) == 1 and final[0][2] > 0, passes
+    assert len(final) == 1, passes
     restore_kvm(criu, g, imgdir, g.last_full_status())
 
 
