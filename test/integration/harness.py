@@ -508,6 +508,35 @@ def criu_dump_stats(imgdir):
 
 # --- what the test files share: guests, dumps, restores, images -----------------
 
+def wait_log(path, text, proc, timeout=60):
+    """Wait until text is in the log at path, while proc (criu) runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and text in log_text(path):
+            return
+        assert proc.poll() is None, "criu exited (rc %s) before '%s'" % (proc.returncode, text)
+        time.sleep(0.05)
+    raise AssertionError("no '%s' in %s after %d s" % (text, path, timeout))
+
+
+def dump_paused(criu, pid, imgdir, env, during, timeout=120):
+    """criu dump of pid in the background, env holding the plugin's
+    CRIU_QEMU_TEST_PAUSE_MS (a pause after live pass 1); during() runs in
+    that pause. Returns (criu's exit status, during's value); criu is
+    killed if it is still there when this returns."""
+    proc = criu.dump_async(pid, imgdir, env=env)
+    try:
+        wait_log(os.path.join(imgdir, "dump.log"), "test pause:", proc)
+        result = during()
+        rc = proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reap_zombies()
+    return rc, result
+
+
 def start_guest(workdir, guests, **kw):
     """A Guest (kw: its parameters) registered in the guests fixture, booted,
     its workload ready and two passes through."""

@@ -55,16 +55,6 @@ def test_criu_killed_during_live_phase(workdir, criu, guests, point):
     assert not harness.uffd_vmas(g.pid, ("uw",)), "write protection left behind"
 
 
-def wait_log(path, text, proc, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path) and text in harness.log_text(path):
-            return
-        assert proc.poll() is None, "criu exited (rc %s) before '%s'" % (proc.returncode, text)
-        time.sleep(0.05)
-    raise AssertionError("no '%s' in %s after %d s" % (text, path, timeout))
-
-
 def test_discard_between_passes_is_absent_from_image(workdir, criu, guests):
     """The guest gives memory back (virtio-balloon inflation: QEMU discards
     the pages with MADV_DONTNEED) after live pass 1 copied it: the final
@@ -76,22 +66,19 @@ def test_discard_between_passes_is_absent_from_image(workdir, criu, guests):
                     extra_args=["-device", "virtio-balloon-pci,id=balloon0"])
     imgdir = os.path.join(workdir, "img")
     log = os.path.join(imgdir, "dump.log")
-    proc = criu.dump_async(g.pid, imgdir, env={"CRIU_QEMU_TEST_PAUSE_MS": "8000"})
-    try:
-        wait_log(log, "test pause:", proc)
+
+    def inflate_balloon():
+        """The pages the balloon took from QEMU during the pause."""
         (start, end), = harness.plugin_ram_ranges(log)
         before = harness.present_pages(g.pid, start, end)
         g.qmp("balloon", {"value": 400 << 20})
         deadline = time.monotonic() + 6
         while g.qmp("query-balloon")["actual"] > 420 << 20 and time.monotonic() < deadline:
             time.sleep(0.2)
-        discarded = before - harness.present_pages(g.pid, start, end)
-        rc = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        harness.reap_zombies()
+        return before - harness.present_pages(g.pid, start, end)
+
+    rc, discarded = harness.dump_paused(criu, g.pid, imgdir, {"CRIU_QEMU_TEST_PAUSE_MS": "8000"},
+                                        inflate_balloon)
     assert rc == 0, "criu dump failed, see %s" % log
     harness.wait_pid_gone(g.pid)
     at_dump = g.last_status()

@@ -155,17 +155,9 @@ def test_virtio_mem_dump_during_unplug_is_exact(workdir, criu, guests):
     log = os.path.join(imgdir, "dump.log")
     # Two live passes at most: the unplug's page migration dirties a lot,
     # and more passes could last until the guest is done.
-    proc = criu.dump_async(g.pid, imgdir, env={"CRIU_QEMU_TEST_PAUSE_MS": "300",
-                                               "CRIU_QEMU_LIVE_MAX_PASSES": "2"})
-    try:
-        _wait_log(log, proc)
-        g.qmp("qom-set", {"path": "vm0", "property": "requested-size", "value": 0})
-        rc = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        harness.reap_zombies()
+    rc, _ = harness.dump_paused(
+        criu, g.pid, imgdir, {"CRIU_QEMU_TEST_PAUSE_MS": "300", "CRIU_QEMU_LIVE_MAX_PASSES": "2"},
+        lambda: g.qmp("qom-set", {"path": "vm0", "property": "requested-size", "value": 0}))
     assert rc == 0, "criu dump failed, see %s" % log
     harness.wait_pid_gone(g.pid)
     at_dump = g.last_status()
@@ -185,16 +177,6 @@ def test_virtio_mem_dump_during_unplug_is_exact(workdir, criu, guests):
     print("virtio-mem: unplug finished %.1f s after the restore" % (time.monotonic() - t0))
     assert len(harness.present_pages(g.pid, start, end)) * PAGE <= 4 * MiB
     g.keeps_running(at_dump, since=mark, passes=2)
-
-
-def _wait_log(path, proc, text="test pause:", timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path) and text in harness.log_text(path):
-            return
-        assert proc.poll() is None, "criu exited (rc %s) before '%s'" % (proc.returncode, text)
-        time.sleep(0.05)
-    raise AssertionError("no '%s' in %s after %d s" % (text, path, timeout))
 
 
 def reporting_guest(workdir, guests, reporting, name):
