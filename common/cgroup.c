@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "io.h"
 #include "log.h"
 #include "proc.h"
 
@@ -91,9 +92,7 @@ static int read_text(const char *mnt, const char *path, const char *file, char *
 	fd = open(name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	n = read(fd, buf, len - 1);
-	if (n < 0)
-		n = -errno;
+	n = pread_full(fd, buf, len - 1, 0);
 	close(fd);
 	if (n < 0)
 		return n;
