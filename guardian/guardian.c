@@ -251,11 +251,13 @@ static bool task_traced(pid_t pid)
 {
 	char tracer[32], state[32];
 
-	if (proc_status_field(pid, "TracerPid", tracer, sizeof(tracer)) ||
-	    proc_status_field(pid, "State", state, sizeof(state)))
+	if (proc_status_field(pid, "TracerPid", tracer, sizeof(tracer)) || atoi(tracer) != 0)
+		return true;
+	/* Untraced: read its state only then (this runs every few ms). */
+	if (proc_status_field(pid, "State", state, sizeof(state)))
 		return true;
 	/* Dead or dying: released by its death, not by CRIU. */
-	return atoi(tracer) != 0 || state[0] == 'Z' || state[0] == 'X';
+	return state[0] == 'Z' || state[0] == 'X';
 }
 
 static void watch_tracer(struct guardian *g)
