@@ -5,6 +5,8 @@ comes from a checksum-verified chunk; a damaged image kills the guest rather
 than let it run on wrong memory. Real QEMU, real CRIU."""
 import os
 
+import pytest
+
 import harness
 from harness import corrupt_copy, dump_and_check_handoff, guardian_log, start_guest
 
@@ -47,3 +49,30 @@ def test_lazy_restore_of_a_damaged_image_kills_the_guest(workdir, criu, guests):
     assert "the image is corrupt; killing the task" in guardian_log(bad, g.pid)
     late = g.lines()[mark:]
     assert not [l for l in late if "CORRUPT" in l], "the guest ran on damaged memory"
+
+
+@pytest.mark.parametrize("mode", ["eager", "lazy"])
+def test_restore_brings_back_huge_pages(workdir, criu, guests, mode):
+    """Guest RAM that had THP before the dump has it again after the
+    restore: the eager fill faults huge pages in; the lazy fill copies 4 KiB
+    pages (UFFDIO_COPY), then the guardian collapses them. (CRIU alone
+    restores guest RAM in 4 KiB pages.)"""
+    if harness.thp_mode() == "never":
+        pytest.skip("THP is off on this host (transparent_hugepage/enabled: never)")
+    g = start_guest(workdir, guests, mem="1G", wl_mb=256, rate_kbs=1024)
+    before = harness.ram_thp_kib(g.pid, g.mem_bytes() // 2)
+    if before < 128 << 10:
+        pytest.skip("guest RAM has only %d KiB of THP before the dump" % before)
+    imgdir = os.path.join(workdir, "img")
+    dump_and_check_handoff(criu, g, imgdir)
+    harness.wait_pid_gone(g.pid)
+    at_dump = g.last_status()
+    mark = g.mark()
+    criu.restore(imgdir, env=LAZY if mode == "lazy" else None)
+    if mode == "lazy":
+        g.wait_for(lambda: "MADV_COLLAPSE" in guardian_log(imgdir, g.pid).split("giving guest RAM back")[-1],
+                   timeout=60, what="the guardian's collapse after the lazy fill")
+    after = harness.ram_thp_kib(g.pid, g.mem_bytes() // 2)
+    assert after >= 0.9 * before, "THP of guest RAM: %d KiB before the dump, %d KiB after the %s restore" % (
+        before, after, mode)
+    g.keeps_running(at_dump, since=mark, passes=1)
