@@ -74,6 +74,7 @@ struct range {
 struct wl {
 	/* options */
 	uint64_t mb, rate_kbs, zero_every, untouched_mb, scratch_mb, seed;
+	uint64_t status_ns;		/* --status-ms: a status line at least this often */
 	int64_t corrupt_after_ms;	/* --self-test-corrupt, -1: never */
 
 	/* memory */
@@ -87,6 +88,7 @@ struct wl {
 
 	/* verification */
 	uint64_t vcursor, pass, corrupt;
+	uint64_t verified;		/* pages verified so far: the guest's work counter */
 	unsigned int pass_reports;
 
 	/* rate limiting: credit in pages, refilled from CLOCK_MONOTONIC */
@@ -241,9 +243,9 @@ static void verify_page(struct wl *wl, uint64_t p)
 static void print_status(struct wl *wl, uint64_t now)
 {
 	say("WL status pass=%" PRIu64 " w=%" PRIu64 " sum=%016" PRIx64
-	    " pages=%" PRIu64 " corrupt=%" PRIu64 " t=%" PRIu64,
+	    " pages=%" PRIu64 " corrupt=%" PRIu64 " t=%" PRIu64 " v=%" PRIu64,
 	    wl->pass, wl->w, wl->sum, wl->npages, wl->corrupt,
-	    elapsed_ns(wl->start_ns, now) / NSEC_PER_MSEC);
+	    elapsed_ns(wl->start_ns, now) / NSEC_PER_MSEC, wl->verified);
 	wl->last_status_ns = now;
 }
 
@@ -253,6 +255,7 @@ static void verify_slice(struct wl *wl)
 
 	for (n = 0; n < SLICE_PAGES; n++) {
 		verify_page(wl, wl->vcursor);
+		wl->verified++;
 		if (++wl->vcursor < wl->npages)
 			continue;
 		/* A full pass is done: report it and start over. */
@@ -498,7 +501,7 @@ static void usage(const char *argv0)
 	fprintf(stderr,
 		"usage: %s [--mb N] [--rate KBS] [--zero-every Z]\n"
 		"          [--untouched-mb U] [--scratch-mb S] [--seed S]\n"
-		"          [--self-test-corrupt[=SEC]]\n",
+		"          [--status-ms MS] [--self-test-corrupt[=SEC]]\n",
 		argv0);
 	exit(2);
 }
@@ -521,6 +524,7 @@ static void parse_options(struct wl *wl, int argc, char **argv)
 		{ "untouched-mb",	required_argument, NULL, 'u' },
 		{ "scratch-mb",		required_argument, NULL, 'S' },
 		{ "seed",		required_argument, NULL, 's' },
+		{ "status-ms",		required_argument, NULL, 'T' },
 		{ "self-test-corrupt",	optional_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -531,6 +535,7 @@ static void parse_options(struct wl *wl, int argc, char **argv)
 	wl->zero_every = 16;
 	wl->untouched_mb = 0;
 	wl->seed = 1;
+	wl->status_ns = NSEC_PER_SEC;
 	wl->corrupt_after_ms = -1;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -541,6 +546,7 @@ static void parse_options(struct wl *wl, int argc, char **argv)
 		case 'u': wl->untouched_mb = opt_u64(argv[0], optarg); break;
 		case 'S': wl->scratch_mb = opt_u64(argv[0], optarg); break;
 		case 's': wl->seed = opt_u64(argv[0], optarg); break;
+		case 'T': wl->status_ns = opt_u64(argv[0], optarg) * NSEC_PER_MSEC; break;
 		case 'C':
 			wl->corrupt_after_ms = optarg ?
 				(int64_t)(opt_u64(argv[0], optarg) * 1000) :
@@ -550,7 +556,7 @@ static void parse_options(struct wl *wl, int argc, char **argv)
 			usage(argv[0]);
 		}
 	}
-	if (optind != argc || !wl->mb || wl->mb > MAX_MB ||
+	if (optind != argc || !wl->mb || wl->mb > MAX_MB || !wl->status_ns ||
 	    wl->untouched_mb > MAX_MB || wl->scratch_mb > MAX_MB)
 		usage(argv[0]);
 }
@@ -595,7 +601,7 @@ int main(int argc, char **argv)
 		verify_slice(&wl);
 		poll_commands(&wl);
 		now = now_ns();
-		if (elapsed_ns(wl.last_status_ns, now) >= NSEC_PER_SEC)
+		if (elapsed_ns(wl.last_status_ns, now) >= wl.status_ns)
 			print_status(&wl, now);
 		/* Be a polite guest task; costs little next to a slice. */
 		sched_yield();

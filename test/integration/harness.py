@@ -222,6 +222,10 @@ class Guest:
             problems += wlcheck.check_log(seg)
         assert not problems, "workload problems:\n" + "\n".join(problems[:20])
 
+    def mem_bytes(self):
+        """Guest RAM ("2G", "512M") in bytes."""
+        return int(self.mem[:-1]) << {"G": 30, "M": 20}[self.mem[-1].upper()]
+
     def qemu_log(self):
         try:
             with open(self.stderr_path) as f:
@@ -475,6 +479,29 @@ def image_present_pages(path):
             out[b[1].decode()] = {k * 8 + i for k, v in enumerate(data) if v
                                   for i in range(8) if v >> i & 1}
         return out
+
+
+def ram_thp_kib(pid, min_bytes):
+    """AnonHugePages (KiB) of the process's anonymous, not executable
+    mappings of at least min_bytes: the guest RAM block(s), not QEMU's heap
+    or TCG's (executable) code buffer."""
+    total, size, anon = 0, 0, False
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                fields = line.split()
+                a, b = (int(x, 16) for x in fields[0].split("-"))
+                size = b - a
+                anon = len(fields) < 6 and "x" not in fields[1]
+            elif line.startswith("AnonHugePages:") and anon and size >= min_bytes:
+                total += int(line.split()[1])
+    return total
+
+
+def thp_mode():
+    """The system's THP mode: always, madvise or never."""
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+        return re.search(r"\[(\w+)\]", f.read()).group(1)
 
 
 def uffd_vmas(pid, kinds=("um", "uw", "ui")):
