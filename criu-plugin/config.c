@@ -19,7 +19,7 @@
 static const struct qp_config defaults = {
 	.enabled = true,
 	.workers = 0,
-	.odirect = false,
+	.odirect = true,
 	.min_block_bytes = 64ULL << 20,
 	.qmp_timeout_ms = 1000,
 	.live = true,

@@ -27,9 +27,8 @@ struct fill_ctx {
 /*
  * The chunk's present pages into buf with one read from the first to the
  * last of them, then the checksum. Holes in between cost no I/O, and one
- * large read beats fr_read_chunk()'s read per run: 1.3x from the page
- * cache, 5x with O_DIRECT (no readahead). Absent pages in buf are junk,
- * never written into the process.
+ * large read beats fr_read_chunk()'s read per run (1.3x from the page
+ * cache). Absent pages in buf are junk, never written into the process.
  */
 static int read_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t chunk,
 		      char *buf)
@@ -46,9 +45,6 @@ static int read_chunk(const struct fr_image *img, const struct fr_block *b, uint
 	dst = buf + (s - first) * b->page_size;
 	len = (e - s) * b->page_size;
 	n = pread_full(img->fd, dst, len, fr_page_offset(b, s));
-	/* O_DIRECT refuses an unaligned buffer: the buffered fd takes it. */
-	if (n == -EINVAL && img->meta_fd >= 0)
-		n = pread_full(img->meta_fd, dst, len, fr_page_offset(b, s));
 	if (n != (ssize_t)len) {
 		pr_err("block '%s' chunk %llu: cannot read %zu bytes at offset %#llx: %s\n",
 		       b->name, (unsigned long long)chunk, len,
@@ -106,7 +102,6 @@ int ram_fill_from_image(pid_t pid, const struct fr_image *img, const struct ram_
 		total += img->blocks[i].nr_pages;
 		present += img->blocks[i].nr_present;
 	}
-	ram_io_set_odirect(img->fd, o);
 	ram_work_init(&c.work, img);
 	ret = ram_work_run_chunks(&c.work, workers, buf_bytes, fill_chunk, &c);
 	if (st) {
