@@ -9,6 +9,10 @@ repetition runs, in turn,
   criu     criu dump / criu restore without the plugin
   plain    criu-qemu, CRIU_QEMU_LIVE=0 (RAM copied while frozen)
   live     criu-qemu, default (live pre-dump, then a short frozen pass)
+  lazy     live dump, lazy restore (the guest runs at once)
+  live-pc  live, but page data written through the page cache (odirect = no)
+  idle     live, of the VM stopped with QMP for the dump (cont after restore):
+           the writer with the CPUs to itself, against the disk's speed
   qemu-*   QEMU 10: migrate to file: with mapped-ram (+ multifd, + direct-io),
            then a new QEMU with -incoming defer loads it and continues
 
@@ -19,6 +23,16 @@ cycle continues the same guest; a QEMU cycle continues in a new QEMU process
 continue from the state it was saved in; at the end each guest's whole
 console log is checked (no corrupt page, every checksum matches). Every
 figure in the tables is the median of --reps cycles.
+
+The guest is busy the way real VMs are: its workload verifies all its
+touched memory continuously (QEMU's vCPU thread uses a whole core; the
+table shows QEMU's CPU use before each dump) while rewriting at the set
+rate. Its status lines come every 100 ms and count the pages verified (v=):
+the guest's speed. "Until back at full speed" is the time from the start of
+the restore until the guest runs at 85 % of its speed before the dump over a
+whole second, "not in 15 s" if it does not; THP of guest RAM is read from
+QEMU's smaps before the dump and after the restore; the dump's CPU time is
+criu's (the plugin runs in it) plus the guardian's (it logs its own at exit).
 
 The disk's sequential O_DIRECT write/read speed and the page cache's write
 speed are measured in the same run and directory. Results:
@@ -85,6 +99,7 @@ SUITE = {
     "size": [
         {"mem": "1G", "wl_mb": 768, "rate_kbs": 20480},
         {"mem": "4G", "wl_mb": 3072, "rate_kbs": 20480},
+        {"mem": "8G", "wl_mb": 6144, "rate_kbs": 20480},
     ],
     # Dirty rate sweep on the 2G / 1536 MiB guest; 20 MB/s is main[0].
     "rate": [
@@ -103,7 +118,11 @@ SWEEP_MODES = ("criu", "plain", "live")
 ZERO_EVERY = 0
 SWEEP_QEMU = ("qemu-mr-mfd",)
 
-CRIU_MODES = ("criu", "plain", "live", "lazy")  # lazy: live dump, lazy restore
+# lazy: live dump, lazy restore; live-pc: live with odirect = no (page
+# data written through the page cache, the default until 2026-12); idle:
+# live, of the VM stopped (QMP stop) for the dump: the writer alone on the
+# CPUs, against the disk's O_DIRECT speed; cont after the restore.
+CRIU_MODES = ("criu", "plain", "live", "lazy", "live-pc", "idle")
 
 # QEMU's mapped-ram file migration. max-bandwidth is lifted in every variant
 # (QEMU's default, 128 MiB/s, is a network throttle; libvirt lifts it for
@@ -134,6 +153,14 @@ ROWS = [
     ("dump_durable_s", "  until durable (s)"),
     ("restore_s", "restore / load (s)"),
     ("restore_progress_s", "  until guest progress (s)"),
+    ("full_speed_s", "  until back at full speed (s)"),
+    ("guest_rate", "guest speed before dump (pages verified/s)"),
+    ("qemu_cpu_cores", "QEMU's CPU use before dump (cores)"),
+    ("lazy_fill_speed_pct", "guest speed during lazy fill (% of before)"),
+    ("thp_before_kib", "THP of guest RAM before dump (MiB)"),
+    ("thp_restored_kib", "THP of guest RAM after restore (MiB)"),
+    ("dump_cpu_s", "dump CPU time, criu + guardian (s)"),
+    ("dump_cpu_s_per_gib", "  per GiB of image (s)"),
     ("image_bytes", "image on disk (MiB)"),
     ("dump_rss_kib", "criu peak RSS dump (MiB)"),
     ("restore_rss_kib", "criu peak RSS restore (MiB)"),
@@ -183,7 +210,7 @@ def gib(cfg):
 
 
 def brief(r):
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items() if k != "speed_trace"}
 
 
 def log(msg):
@@ -269,6 +296,110 @@ def wait_first_progress(g, at, offset, moving, t0, timeout=600, poll=0.005):
     raise TimeoutError("no guest progress %d s after the restore" % timeout)
 
 
+# Status lines every STATUS_MS: the guest's work counter (v=, pages
+# verified) then gives its speed at that granularity.
+STATUS_MS = 100
+FULL_SPEED_SHARE = 0.85  # "back at full speed": >= 85 % of the pre-dump rate
+FULL_SPEED_WINDOW_S = 1.0
+# How long to wait for it: a guest restored without its huge pages (CRIU
+# alone) runs slower until khugepaged has collapsed them, which takes far
+# longer; the table then says "not in 15 s".
+FULL_SPEED_WAIT_S = 15
+
+
+def cpu_s(pid):
+    """User + system time of a process so far (s)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def guest_rate(g, seconds=2.0, out=None):
+    """The guest's work rate now (pages verified per second of its own
+    clock), from the status lines of the next `seconds`: the rate before a
+    dump. Measured live, not from older lines: a window reaching back over
+    the previous restore would count the time QEMU was gone. out (a dict)
+    gets qemu_cpu_cores: how busy QEMU is meanwhile."""
+    offset = console_offset(g)
+    c0, t0 = cpu_s(g.pid), time.monotonic()
+    time.sleep(seconds)
+    if out is not None:
+        out["qemu_cpu_cores"] = (cpu_s(g.pid) - c0) / (time.monotonic() - t0)
+    with open(g.console, "rb") as f:
+        f.seek(offset)
+        lines = f.read().decode(errors="replace").split("\n")[1:-1]
+    sts = [s for s in map(wlcheck.parse_status, lines) if s and "v" in s]
+    if len(sts) < 2 or sts[-1]["t"] <= sts[0]["t"]:
+        return None
+    return (sts[-1]["v"] - sts[0]["v"]) / ((sts[-1]["t"] - sts[0]["t"]) / 1000.0)
+
+
+class SpeedWatch(threading.Thread):
+    """Tails a console from byte `offset`, keeping (host time, status) of
+    every status line as it appears. Polls every 10 ms, reading only what
+    is new, so it costs the guest nothing to speak of."""
+
+    def __init__(self, console, offset):
+        super().__init__(daemon=True)
+        self.console, self.offset = console, offset
+        self.samples = []
+        self.done = threading.Event()
+
+    def run(self):
+        buf = b""
+        while not self.done.wait(0.01):
+            try:
+                with open(self.console, "rb") as f:
+                    f.seek(self.offset)
+                    data = f.read()
+                    self.offset = f.tell()
+            except FileNotFoundError:
+                continue
+            now = time.monotonic()
+            *whole, buf = (buf + data).split(b"\n")
+            for line in whole:
+                st = wlcheck.parse_status(line.decode(errors="replace"))
+                if st and "v" in st:
+                    self.samples.append((now, st))
+
+    def full_speed_at(self, rate):
+        """Host time of the first status line from which the guest runs at
+        FULL_SPEED_SHARE of `rate` for FULL_SPEED_WINDOW_S, or None."""
+        s = list(self.samples)
+        for i, (t, st) in enumerate(s):
+            for t2, st2 in s[i + 1:]:
+                if t2 - t >= FULL_SPEED_WINDOW_S:
+                    if (st2["v"] - st["v"]) / (t2 - t) >= FULL_SPEED_SHARE * rate:
+                        return t
+                    break
+        return None
+
+    def trace(self, t0):
+        """[seconds since t0, pages verified] of every status line seen."""
+        return [(round(t - t0, 3), st["v"]) for t, st in self.samples]
+
+    def rate_between(self, a, b):
+        """The guest's rate (pages/s) between host times a and b."""
+        s = [x for x in self.samples if a <= x[0] <= b]
+        if len(s) < 2 or s[-1][0] <= s[0][0]:
+            return None
+        return (s[-1][1]["v"] - s[0][1]["v"]) / (s[-1][0] - s[0][0])
+
+    def wait_full_speed(self, rate, t0):
+        """Seconds from t0 until the guest is back at full speed; infinity
+        if it is not within FULL_SPEED_WAIT_S."""
+        while time.monotonic() < t0 + FULL_SPEED_WAIT_S + FULL_SPEED_WINDOW_S:
+            t = self.full_speed_at(rate)
+            if t is not None and t - t0 <= FULL_SPEED_WAIT_S:
+                return max(t - t0, 0.0)
+            time.sleep(0.1)
+        return float("inf")
+
+    def stop(self):
+        self.done.set()
+        self.join()
+
+
 def plugin_phases(log_path):
     """Per-phase times the plugin logs (ms)."""
     text = harness.log_text(log_path)
@@ -321,12 +452,14 @@ class GuardianWatch(threading.Thread):
         return self.hwm_kib
 
 
-def timed_criu(args, env=None, watch=False):
-    """Run criu under /usr/bin/time; returns (seconds, peak RSS KiB, guardian KiB)."""
+def timed_criu(args, env=None, watch=False, cpu=None):
+    """Run criu under /usr/bin/time; returns (seconds, peak RSS KiB, guardian
+    KiB). cpu (a dict): gets criu_cpu_s, CRIU's user + system time with the
+    plugin's (its threads run in CRIU)."""
     e = dict(os.environ, CRIU_FAULT=harness.CRIU_FAULT)
     if env:
         e.update(env)
-    cmd = ["/usr/bin/time", "-f", "MAXRSS %M", harness.criu_bin()] + args
+    cmd = ["/usr/bin/time", "-f", "MAXRSS %M CPU %U %S", harness.criu_bin()] + args
     gw = GuardianWatch() if watch else None
     if gw:
         gw.start()
@@ -337,8 +470,22 @@ def timed_criu(args, env=None, watch=False):
     harness.reap_zombies()
     if r.returncode:
         raise harness.CriuError("%s: rc %d\n%s" % (" ".join(cmd), r.returncode, r.stdout[-3000:]))
-    rss = int(re.search(r"MAXRSS (\d+)", r.stdout).group(1))
-    return dt, rss, ghwm
+    m = re.search(r"MAXRSS (\d+) CPU ([\d.]+) ([\d.]+)", r.stdout)
+    if cpu is not None:
+        cpu["criu_cpu_s"] = float(m.group(2)) + float(m.group(3))
+    return dt, int(m.group(1)), ghwm
+
+
+def guardian_cpu_s(imgdir, pid, timeout=15):
+    """User + system time the dump's guardian logged when it exited."""
+    path = os.path.join(imgdir, "guardian-%d.log" % pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(r"exiting \(.*cpu user ([\d.]+) s, sys ([\d.]+) s\)", harness.log_text(path))
+        if m:
+            return float(m.group(1)) + float(m.group(2))
+        time.sleep(0.1)
+    return None
 
 
 SETTLE_S = 0.0	# --settle
@@ -350,12 +497,20 @@ def criu_cycle(g, work, name, mode, moving=True):
     os.makedirs(imgdir)
     plugin = mode != "criu"
     env = {"CRIU_QEMU_LIVE": "0" if mode == "plain" else "1"} if plugin else None
+    if mode == "live-pc":
+        env["CRIU_QEMU_ODIRECT"] = "0"
     renv = {"CRIU_QEMU_LAZY_RESTORE": "1"} if mode == "lazy" else None
     libdir = harness.PLUGIN_DIR if plugin else os.path.join(work, "no-plugins")
     os.makedirs(libdir, exist_ok=True)
     rss_before = rss_kib(g.pid)
+    ram_min = g.mem_bytes() // 2
+    cpu = {}
+    rate_before = guest_rate(g, out=cpu)
+    thp_before = harness.ram_thp_kib(g.pid, ram_min)
+    if mode == "idle":
+        g.qmp("stop")
     dump_s, dump_rss, ghwm = timed_criu(["dump", "-t", str(g.pid), "-D", imgdir, "-o", "dump.log",
-                                         "-v4", "--libdir", libdir], env=env, watch=plugin)
+                                         "-v4", "--libdir", libdir], env=env, watch=plugin, cpu=cpu)
     harness.wait_pid_gone(g.pid)
     at_dump = g.last_status()
     # CRIU leaves its images in the page cache; we fsync ours before the
@@ -367,6 +522,11 @@ def criu_cycle(g, work, name, mode, moving=True):
            "image_bytes": dir_allocated(imgdir), "qemu_rss_before_kib": rss_before}
     if plugin:
         res["guardian_hwm_kib"] = ghwm
+        res["guardian_cpu_s"] = guardian_cpu_s(imgdir, g.pid)
+    res["dump_cpu_s"] = cpu["criu_cpu_s"] + (res.get("guardian_cpu_s") or 0.0)
+    res["dump_cpu_s_per_gib"] = res["dump_cpu_s"] / (res["image_bytes"] / 2**30)
+    res.update(guest_rate=rate_before, thp_before_kib=thp_before,
+               qemu_cpu_cores=cpu["qemu_cpu_cores"])
     res.update(harness.criu_dump_stats(imgdir))
     res["frozen_log_ms"] = dumplog_frozen_ms(os.path.join(imgdir, "dump.log"))
     # --settle: restore on memory as cold for every mode. Right after its
@@ -376,11 +536,18 @@ def criu_cycle(g, work, name, mode, moving=True):
     time.sleep(SETTLE_S)
     mark = g.mark()
     offset = console_offset(g)
+    speed = SpeedWatch(g.console, offset)
+    speed.start()
     t_restore = time.monotonic()
     restore_s, restore_rss, _ = timed_criu(["restore", "-D", imgdir, "-d", "-o", "restore.log",
                                             "-v4", "--libdir", libdir], env=renv)
+    if mode == "idle":
+        g.qmp("cont")
+        restore_s = time.monotonic() - t_restore
     res.update(restore_s=restore_s, restore_rss_kib=restore_rss)
     res["restore_progress_s"] = wait_first_progress(g, at_dump, offset, moving, t_restore)
+    if rate_before:
+        res["full_speed_s"] = speed.wait_full_speed(rate_before, t_restore)
     res.update(plugin_phases(os.path.join(imgdir, "dump.log")))
     rp = plugin_phases(os.path.join(imgdir, "restore.log"))
     if "handoff_ms" in rp:  # lazy restore: its own handoff
@@ -395,6 +562,14 @@ def criu_cycle(g, work, name, mode, moving=True):
     res["verify_s"] = time.monotonic() - t0
     if mode == "lazy":
         res.update(lazy_fill(imgdir, g.pid))
+        # The guest's speed while the guardian fills in the background.
+        t_end = t_restore + restore_s
+        r = speed.rate_between(t_end, t_end + res["lazy_fill_ms"] / 1000)
+        if r is not None and rate_before:
+            res["lazy_fill_speed_pct"] = 100.0 * r / rate_before
+    speed.stop()
+    res["speed_trace"] = speed.trace(t_restore)
+    res["thp_restored_kib"] = harness.ram_thp_kib(g.pid, ram_min)
     res["qemu_rss_restored_kib"] = rss_kib(g.pid)
     t0 = time.monotonic()
     shutil.rmtree(imgdir)
@@ -415,7 +590,7 @@ class QemuChain:
     def _guest(self, incoming=False):
         g = harness.Guest(self.work, mem=self.cfg["mem"], wl_mb=self.cfg["wl_mb"],
                           rate_kbs=self.cfg["rate_kbs"], zero_every=ZERO_EVERY, seed=self.seed,
-                          name="q10-%d" % len(self.guests),
+                          name="q10-%d" % len(self.guests), kernel_args="wl.status_ms=%d" % STATUS_MS,
                           extra_args=["-S", "-incoming", "defer"] if incoming else [])
         g.cmd[0] = self.qemu
         self.guests.append(g)
@@ -474,6 +649,9 @@ def qemu_cycle(chain, name):
     path = os.path.join(chain.work, name + ".img")
     setup_migration(src, v)
     rss_before = rss_kib(src.pid)
+    linux = not isinstance(src, kvmguest.KvmGuest)  # the KVM guest has no work counter
+    rate_before = guest_rate(src) if linux else None
+    thp_before = harness.ram_thp_kib(src.pid, src.mem_bytes() // 2) if linux else None
     t0 = time.monotonic()
     if v.get("paused"):
         src.qmp("stop")
@@ -497,7 +675,10 @@ def qemu_cycle(chain, name):
            "qemu_rss_before_kib": rss_before, "qemu_rss_after_save_kib": rss_kib(src.pid)}
     src.kill()
 
+    res.update(guest_rate=rate_before, thp_before_kib=thp_before)
     dst = chain._guest(incoming=True)
+    speed = SpeedWatch(dst.console, offset if dst.console == src.console else 0)
+    speed.start()
     t0 = time.monotonic()
     dst.start()
     qmp_retry(dst, "query-status")
@@ -512,6 +693,9 @@ def qemu_cycle(chain, name):
     # have their own.
     res["restore_progress_s"] = wait_first_progress(dst, at_save, offset if dst.console == src.console else 0,
                                                     chain.cfg["rate_kbs"] > 0, t0)
+    if rate_before:
+        res["full_speed_s"] = speed.wait_full_speed(rate_before, t0)
+    speed.stop()
     chain.head = dst
     t0 = time.monotonic()
     dst.wait_passes(1, after=at_save, timeout=600)
@@ -519,6 +703,8 @@ def qemu_cycle(chain, name):
         dst.wait_progress(after=at_save, timeout=600)
     res["verify_s"] = time.monotonic() - t0
     res["qemu_rss_restored_kib"] = rss_kib(dst.pid)
+    if linux:
+        res["thp_restored_kib"] = harness.ram_thp_kib(dst.pid, dst.mem_bytes() // 2)
     t0 = time.monotonic()
     os.unlink(path)
     res["delete_s"] = time.monotonic() - t0
@@ -783,6 +969,14 @@ KVM_ROWS = [
     ("dump_durable_s", "  until durable (s)"),
     ("restore_s", "restore / load (s)"),
     ("restore_progress_s", "  until guest progress (s)"),
+    ("full_speed_s", "  until back at full speed (s)"),
+    ("guest_rate", "guest speed before dump (pages verified/s)"),
+    ("qemu_cpu_cores", "QEMU's CPU use before dump (cores)"),
+    ("lazy_fill_speed_pct", "guest speed during lazy fill (% of before)"),
+    ("thp_before_kib", "THP of guest RAM before dump (MiB)"),
+    ("thp_restored_kib", "THP of guest RAM after restore (MiB)"),
+    ("dump_cpu_s", "dump CPU time, criu + guardian (s)"),
+    ("dump_cpu_s_per_gib", "  per GiB of image (s)"),
     ("image_bytes", "image on disk (MiB)"),
     ("live_ms", "live phase (ms)"),
     ("frozen_copy_ms", "frozen copy (ms)"),
@@ -834,7 +1028,7 @@ def run_config(cfg, reps, modes, qvariants, qemu, work_base, disk=None):
     log("config %s guest, %d MiB touched, %d KiB/s: %d reps of %s"
         % (cfg["mem"], cfg["wl_mb"], cfg["rate_kbs"], reps, ", ".join(modes + qvariants)))
     g = harness.Guest(work, mem=cfg["mem"], wl_mb=cfg["wl_mb"], rate_kbs=cfg["rate_kbs"],
-                      zero_every=ZERO_EVERY).start()
+                      zero_every=ZERO_EVERY, kernel_args="wl.status_ms=%d" % STATUS_MS).start()
     chain = QemuChain(work, qemu, cfg) if qvariants else None
     runs = {m: [] for m in modes + qvariants}
     out = {"config": dict(cfg, reps=reps, zero_every=ZERO_EVERY)}
@@ -910,6 +1104,10 @@ def fmt(key, v):
         return "%.0f" % (v / MB)
     if key.endswith("_kib"):
         return "%.1f" % (v / 1024)
+    if v == float("inf"):
+        return "not in %d s" % FULL_SPEED_WAIT_S
+    if key in ("guest_rate", "lazy_fill_speed_pct"):
+        return "%.0f" % v
     if key.endswith("_ms"):
         return "%.0f" % v if v >= 10 else "%.1f" % v
     return "%.2f" % v
@@ -936,12 +1134,13 @@ def summary_tables(res, disk):
         lines.append("| %s | %s |" % (label.strip(), " | ".join(fmt(key, v) for v in vals)))
     lines.append("")
     qref = "qemu-mr-mfd" if "qemu-mr-mfd" in modes else next((m for m in modes if m.startswith("qemu")), None)
-    ours = [m for m in ("plain", "live", "lazy") if m in modes]
+    ours = [m for m in ("plain", "live", "lazy", "live-pc", "idle") if m in modes]
     if ours:
         hdr = ["ours / criu"] + (["ours / %s" % qref] if qref else [])
         lines.append("| ratio | " + " | ".join("%s: %s" % (h, m) for h in hdr for m in ours) + " |")
         lines.append("|---|" + "---:|" * (len(hdr) * len(ours)))
-        for key in ("frozen_ms", "dump_s", "dump_durable_s", "restore_s", "image_bytes"):
+        for key in ("frozen_ms", "dump_s", "dump_durable_s", "restore_s", "full_speed_s",
+                    "dump_cpu_s", "image_bytes"):
             cells = [ratio(med[key][m], med[key].get("criu")) for m in ours]
             if qref:
                 cells += [ratio(med[key][m], med[key][qref]) for m in ours]
