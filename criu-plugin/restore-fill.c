@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "clock.h"
 #include "io.h"
@@ -23,6 +24,37 @@ struct fill_ctx {
 	pid_t pid;
 	atomic_uint_fast64_t written, bytes;
 };
+
+/*
+ * Page data from the page cache as far as the image is there (RWF_NOWAIT
+ * reads only cached pages), the rest from the O_DIRECT fd: an image just
+ * written, copied or unpacked from an archive is read from memory, a cold
+ * one goes from the disk into buf without page cache pages to allocate
+ * first (on a VM that gave its free memory back to its host that costs as
+ * much as the fill itself). dst, off and len are page aligned.
+ */
+static ssize_t read_pages(const struct fr_image *img, char *dst, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (img->meta_fd >= 0 && done < len) {
+		struct iovec iov = { dst + done, len - done };
+
+		n = preadv2(img->meta_fd, &iov, 1, (off_t)(off + done), RWF_NOWAIT);
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	done &= ~(size_t)4095;	/* O_DIRECT goes on from a page boundary */
+	if (done == len)
+		return (ssize_t)len;
+	n = pread_full(img->fd, dst + done, len - done, off + done);
+	/* The file system refused O_DIRECT for this read: the buffered fd takes it. */
+	if (n == -EINVAL && img->meta_fd >= 0)
+		n = pread_full(img->meta_fd, dst + done, len - done, off + done);
+	return n < 0 ? n : (ssize_t)done + n;
+}
 
 /*
  * The chunk's present pages into buf with one read from the first to the
@@ -44,7 +76,7 @@ static int read_chunk(const struct fr_image *img, const struct fr_block *b, uint
 	e = bitmap_last_end(b->bitmap, s, end);
 	dst = buf + (s - first) * b->page_size;
 	len = (e - s) * b->page_size;
-	n = pread_full(img->fd, dst, len, fr_page_offset(b, s));
+	n = read_pages(img, dst, len, fr_page_offset(b, s));
 	if (n != (ssize_t)len) {
 		pr_err("block '%s' chunk %llu: cannot read %zu bytes at offset %#llx: %s\n",
 		       b->name, (unsigned long long)chunk, len,
@@ -102,6 +134,7 @@ int ram_fill_from_image(pid_t pid, const struct fr_image *img, const struct ram_
 		total += img->blocks[i].nr_pages;
 		present += img->blocks[i].nr_present;
 	}
+	ram_io_set_odirect(img->fd, o);
 	ram_work_init(&c.work, img);
 	ret = ram_work_run_chunks(&c.work, workers, buf_bytes, fill_chunk, &c);
 	if (st) {

@@ -278,12 +278,8 @@ static int lazy_restore(pid_t pid, const struct fr_image *img)
 
 static int restore_ram(const struct qp_config *c, pid_t pid)
 {
-	/*
-	 * Reads go through the page cache whatever `odirect` says (it is about
-	 * writing): an image just written, copied or unpacked from an archive
-	 * is often still there, and readahead serves one that is not.
-	 */
-	struct ram_io_opts o = { .workers = c->workers };
+	/* Reads take what the page cache has and the rest with O_DIRECT (restore-fill.c). */
+	struct ram_io_opts o = { .workers = c->workers, .odirect = true };
 	struct fr_image *img = image_for(pid);
 	struct ram_io_stats st;
 	int ret;
