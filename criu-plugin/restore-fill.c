@@ -26,71 +26,22 @@ struct fill_ctx {
 };
 
 /*
- * Page data from the page cache as far as the image is there (RWF_NOWAIT
- * reads only cached pages), the rest from the O_DIRECT fd: an image just
- * written, copied or unpacked from an archive is read from memory, a cold
- * one goes from the disk into buf without page cache pages to allocate
- * first (on a VM that gave its free memory back to its host that costs as
- * much as the fill itself). dst, off and len are page aligned.
- */
-static ssize_t read_pages(const struct fr_image *img, char *dst, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (img->meta_fd >= 0 && done < len) {
-		struct iovec iov = { dst + done, len - done };
-
-		n = preadv2(img->meta_fd, &iov, 1, (off_t)(off + done), RWF_NOWAIT);
-		if (n <= 0)
-			break;
-		done += (size_t)n;
-	}
-	done &= ~(size_t)4095;	/* O_DIRECT goes on from a page boundary */
-	if (done == len)
-		return (ssize_t)len;
-	n = pread_full(img->fd, dst + done, len - done, off + done);
-	/* The file system refused O_DIRECT for this read: the buffered fd takes it. */
-	if (n == -EINVAL && img->meta_fd >= 0)
-		n = pread_full(img->meta_fd, dst + done, len - done, off + done);
-	return n < 0 ? n : (ssize_t)done + n;
-}
-
-/*
- * The chunk's present pages into buf with one read from the first to the
- * last of them, then the checksum. Holes in between cost no I/O, and one
- * large read beats fr_read_chunk()'s read per run (1.3x from the page
- * cache). Absent pages in buf are junk, never written into the process.
+ * The chunk, verified, into buf (fr_read_chunk: one read of its present
+ * span, from the page cache if it is there, else O_DIRECT). It logs the
+ * details; this adds what it means for the restore.
  */
 static int read_chunk(const struct fr_image *img, const struct fr_block *b, uint64_t chunk,
 		      char *buf)
 {
-	uint64_t first = chunk * b->chunk_pages, end = first + fr_chunk_nr_pages(b, chunk);
-	uint64_t s, e, csum;
-	char *dst;
-	size_t len;
-	ssize_t n;
+	int ret = fr_read_chunk(img, b, chunk, buf);
 
-	if (!bitmap_next_run(b->bitmap, first, end, &s, &e))
-		return 0;
-	e = bitmap_last_end(b->bitmap, s, end);
-	dst = buf + (s - first) * b->page_size;
-	len = (e - s) * b->page_size;
-	n = read_pages(img, dst, len, fr_page_offset(b, s));
-	if (n != (ssize_t)len) {
-		pr_err("block '%s' chunk %llu: cannot read %zu bytes at offset %#llx: %s\n",
-		       b->name, (unsigned long long)chunk, len,
-		       (unsigned long long)fr_page_offset(b, s), n < 0 ? strerror(-n) : "short read");
-		return n < 0 ? (int)n : -EIO;
-	}
-	csum = fr_chunk_csum(b, chunk, buf);
-	if (csum == b->csums[chunk])
-		return 0;
-	pr_err("block '%s' chunk %llu (pages %llu..%llu): checksum %#llx, expected %#llx: "
-	       "the RAM image is corrupt\n", b->name, (unsigned long long)chunk,
-	       (unsigned long long)first, (unsigned long long)end - 1,
-	       (unsigned long long)csum, (unsigned long long)b->csums[chunk]);
-	return -EBADMSG;
+	if (ret == -EBADMSG)
+		pr_err("block '%s' chunk %llu: the RAM image is corrupt\n", b->name,
+		       (unsigned long long)chunk);
+	else if (ret)
+		pr_err("block '%s' chunk %llu: cannot read it: %s\n", b->name,
+		       (unsigned long long)chunk, strerror(-ret));
+	return ret;
 }
 
 /* One chunk: read and verify it into buf, then write its present pages into the process. */

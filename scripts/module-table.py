@@ -38,7 +38,7 @@ MODULES = [
     ("criu-plugin/handoff-watch.c", "handoff: REMAP events read if the guardian dies mid-mremap"),
     ("criu-plugin/handoff-shmem.c", "handoff: which shmem objects may be punched"),
     ("criu-plugin/restore.c", "the restore sequence"),
-    ("criu-plugin/restore-fill.c", "the parallel restore filler: page cache or O_DIRECT reads, process_vm_writev"),
+    ("criu-plugin/restore-fill.c", "the parallel restore filler (process_vm_writev)"),
     ("criu-plugin/restore-check.c", "restore-time fit: CRIU's pagemap, the restored task's mappings"),
     ("criu-plugin/restore-guard.c", "the stop guard while a restored task is completed"),
     ("criu-plugin/ckpt-id.c", "checkpoint identity through CRIU's inventory (run id, plugin list)"),

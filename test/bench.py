@@ -175,6 +175,7 @@ ROWS = [
     ("fill_ms", "restore fill (ms)"),
     ("lazy_handoff_ms", "lazy restore handoff (ms)"),
     ("lazy_fill_ms", "lazy fill, guest running (ms)"),
+    ("lazy_collapse_ms", "lazy: THP collapse after the fill (ms)"),
     ("incoming_s", "load: incoming only (s)"),
     ("delete_s", "delete image (s)"),
 ]
@@ -241,6 +242,20 @@ def lazy_fill(imgdir, pid, timeout=120):
             return {"lazy_fill_ms": float(m.group(1))}
         time.sleep(0.2)
     raise RuntimeError("no end of the lazy fill in %s" % path)
+
+
+def lazy_collapse(imgdir, pid, timeout=120):
+    """Once the restore guardian has exited: the ms its MADV_COLLAPSE calls
+    took (after the fill it puts THP back, range by range)."""
+    path = os.path.join(imgdir, "guardian-%d.log" % pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = harness.log_text(path).split("giving guest RAM back")[-1]
+        if re.search(r"pid \d+: exiting", text):
+            ms = [float(x) for x in re.findall(r"MADV_COLLAPSE \S+ \([\d.]+ MiB\) in ([\d.]+) ms", text)]
+            return {"lazy_collapse_ms": sum(ms)}
+        time.sleep(0.2)
+    raise RuntimeError("the restore guardian did not exit (%s)" % path)
 
 
 def dumplog_frozen_ms(log_path):
@@ -567,6 +582,8 @@ def criu_cycle(g, work, name, mode, moving=True):
         r = speed.rate_between(t_end, t_end + res["lazy_fill_ms"] / 1000)
         if r is not None and rate_before:
             res["lazy_fill_speed_pct"] = 100.0 * r / rate_before
+        # THP is read once the guardian has collapsed guest RAM back into it.
+        res.update(lazy_collapse(imgdir, g.pid))
     speed.stop()
     res["speed_trace"] = speed.trace(t_restore)
     res["thp_restored_kib"] = harness.ram_thp_kib(g.pid, ram_min)

@@ -8,6 +8,7 @@ perf-size.png (vs guest RAM) and perf-rate.png (vs dirty rate). Needs
 python3-matplotlib (Debian); `make bench` installs it.
 """
 import json
+import math
 import os
 import sys
 
@@ -23,13 +24,16 @@ LABEL = {
     "plain": "criu-qemu plain",
     "live": "criu-qemu live",
     "lazy": "criu-qemu live, lazy restore",
+    "live-pc": "criu-qemu live, page cache (odirect = no)",
+    "idle": "criu-qemu live, guest paused",
     "qemu-mr": "QEMU mapped-ram",
     "qemu-mr-mfd": "QEMU mapped-ram+multifd",
     "qemu-mr-mfd-dio": "QEMU mr+multifd+direct-io",
     "qemu-mr-mfd-paused": "QEMU mr+multifd, paused",
 }
 COLOR = {
-    "criu": "#7f7f7f", "plain": "#1f77b4", "live": "#2ca02c", "lazy": "#17becf", "qemu-mr": "#ff7f0e",
+    "criu": "#7f7f7f", "plain": "#1f77b4", "live": "#2ca02c", "lazy": "#17becf", "live-pc": "#bcbd22",
+    "idle": "#e377c2", "qemu-mr": "#ff7f0e",
     "qemu-mr-mfd": "#d62728", "qemu-mr-mfd-dio": "#9467bd", "qemu-mr-mfd-paused": "#8c564b",
 }
 MARK = {"criu": "s", "plain": "o", "live": "^", "qemu-mr-mfd": "D"}
@@ -45,13 +49,16 @@ def plot_modes(res, out):
     mains = res["main"]
     metrics = [("frozen_ms", "VM frozen / QEMU downtime (ms, log)", True),
                ("dump_durable_s", "dump / save until durable (s)", False),
-               ("restore_s", "restore / load until running (s)", False)]
-    fig, axes = plt.subplots(len(mains), len(metrics), figsize=(14, 3.8 * len(mains)), squeeze=False)
+               ("restore_s", "restore / load until running (s)", False),
+               ("full_speed_s", "until back at full speed (s)", False)]
+    fig, axes = plt.subplots(len(mains), len(metrics), figsize=(18, 3.8 * len(mains)), squeeze=False)
     handles = {}
     for row, r in zip(axes, mains):
         modes = list(r["runs"])
         for ax, (key, label, log) in zip(row, metrics):
-            ys = [r["median"][key][m] or 0 for m in modes]
+            # None: not measured for this mode; inf: not back at full speed within the watch
+            ys = [r["median"].get(key, {}).get(m) for m in modes]
+            ys = [y if y is not None and math.isfinite(y) else 0 for y in ys]
             bars = ax.bar(range(len(modes)), ys, 0.8, color=[COLOR.get(m) for m in modes])
             for m, b in zip(modes, bars):
                 handles[m] = b

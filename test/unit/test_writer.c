@@ -372,10 +372,6 @@ static void check_bitmaps(const struct fr_image *img, bool mod)
 }
 
 /*
- * Every chunk through fr_read_chunk (checksums) with O_DIRECT on, into an
- * aligned buffer and into an unaligned one (which falls back to meta_fd).
- */
-/*
  * A chunk has a slot in the file once it holds data, and only the slots
  * make up the data area: block 0's empty chunk 1 takes no room (until a
  * live pass writes page 300 there: mod).
@@ -400,6 +396,10 @@ static void check_slots(const struct fr_image *img, bool mod)
 	assert_true(img->file_size <= img->blocks[0].pages_offset + room);
 }
 
+/*
+ * Every chunk through fr_read_chunk (checksums) with O_DIRECT on, into an
+ * aligned buffer and into an unaligned one (which falls back to meta_fd).
+ */
 static void check_image(bool mod)
 {
 	struct fr_image img;
@@ -522,6 +522,80 @@ static void test_w2_odirect(void **state)
 {
 	(void)state;
 	roundtrip(2, true);
+}
+
+/* Pages of the image's data area in the page cache (mincore of a mapping of it). */
+static uint64_t cached_data_pages(void)
+{
+	struct fr_image img;
+	struct stat st;
+	uint64_t start, n = 0, i;
+	unsigned char *vec;
+	char err[256];
+	void *map;
+	int fd;
+
+	assert_int_equal(fr_open(&img, dirfd_, img_name, err, sizeof(err)), 0);
+	start = img.blocks[0].pages_offset;
+	fr_close(&img);
+	fd = openat(dirfd_, img_name, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	map = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	vec = malloc(st.st_size / ps + 1);
+	assert_int_equal(mincore(map, st.st_size, vec), 0);
+	for (i = start / ps; i < (uint64_t)st.st_size / ps; i++)
+		n += vec[i] & 1;
+	free(vec);
+	munmap(map, st.st_size);
+	close(fd);
+	return n;
+}
+
+static void drop_cached_image(void)
+{
+	int fd = openat(dirfd_, img_name, O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fdatasync(fd), 0);
+	assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	close(fd);
+}
+
+static void read_whole_image(void)
+{
+	char buf[65536];
+	int fd = openat(dirfd_, img_name, O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+}
+
+/*
+ * Restore reads a cold image with O_DIRECT and leaves the page cache as it
+ * was (a probe that starts readahead read every chunk twice), and reads a
+ * cached image from the page cache, correctly either way.
+ */
+static void test_restore_reads_cold_image_around_page_cache(void **state)
+{
+	struct ram_io_opts o = { .workers = 2, .odirect = true };
+	struct child ch;
+
+	(void)state;
+	child_start(&ch, true);
+	dump(&ch, &o, O_DIRECT);
+	child_stop(&ch);
+	drop_cached_image();
+	assert_int_equal(cached_data_pages(), 0);
+	check_restore(&o, false);
+	assert_int_equal(cached_data_pages(), 0);
+	read_whole_image();
+	assert_true(cached_data_pages() >= count_kind(false, has_data));
+	check_restore(&o, false);
+	unlinkat(dirfd_, img_name, 0);
 }
 
 /* O_DIRECT asked in the options on a buffered image fd; tiny ring. */
@@ -884,6 +958,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_w1_odirect, reap_children),
 		cmocka_unit_test_teardown(test_w2_odirect, reap_children),
 		cmocka_unit_test_teardown(test_odirect_opt_small_ring, reap_children),
+		cmocka_unit_test_teardown(test_restore_reads_cold_image_around_page_cache, reap_children),
 		cmocka_unit_test_teardown(test_patch, reap_children),
 		cmocka_unit_test_teardown(test_patch_64_page_chunks, reap_children),
 		cmocka_unit_test_teardown(test_read_error, reap_children),
