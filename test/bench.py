@@ -39,8 +39,8 @@ speed are measured in the same run and directory. Results:
 build/bench/results.json (machine readable), build/bench/summary.md (the
 tables of Documentation/performance.md), plots by test/bench/plot.py into
 Documentation/perf-*.png. Without arguments the whole suite runs (SUITE,
-about 17 minutes on a 2-CPU machine); with --mem/--wl-mb/--rate-kbs only that
-configuration (no sweeps, no plots).
+about 30 minutes on a 2-CPU machine, KVM case included); with
+--mem/--wl-mb/--rate-kbs only that configuration (no sweeps, no plots).
 
 First the C benchmarks of the plugin's parts run (test/bench/bench_*.c,
 built by make bench-c): an injected syscall (bench_rsys), live pre-dump
