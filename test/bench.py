@@ -122,7 +122,10 @@ SWEEP_QEMU = ("qemu-mr-mfd",)
 # data written through the page cache, the default until 2026-12); idle:
 # live, of the VM stopped (QMP stop) for the dump: the writer alone on the
 # CPUs, against the disk's O_DIRECT speed; cont after the restore.
-CRIU_MODES = ("criu", "plain", "live", "lazy", "live-pc", "idle")
+# criu-cold: CRIU native with its image dropped from the page cache before
+# the restore (as on another host, or once the cache let it go): ours is
+# read from the disk anyway, written with O_DIRECT.
+CRIU_MODES = ("criu", "criu-cold", "plain", "live", "lazy", "live-pc", "idle")
 
 # QEMU's mapped-ram file migration. max-bandwidth is lifted in every variant
 # (QEMU's default, 128 MiB/s, is a network throttle; libvirt lifts it for
@@ -225,6 +228,16 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return None
+
+
+def evict_page_cache(d):
+    """Drop the (synced, so clean) files of d from the page cache."""
+    for f in os.listdir(d):
+        fd = os.open(os.path.join(d, f), os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 def dir_allocated(d):
@@ -510,7 +523,7 @@ def criu_cycle(g, work, name, mode, moving=True):
     """criu dump + criu restore of guest g; the restored guest must continue."""
     imgdir = os.path.join(work, name)
     os.makedirs(imgdir)
-    plugin = mode != "criu"
+    plugin = mode not in ("criu", "criu-cold")
     env = {"CRIU_QEMU_LIVE": "0" if mode == "plain" else "1"} if plugin else None
     if mode == "live-pc":
         env["CRIU_QEMU_ODIRECT"] = "0"
@@ -549,6 +562,8 @@ def criu_cycle(g, work, name, mode, moving=True):
     # still backed by this VM's host; the plugin's handoff freed it during
     # the dump, and this VM reports free memory to its host within ~2 s.
     time.sleep(SETTLE_S)
+    if mode == "criu-cold":
+        evict_page_cache(imgdir)
     mark = g.mark()
     offset = console_offset(g)
     speed = SpeedWatch(g.console, offset)
@@ -1154,6 +1169,11 @@ def summary_tables(res, disk):
             if qref:
                 cells += [ratio(med[key][m], med[key][qref]) for m in ours]
             lines.append("| %s | %s |" % (dict(ROWS)[key].strip(), " | ".join(cells)))
+        if "criu-cold" in modes:
+            for key in ("restore_s", "full_speed_s"):
+                cells = [ratio(med[key][m], med[key].get("criu-cold")) for m in ours]
+                lines.append("| %s, against criu-cold | %s |" % (dict(ROWS)[key].strip(),
+                             " | ".join(cells + [""] * (len(cells) if qref else 0))))
         lines.append("")
     fs = res.get("qemu_first_save")
     if fs:

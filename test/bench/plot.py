@@ -21,6 +21,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 LABEL = {
     "criu": "CRIU native",
+    "criu-cold": "CRIU native, image not cached",
     "plain": "criu-qemu plain",
     "live": "criu-qemu live",
     "lazy": "criu-qemu live, lazy restore",
@@ -32,7 +33,7 @@ LABEL = {
     "qemu-mr-mfd-paused": "QEMU mr+multifd, paused",
 }
 COLOR = {
-    "criu": "#7f7f7f", "plain": "#1f77b4", "live": "#2ca02c", "lazy": "#17becf", "live-pc": "#bcbd22",
+    "criu": "#7f7f7f", "criu-cold": "#c7c7c7", "plain": "#1f77b4", "live": "#2ca02c", "lazy": "#17becf", "live-pc": "#bcbd22",
     "idle": "#e377c2", "qemu-mr": "#ff7f0e",
     "qemu-mr-mfd": "#d62728", "qemu-mr-mfd-dio": "#9467bd", "qemu-mr-mfd-paused": "#8c564b",
 }
