@@ -244,31 +244,31 @@ def dir_allocated(d):
     return sum(os.stat(os.path.join(d, f)).st_blocks * 512 for f in os.listdir(d))
 
 
-def lazy_fill(imgdir, pid, timeout=120):
-    """The restore guardian's background fill (ms), once it has ended."""
-    path = os.path.join(imgdir, "guardian-%d.log" % pid)
+def restore_guardian_log(imgdir, pid, pattern, what, timeout=120):
+    """The restore guardian's log after its "giving guest RAM back", once
+    pattern is in it (the dump's guardian wrote the part before)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        text = harness.log_text(path).split("giving guest RAM back")
-        m = re.search(r"gave back \d+ pages .* in \d+ copies, ([\d.]+) ms", text[-1]) if len(text) >= 2 else None
-        if m:
-            return {"lazy_fill_ms": float(m.group(1))}
+        parts = harness.guardian_log(imgdir, pid).split("giving guest RAM back")
+        if len(parts) >= 2 and re.search(pattern, parts[-1]):
+            return parts[-1]
         time.sleep(0.2)
-    raise RuntimeError("no end of the lazy fill in %s" % path)
+    raise RuntimeError("%s: not in guardian-%d.log of %s" % (what, pid, imgdir))
 
 
-def lazy_collapse(imgdir, pid, timeout=120):
+def lazy_fill(imgdir, pid):
+    """The restore guardian's background fill (ms), once it has ended."""
+    pattern = r"gave back \d+ pages .* in \d+ copies, ([\d.]+) ms"
+    text = restore_guardian_log(imgdir, pid, pattern, "the end of the lazy fill")
+    return {"lazy_fill_ms": float(re.search(pattern, text).group(1))}
+
+
+def lazy_collapse(imgdir, pid):
     """Once the restore guardian has exited: the ms its MADV_COLLAPSE calls
     took (after the fill it puts THP back, range by range)."""
-    path = os.path.join(imgdir, "guardian-%d.log" % pid)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = harness.log_text(path).split("giving guest RAM back")[-1]
-        if re.search(r"pid \d+: exiting", text):
-            ms = [float(x) for x in re.findall(r"MADV_COLLAPSE \S+ \([\d.]+ MiB\) in ([\d.]+) ms", text)]
-            return {"lazy_collapse_ms": sum(ms)}
-        time.sleep(0.2)
-    raise RuntimeError("the restore guardian did not exit (%s)" % path)
+    text = restore_guardian_log(imgdir, pid, r"pid \d+: exiting", "the restore guardian's exit")
+    ms = re.findall(r"MADV_COLLAPSE \S+ \([\d.]+ MiB\) in ([\d.]+) ms", text)
+    return {"lazy_collapse_ms": sum(float(x) for x in ms)}
 
 
 def dumplog_frozen_ms(log_path):
