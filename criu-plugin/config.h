@@ -12,6 +12,7 @@ struct qp_config {
 	unsigned workers;	/* parallel writer/filler threads; 0 = online CPUs */
 	bool odirect;		/* O_DIRECT for page data */
 	unsigned long long min_block_bytes; /* smaller RAM blocks are left to CRIU */
+	bool tcg_code;		/* save TCG's translation buffer like a RAM block */
 	unsigned qmp_timeout_ms;/* give up on a busy or dead monitor after this */
 	bool live;		/* copy RAM while the VM runs, before CRIU freezes it */
 	unsigned downtime_ms;	/* live phase ends when the rest fits in this */

@@ -129,8 +129,19 @@ static int discover(const struct qp_config *c, const struct qemu_proc *q, struct
 	if (ret)
 		return ret;
 	drop_unsupported(q->pid, layout);
+	/*
+	 * TCG's code buffer is QEMU's largest memory besides guest RAM (45 MiB
+	 * resident on a busy guest): saved like RAM, CRIU need not copy it
+	 * while the VM is frozen. A KVM QEMU has none.
+	 */
+	if (c->tcg_code && !q->kvm) {
+		ret = ram_locate_tcg_code(q->pid, c->min_block_bytes, layout);
+		if (ret)
+			return ret;
+	}
 	for (i = 0; i < layout->nr; i++)
-		pr_info("pid %d: RAM block %s at %#llx, %llu MiB, %s\n", q->pid, layout->blocks[i].name,
+		pr_info("pid %d: %s %s at %#llx, %llu MiB, %s\n", q->pid,
+			layout->blocks[i].exec ? "TCG code buffer" : "RAM block", layout->blocks[i].name,
 			(unsigned long long)layout->blocks[i].host_addr,
 			(unsigned long long)layout->blocks[i].length >> 20,
 			fr_backing_name(layout->blocks[i].backing));
@@ -152,6 +163,7 @@ static int image_from_layout(struct fr_image *img, pid_t ns_pid, const struct ra
 		b->length = l->blocks[i].length;
 		b->page_size = l->blocks[i].page_size;
 		b->backing = l->blocks[i].backing;
+		b->exec = l->blocks[i].exec;
 	}
 	return fr_layout(img);
 }

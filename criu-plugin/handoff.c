@@ -51,6 +51,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <linux/userfaultfd.h>
 
 #include "clock.h"
@@ -423,6 +424,38 @@ static void unmap_tmp(struct handoff *h, struct rsys *r, uint64_t tmp, uint64_t 
 		pr_warn("pid %d: munmap of the new VMA %#" PRIx64 ": %ld\n", h->pid, tmp, res);
 }
 
+/*
+ * CRIU's parasite reads the first page of every anonymous r-x mapping (its
+ * vdso probe) after the handoff. Served by the guardian, that read would
+ * make CRIU's dump wait on the image, and hang where it cannot be read. So
+ * an executable range (TCG's code buffer) keeps its first page: copied into
+ * tmp before the move. CRIU stores it too (restore-check.c lets it through).
+ */
+static int keep_first_page(struct handoff *h, const struct handoff_seg *s, uint64_t tmp)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	struct uffdio_copy copy = { .dst = tmp, .len = ps };
+	struct iovec local, remote = { .iov_base = (void *)(uintptr_t)s->start, .iov_len = ps };
+	int ret = 0;
+
+	if (!(s->prot & PROT_EXEC))
+		return 0;
+	local.iov_base = aligned_alloc(ps, ps);
+	local.iov_len = ps;
+	if (!local.iov_base)
+		return -ENOMEM;
+	copy.src = (uintptr_t)local.iov_base;
+	if (process_vm_readv(h->pid, &local, 1, &remote, 1, 0) != ps) {
+		ret = -errno;
+		pr_perror("pid %d: reading the first page of %#" PRIx64, h->pid, s->start);
+	} else if (ioctl(h->uffd, UFFDIO_COPY, &copy)) {
+		ret = -errno;
+		pr_perror("pid %d: UFFDIO_COPY of the first page of %#" PRIx64, h->pid, s->start);
+	}
+	free(local.iov_base);
+	return ret;
+}
+
 static void fill_range(const struct handoff *h, size_t i, uint64_t tmp, struct gp_msg *m)
 {
 	const struct handoff_seg *s = &h->segs[i];
@@ -481,6 +514,8 @@ static int place_moved(struct handoff *h, struct rsys *r, size_t i)
 	ret = register_range(h, tmp, len);
 	if (!ret)
 		ret = check_empty(h, tmp, len);
+	if (!ret)
+		ret = keep_first_page(h, s, tmp);
 	if (!ret)
 		ret = gp_send(h->sock, GP_PREPARE, &m, -1);
 	if (!ret && !guardian_alive(h))

@@ -4,6 +4,8 @@
  * sizes, page sizes, shared or not) but not where they are mapped; the
  * kernel's /proc/PID/maps tells where, not what. We match the two by size
  * and kind. Without a monitor the command line's -m size stands in.
+ * TCG's translation buffer is found in the maps alone: QEMU's only large
+ * executable anonymous memory.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -357,5 +359,65 @@ int ram_locate(pid_t pid, const struct ram_want *want, int nr_want, uint64_t min
 		take_vmas(&out->blocks[out->nr++], vmas, j, last, &want[i]);
 	}
 	free(vmas);
+	return 0;
+}
+
+static bool is_tcg_code(const struct proc_vma *v, uint64_t min_bytes)
+{
+	return !strcmp(v->perms, "rwxp") && !v->inode && !v->path[0] && v->end - v->start >= min_bytes;
+}
+
+static bool name_taken(const struct ram_layout *l, const char *name)
+{
+	int i;
+
+	for (i = 0; i < l->nr; i++)
+		if (!strcmp(l->blocks[i].name, name))
+			return true;
+	return false;
+}
+
+static void add_tcg_code(struct ram_layout *out, const struct proc_vma *v, int nth)
+{
+	struct ram_block *b = &out->blocks[out->nr];
+
+	memset(b, 0, sizeof(*b));
+	if (nth)
+		snprintf(b->name, sizeof(b->name), "tcg-code.%d", nth);
+	else
+		snprintf(b->name, sizeof(b->name), "tcg-code");
+	if (name_taken(out, b->name)) {
+		pr_warn("a RAM block is named %s: TCG's code buffer at %#llx is left to CRIU\n", b->name,
+			(unsigned long long)v->start);
+		return;
+	}
+	b->host_addr = v->start;
+	b->length = v->end - v->start;
+	b->page_size = 4096;
+	b->backing = FR_BACKING_ANON_PRIVATE;
+	b->exec = true;
+	out->nr++;
+}
+
+int ram_locate_tcg_code(pid_t pid, uint64_t min_bytes, struct ram_layout *out)
+{
+	struct proc_maps m;
+	struct proc_vma v;
+	int nth = 0, ret;
+
+	ret = proc_maps_open(&m, pid, "maps");
+	if (ret)
+		return ret;
+	while (proc_maps_next(&m, &v) > 0) {
+		if (!is_tcg_code(&v, min_bytes))
+			continue;
+		if (out->nr == RAM_MAX_BLOCKS) {
+			pr_warn("TCG's code buffer at %#llx: no room for another block, left to CRIU\n",
+				(unsigned long long)v.start);
+			continue;
+		}
+		add_tcg_code(out, &v, nth++);
+	}
+	proc_maps_close(&m);
 	return 0;
 }

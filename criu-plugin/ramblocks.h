@@ -28,6 +28,7 @@ struct ram_block {
 	uint64_t length;
 	uint32_t page_size;
 	enum fr_backing backing;
+	bool exec;		/* TCG's translation buffer: rwx, not guest RAM */
 };
 
 struct ram_layout {
@@ -48,6 +49,14 @@ int ram_want_from_cmdline(const struct qemu_proc *q, struct ram_want *want, int 
  * memory, ACPI tables) stay with CRIU: they are a few MiB at most.
  */
 int ram_locate(pid_t pid, const struct ram_want *want, int nr_want, uint64_t min_bytes, struct ram_layout *out);
+
+/*
+ * TCG's translation buffer: each private anonymous rwx VMA of at least
+ * min_bytes (one 1 GiB region with one vCPU; QEMU splits it into regions
+ * with guard pages between them for more) is added to `out` as a block of
+ * its own, "tcg-code", "tcg-code.1", ..., while there is room.
+ */
+int ram_locate_tcg_code(pid_t pid, uint64_t min_bytes, struct ram_layout *out);
 
 /*
  * In HMP "info mtree -f" text, the first guest-physical range of RAM

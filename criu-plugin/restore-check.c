@@ -72,6 +72,21 @@ static uint32_t le32_at(const uint8_t *p)
 	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/*
+ * CRIU's parasite reads the first page of every private anonymous r-x
+ * mapping (its vdso probe, PARASITE_CMD_CHECK_VDSO_MARK) after our
+ * handoff: the guardian serves that page of TCG's code buffer from the
+ * image, QEMU being frozen, and CRIU stores it. Those are the image's own
+ * bytes, which the fill writes again; that one page is let through.
+ */
+static bool vdso_probe_page(const struct fr_block *b, uint64_t start, uint64_t end)
+{
+	uint64_t from = start > b->host_addr ? start : b->host_addr;
+	uint64_t to = end < b->host_addr + b->length ? end : b->host_addr + b->length;
+
+	return b->exec && from == b->host_addr && to <= b->host_addr + CRIU_PAGE_SIZE;
+}
+
 static const struct fr_block *block_hit(const struct fr_image *img, uint64_t start, uint64_t end)
 {
 	uint32_t i;
@@ -79,7 +94,7 @@ static const struct fr_block *block_hit(const struct fr_image *img, uint64_t sta
 	for (i = 0; i < img->nr_blocks; i++) {
 		const struct fr_block *b = &img->blocks[i];
 
-		if (start < b->host_addr + b->length && b->host_addr < end)
+		if (start < b->host_addr + b->length && b->host_addr < end && !vdso_probe_page(b, start, end))
 			return b;
 	}
 	return NULL;
@@ -170,7 +185,7 @@ static bool is_anon(const struct proc_vma *v)
 
 static bool vma_fits(const struct proc_vma *v, const struct fr_block *b)
 {
-	if (strncmp(v->perms, "rw-", 3))
+	if (strncmp(v->perms, b->exec ? "rwx" : "rw-", 3))
 		return false;
 	if (b->backing == FR_BACKING_ANON_PRIVATE)
 		return v->perms[3] == 'p' && is_anon(v);
@@ -193,8 +208,9 @@ int restore_match_block(const char *maps, const struct fr_block *b, char *why, s
 			return -ENOENT;
 		}
 		if (!vma_fits(&v, b)) {
-			snprintf(why, len, "%s: the mapping at 0x%" PRIx64 " is %s %s, not %s RAM", b->name,
-				 v.start, v.perms, is_anon(&v) ? "anonymous" : "with a file", fr_backing_name(b->backing));
+			snprintf(why, len, "%s: the mapping at 0x%" PRIx64 " is %s %s, not %s%s RAM", b->name,
+				 v.start, v.perms, is_anon(&v) ? "anonymous" : "with a file",
+				 b->exec ? "executable " : "", fr_backing_name(b->backing));
 			return -ENOENT;
 		}
 		if (v.end > end) {

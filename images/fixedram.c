@@ -435,6 +435,8 @@ static int write_block_tables(int fd, const char *path, struct fr_block *b, RamB
 	e->length = b->length;
 	e->page_size = b->page_size;
 	e->backing = (RamBacking)b->backing;
+	e->has_executable = b->exec;
+	e->executable = b->exec;
 	e->bitmap_offset = b->bitmap_offset;
 	e->csum_offset = b->csum_offset;
 	e->pages_offset = b->pages_offset;
@@ -721,6 +723,8 @@ static int validate_block(struct open_ctx *c, const RamImageEntry *h, uint32_t i
 			     e->page_size);
 	if ((unsigned)e->backing > FR_BACKING_HUGETLB)
 		return BFAIL("unknown backing type %d", (int)e->backing);
+	if (e->executable && e->backing != RAM_BACKING__ANON_PRIVATE)
+		return BFAIL("only private anonymous blocks can be executable");
 	if (e->chunk_pages == 0 || e->chunk_pages % 64)
 		return BFAIL("chunk size %u pages is not a non-zero multiple of 64", e->chunk_pages);
 	if ((uint64_t)e->chunk_pages * e->page_size > FR_CHUNK_MAX_BYTES)
@@ -734,6 +738,7 @@ static int validate_block(struct open_ctx *c, const RamImageEntry *h, uint32_t i
 	b->length = e->length;
 	b->page_size = e->page_size;
 	b->backing = (enum fr_backing)e->backing;
+	b->exec = e->executable;
 	b->nr_pages = e->length / e->page_size;
 	b->chunk_pages = e->chunk_pages;
 	b->nr_chunks = b->nr_pages / b->chunk_pages + (b->nr_pages % b->chunk_pages ? 1 : 0);

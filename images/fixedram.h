@@ -73,6 +73,7 @@ struct fr_block {
 	uint64_t length;
 	uint32_t page_size;
 	enum fr_backing backing;
+	bool exec;		/* mapped rwx (TCG's translation buffer), not rw- */
 
 	/* Layout: computed by fr_layout() or read by fr_open(). */
 	uint64_t nr_pages;

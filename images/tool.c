@@ -202,6 +202,7 @@ static int cmd_show(const char *file, bool json)
 			       b->host_addr, b->host_addr);
 			printf("      \"length\": %" PRIu64 ",\n      \"page_size\": %u,\n", b->length, b->page_size);
 			printf("      \"backing\": \"%s\",\n", fr_backing_name(b->backing));
+			printf("      \"executable\": %s,\n", b->exec ? "true" : "false");
 			printf("      \"pages_present\": %" PRIu64 ",\n      \"pages_total\": %" PRIu64 ",\n",
 			       b->nr_present, b->nr_pages);
 			printf("      \"sparse_ratio\": %.6f,\n",
@@ -243,7 +244,8 @@ static int cmd_show(const char *file, bool json)
 		printf("  host addr:   0x%" PRIx64 "-0x%" PRIx64 "\n", b->host_addr, b->host_addr + b->length);
 		printf("  length:      %" PRIu64 " bytes (%s)\n", b->length, h1);
 		printf("  page size:   %u\n", b->page_size);
-		printf("  backing:     %s\n", fr_backing_name(b->backing));
+		printf("  backing:     %s%s\n", fr_backing_name(b->backing),
+		       b->exec ? ", executable (TCG's code buffer)" : "");
 		printf("  present:     %" PRIu64 " / %" PRIu64 " pages (%.1f%% present, sparse ratio %.3f)\n",
 		       b->nr_present, b->nr_pages, pct(b->nr_present, b->nr_pages),
 		       b->nr_pages ? 1.0 - (double)b->nr_present / (double)b->nr_pages : 0.0);

@@ -107,6 +107,7 @@ static void test_defaults_missing_file(void **state)
 	assert_true(c.enabled);
 	assert_int_equal(c.workers, 0);
 	assert_int_equal(c.min_block_bytes, 64ULL << 20);
+	assert_true(c.tcg_code);
 	assert_int_equal(c.qmp_timeout_ms, 1000);
 	assert_string_equal(c.base_image, "");
 	/* The plugin's "loaded" line says which file was looked for, and that there is none. */
@@ -121,10 +122,11 @@ static void test_log_names_file(void **state)
 	const char *log;
 
 	(void)state;
-	assert_int_equal(load_text(&c, "workers = 3\n", &log), 0);
+	assert_int_equal(load_text(&c, "workers = 3\ntcg_code = no\n", &log), 0);
 	assert_int_equal(c.workers, 3);
+	assert_false(c.tcg_code);
 	assert_non_null(strstr(c.source, conf));
-	assert_non_null(strstr(c.source, "12 bytes"));
+	assert_non_null(strstr(c.source, "26 bytes"));
 }
 
 /* 2^44 MiB is 2^64 bytes: it used to wrap to 0 and be accepted. */

@@ -53,6 +53,8 @@ static const uint64_t present1[] = { 0, 63, 64, 65, 255, 256, 300, 319, 320 };
 
 /* Expected guest memory per block: present pages hold a pattern, the rest zero. */
 static uint8_t *mem[NBLK];
+/* Block 0 written as executable (TCG's code buffer) */
+static bool exec0;
 
 static uint64_t splitmix(uint64_t *s)
 {
@@ -85,6 +87,7 @@ static void setup_blocks(struct fr_image *img)
 		b->length = spec[i].length;
 		b->page_size = PS;
 		b->backing = spec[i].backing;
+		b->exec = i == 0 && exec0;
 	}
 	assert_int_equal(fr_layout(img), 0);
 }
@@ -896,6 +899,7 @@ MUT(m_file_size_small, h->file_size -= 4096)
 MUT(m_file_size_big, h->file_size += 4096)
 MUT(m_bitmap_csum, b1->bitmap_csum ^= 1)
 MUT(m_noop, (void)0)
+MUT(m_exec_shared, b1->has_executable = b1->executable = true)
 
 static void test_hostile_headers(void **state)
 {
@@ -938,6 +942,7 @@ static void test_hostile_headers(void **state)
 		{ m_file_size_small, -EBADMSG, "size mismatch", NULL },
 		{ m_file_size_big, -EBADMSG, "truncated: file is", NULL },
 		{ m_bitmap_csum, -EBADMSG, "block 1 'vga.vram'", "bitmap checksum mismatch" },
+		{ m_exec_shared, -EBADMSG, "block 1 'vga.vram'", "only private anonymous blocks can be executable" },
 		{ m_noop, 0, NULL, NULL }, /* re-signing alone keeps it valid */
 	};
 
@@ -955,6 +960,25 @@ static void test_hostile_headers(void **state)
 		}
 		expect_open_error(cases[i].ret, cases[i].want1, cases[i].want2, NULL);
 	}
+}
+
+/* The executable mark (TCG's code buffer) survives the round trip; absent means rw-. */
+static void test_executable_block(void **state)
+{
+	struct fr_image img;
+	char err[256];
+
+	(void)state;
+	for (int e = 0; e < 2; e++) {
+		exec0 = e;
+		write_image(IMG, 0, true);
+		assert_int_equal(open_image(&img, err, sizeof(err)), 0);
+		assert_int_equal(img.blocks[0].exec, e);
+		assert_false(img.blocks[1].exec);
+		check_all_chunks(&img, 0);
+		fr_close(&img);
+	}
+	exec0 = false;
 }
 
 /*
@@ -1310,6 +1334,7 @@ int main(void)
 		cmocka_unit_test(test_fifo),
 		cmocka_unit_test_setup(test_truncated_after_open, fresh_image),
 		cmocka_unit_test(test_hostile_headers),
+		cmocka_unit_test(test_executable_block),
 		cmocka_unit_test_setup(test_v2_image, fresh_image),
 		cmocka_unit_test(test_hostile_slots),
 		cmocka_unit_test_setup(test_bitmap_tail_bits, fresh_image),

@@ -98,6 +98,19 @@ static void test_code_buffer(void **state)
 		     "rwxp");
 }
 
+/* ...but it is a block of its own, marked executable: then only rwx fits. */
+static void test_code_buffer_block(void **state)
+{
+	struct fr_block code = block(0x7effffe00000ULL, 2 << 20, FR_BACKING_ANON_PRIVATE);
+	struct fr_block ram = block(BASE, GIB, FR_BACKING_ANON_PRIVATE);
+
+	(void)state;
+	code.exec = true;
+	expect_match(MAPS_OK, code, 0, NULL);
+	ram.exec = true;
+	expect_match(MAPS_OK, ram, -ENOENT, "is rw-p anonymous, not executable anon-private");
+}
+
 static void test_file_mapping(void **state)
 {
 	(void)state;
@@ -183,12 +196,16 @@ static void write_pagemap(uint32_t pid, const uint64_t (*ent)[2], int n, int cut
 	assert_int_equal(truncate(path, len - cut), 0);
 }
 
+/* pc.ram at BASE and TCG's code buffer of 2 MiB right below it. */
 static struct fr_image one_block_image(uint32_t pid)
 {
-	static struct fr_block b;
-	struct fr_image img = { .fd = -1, .meta_fd = -1, .pid = pid, .nr_blocks = 1, .blocks = &b };
+	static struct fr_block b[2];
+	struct fr_image img = { .fd = -1, .meta_fd = -1, .pid = pid, .nr_blocks = 2, .blocks = b };
 
-	b = block(BASE, GIB, FR_BACKING_ANON_PRIVATE);
+	b[0] = block(BASE, GIB, FR_BACKING_ANON_PRIVATE);
+	b[1] = block(BASE - (2 << 20), 2 << 20, FR_BACKING_ANON_PRIVATE);
+	snprintf(b[1].name, sizeof(b[1].name), "tcg-code");
+	b[1].exec = true;
 	return img;
 }
 
@@ -220,11 +237,33 @@ static void expect_pages(uint32_t pid, int ret, const char *why)
 /* CRIU stored QEMU's other memory only: the image fits. */
 static void test_pagemap_outside_blocks(void **state)
 {
-	static const uint64_t ent[][2] = { { 0x55550000, 10 }, { BASE - 4096, 1 }, { BASE + GIB, 4 } };
+	static const uint64_t ent[][2] = { { 0x55550000, 10 }, { BASE - (4 << 20), 1 }, { BASE + GIB, 4 } };
 
 	(void)state;
 	write_pagemap(10, ent, 3, 0);
 	expect_pages(10, 0, NULL);
+}
+
+/*
+ * CRIU's vdso probe faults in the first page of the code buffer and stores
+ * it; that page alone, and only of an executable block, is allowed.
+ */
+static void test_pagemap_vdso_probe_page(void **state)
+{
+	static const uint64_t probe[][2] = { { BASE - (4 << 20), 1 }, { BASE - (2 << 20), 1 } };
+	static const uint64_t two[][2] = { { BASE - (2 << 20), 2 } };
+	static const uint64_t second[][2] = { { BASE - (2 << 20) + 4096, 1 } };
+	static const uint64_t ram[][2] = { { BASE, 1 } };
+
+	(void)state;
+	write_pagemap(15, probe, 2, 0);
+	expect_pages(15, 0, NULL);
+	write_pagemap(16, two, 1, 0);
+	expect_pages(16, -EEXIST, "inside RAM block tcg-code");
+	write_pagemap(17, second, 1, 0);
+	expect_pages(17, -EEXIST, "inside RAM block tcg-code");
+	write_pagemap(18, ram, 1, 0);
+	expect_pages(18, -EEXIST, "inside RAM block pc.ram");
 }
 
 /* A dump without the plugin: CRIU has the guest's pages itself. */
@@ -242,6 +281,7 @@ static void test_pagemap_straddles_block(void **state)
 	static const uint64_t ent[][2] = { { BASE - 4096, 2 } };
 
 	(void)state;
+	/* The code buffer's last page and pc.ram's first. */
 	write_pagemap(12, ent, 1, 0);
 	expect_pages(12, -EEXIST, "not of one dump");
 }
@@ -265,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_shorter_block),
 		cmocka_unit_test(test_longer_block),
 		cmocka_unit_test(test_code_buffer),
+		cmocka_unit_test(test_code_buffer_block),
 		cmocka_unit_test(test_file_mapping),
 		cmocka_unit_test(test_backing_mismatch),
 		cmocka_unit_test(test_hole_in_block),
@@ -272,6 +313,7 @@ int main(void)
 	};
 	const struct CMUnitTest pagemap_tests[] = {
 		cmocka_unit_test(test_pagemap_outside_blocks),
+		cmocka_unit_test(test_pagemap_vdso_probe_page),
 		cmocka_unit_test(test_pagemap_inside_block),
 		cmocka_unit_test(test_pagemap_straddles_block),
 		cmocka_unit_test(test_pagemap_damaged),
