@@ -603,6 +603,13 @@ def criu_cycle(g, work, name, mode, moving=True):
     res["speed_trace"] = speed.trace(t_restore)
     res["thp_restored_kib"] = harness.ram_thp_kib(g.pid, ram_min)
     res["qemu_rss_restored_kib"] = rss_kib(g.pid)
+    # The last cycle's logs of each mode stay (build/bench/logs/MODE) for a
+    # look at where the time went.
+    logs = os.path.join(OUT, "logs", mode)
+    os.makedirs(logs, exist_ok=True)
+    for f in os.listdir(imgdir):
+        if f.endswith(".log"):
+            shutil.copy(os.path.join(imgdir, f), logs)
     t0 = time.monotonic()
     shutil.rmtree(imgdir)
     res["delete_s"] = time.monotonic() - t0
