@@ -441,11 +441,40 @@ static long range_of_page(const struct gd_map *m, uint32_t block, uint64_t page,
 	return -1;
 }
 
+/* The todo pages from page on, below end and inside range i, as one run. */
+static void make_run(const struct gd_map *m, uint32_t block, uint64_t page, uint64_t end, long i,
+		     struct gd_run *run)
+{
+	const struct gd_block *b = &m->blocks[block];
+	const struct gd_range *r = &m->ranges[i];
+
+	if (end > r->first + range_pages(m, r))
+		end = r->first + range_pages(m, r);
+	run->block = block;
+	run->page = page;
+	for (run->n = 1; page + run->n < end && todo(b, page + run->n); run->n++)
+		;
+	run->addr = r->addr + (page - r->first) * b->fb->page_size;
+}
+
+bool gd_map_run_in(struct gd_map *m, uint32_t block, uint64_t from, uint64_t end, struct gd_run *run)
+{
+	uint64_t page = next_todo(&m->blocks[block], from), next;
+	long i;
+
+	if (page >= end)
+		return false;
+	i = range_of_page(m, block, page, &next);
+	if (i < 0)
+		return false;
+	make_run(m, block, page, end, i, run);
+	return true;
+}
+
 static bool block_next_run(struct gd_map *m, uint32_t block, uint64_t max_pages, struct gd_run *run)
 {
 	struct gd_block *b = &m->blocks[block];
-	uint64_t page, next, end, chunk_end;
-	const struct gd_range *r;
+	uint64_t page, next, end;
 	long i;
 
 	for (;;) {
@@ -460,18 +489,10 @@ static bool block_next_run(struct gd_map *m, uint32_t block, uint64_t max_pages,
 		b->cursor = next > page ? next : page + 1;	/* not registered in the task */
 	}
 	b->cursor = page;
-	r = &m->ranges[i];
-	end = r->first + range_pages(m, r);
-	chunk_end = (page / b->fb->chunk_pages + 1) * b->fb->chunk_pages;
-	if (end > chunk_end)
-		end = chunk_end;
+	end = (page / b->fb->chunk_pages + 1) * b->fb->chunk_pages;
 	if (end > page + max_pages)
 		end = page + max_pages;
-	run->block = block;
-	run->page = page;
-	for (run->n = 1; page + run->n < end && todo(b, page + run->n); run->n++)
-		;
-	run->addr = r->addr + (page - r->first) * b->fb->page_size;
+	make_run(m, block, page, end, i, run);
 	return true;
 }
 

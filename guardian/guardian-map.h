@@ -105,6 +105,11 @@ long gd_map_lookup(const struct gd_map *m, uint64_t addr, uint64_t *page);
  * there is none left in any tracked range.
  */
 bool gd_map_next_run(struct gd_map *m, uint64_t max_pages, struct gd_run *run);
+/*
+ * The first run of pages still to give back in [from, end) of block,
+ * within one registered range: a fault's neighbours in its chunk.
+ */
+bool gd_map_run_in(struct gd_map *m, uint32_t block, uint64_t from, uint64_t end, struct gd_run *run);
 
 static inline uint64_t gd_page_size(const struct gd_map *m, uint32_t block)
 {

@@ -4,6 +4,7 @@ the image first and fills the rest in the background. Every page still
 comes from a checksum-verified chunk; a damaged image kills the guest rather
 than let it run on wrong memory. Real QEMU, real CRIU."""
 import os
+import re
 
 import pytest
 
@@ -31,6 +32,13 @@ def test_lazy_restore_runs_at_once_and_is_exact(workdir, criu, guests):
     gl = guardian_log(imgdir, g.pid).split("giving guest RAM back")[-1]
     assert "fails its checksum" not in gl and "killing" not in gl, gl
     g.wait_for(lambda: not harness.uffd_vmas(g.pid), timeout=30, what="no userfaultfd left")
+    # The guest's faults came first, each placing the rest of its chunk too.
+    # (The log holds the dump's guardian first, then the restore's.)
+    pat = r"served (\d+) faults .*; (\d+) pages placed around them"
+    g.wait_for(lambda: len(re.findall(pat, guardian_log(imgdir, g.pid))) == 2, timeout=30,
+               what="the lazy guardian's fault count")
+    faults, around = map(int, re.findall(pat, guardian_log(imgdir, g.pid))[-1])
+    assert faults > 0 and around > faults, (faults, around)
 
 
 def test_lazy_restore_of_a_damaged_image_kills_the_guest(workdir, criu, guests):

@@ -1206,6 +1206,22 @@ static void test_map_bookkeeping(void **state)
 	assert_true(gd_map_lookup(&m, 0x100000 + 47 * 4096, &page) < 0);
 	assert_true(gd_map_lookup(&m, 0x100000 + 48 * 4096, &page) >= 0);
 
+	/*
+	 * A fault's neighbours: the todo pages of [from, end) inside one range,
+	 * so a run stops at a discarded page, at the moved part and at end.
+	 */
+	assert_true(gd_map_run_in(&m, 0, 3, 6, &run));
+	assert_int_equal(run.page, 3);
+	assert_int_equal(run.n, 3);
+	assert_int_equal(run.addr, 0x100000 + 3 * 4096);
+	assert_true(gd_map_run_in(&m, 0, 8, 64, &run));
+	assert_int_equal(run.page, 10);
+	assert_int_equal(run.n, 6);
+	assert_true(gd_map_run_in(&m, 0, 16, 64, &run));
+	assert_int_equal(run.addr, 0x900000);
+	assert_int_equal(run.n, 16);
+	assert_false(gd_map_run_in(&m, 0, 8, 10, &run));
+
 	/* Give-back runs skip discarded and unmapped pages and follow the move. */
 	assert_true(gd_map_next_run(&m, 512, &run));
 	assert_int_equal(run.page, 0);
