@@ -75,9 +75,10 @@ static uint32_t le32_at(const uint8_t *p)
 /*
  * CRIU's parasite reads the first page of every private anonymous r-x
  * mapping (its vdso probe, PARASITE_CMD_CHECK_VDSO_MARK) after our
- * handoff: the guardian serves that page of TCG's code buffer from the
- * image, QEMU being frozen, and CRIU stores it. Those are the image's own
- * bytes, which the fill writes again; that one page is let through.
+ * handoff, so the handoff leaves that page of TCG's code buffer in QEMU
+ * (handoff.c, keep_first_page) and CRIU stores it. Those are the image's
+ * own bytes, QEMU being frozen, which the fill writes again; that one page
+ * is let through.
  */
 static bool vdso_probe_page(const struct fr_block *b, uint64_t start, uint64_t end)
 {

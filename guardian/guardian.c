@@ -159,7 +159,8 @@ static long fill_page(struct guardian *g, uint32_t block, uint64_t page, uint64_
 		g->st.fault_zero++;
 		return gd_uffd_zero(g->uffd, dst, ps);
 	}
-	src = image_page(g, block, page, g->strict);
+	/* Whole when fault_around() places the rest of the chunk next. */
+	src = image_page(g, block, page, g->strict || g->state == GD_GIVE_BACK);
 	if (!src)
 		return g->strict && g->pages.bad_chunks ? -ESRCH : -EIO;
 	g->st.fault_copy++;
