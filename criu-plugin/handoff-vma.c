@@ -125,33 +125,77 @@ static int open_smaps(struct proc_maps *m, pid_t pid)
 	return ret;
 }
 
-int handoff_block_segments(pid_t pid, const struct fr_block *b, uint32_t block,
-			   struct handoff_seg **segs, size_t *nr)
+static bool meets_a_block(const struct proc_vma *v, const struct fr_block *blocks, uint32_t nr)
 {
-	uint64_t covered = b->host_addr, end = b->host_addr + b->length;
-	struct handoff_seg s;
-	size_t first = *nr;
-	const char *why = NULL;
+	uint32_t i;
+
+	for (i = 0; i < nr; i++)
+		if (v->end > blocks[i].host_addr && v->start < blocks[i].host_addr + blocks[i].length)
+			return true;
+	return false;
+}
+
+static int keep_vma(struct handoff_vmas *vm, const struct proc_smaps_vma *v)
+{
+	struct proc_smaps_vma *n = realloc(vm->v, (vm->n + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	n[vm->n++] = *v;
+	vm->v = n;
+	return 0;
+}
+
+/*
+ * One read of smaps for all blocks: it walks QEMU's page tables to count
+ * RSS, ~1.4 ms with a 2 GiB guest, and the handoff runs while QEMU is frozen.
+ */
+int handoff_vmas_read(pid_t pid, const struct fr_block *blocks, uint32_t nr, struct handoff_vmas *out)
+{
 	struct proc_smaps_vma v;
 	struct proc_maps m;
 	int ret = open_smaps(&m, pid);
 
+	*out = (struct handoff_vmas){ 0 };
+	while (!ret && proc_smaps_next(&m, &v) > 0)
+		if (meets_a_block(&v.vma, blocks, nr))
+			ret = keep_vma(out, &v);
+	proc_maps_close(&m);
 	if (ret)
-		return ret;
-	while (!ret && covered < end && proc_smaps_next(&m, &v) > 0) {
-		if (v.vma.end <= covered || v.vma.start >= end)
+		handoff_vmas_free(out);
+	return ret;
+}
+
+void handoff_vmas_free(struct handoff_vmas *vm)
+{
+	free(vm->v);
+	*vm = (struct handoff_vmas){ 0 };
+}
+
+int handoff_block_segments(const struct handoff_vmas *vm, pid_t pid, const struct fr_block *b,
+			   uint32_t block, struct handoff_seg **segs, size_t *nr)
+{
+	uint64_t covered = b->host_addr, end = b->host_addr + b->length;
+	struct handoff_seg s;
+	size_t first = *nr, i;
+	const char *why = NULL;
+	int ret = 0;
+
+	for (i = 0; !ret && covered < end && i < vm->n; i++) {
+		const struct proc_smaps_vma *v = &vm->v[i];
+
+		if (v->vma.end <= covered || v->vma.start >= end)
 			continue;
-		why = v.vma.start > covered ? "a hole in the block" :
-		      check_vma(&v, b->backing == FR_BACKING_SHARED_FD);
+		why = v->vma.start > covered ? "a hole in the block" :
+		      check_vma(v, b->backing == FR_BACKING_SHARED_FD);
 		if (why) {
 			ret = -EINVAL;
 			break;
 		}
-		vma_to_seg(&v, b, block, &s);
+		vma_to_seg(v, b, block, &s);
 		ret = add_seg(segs, nr, &s);
 		covered = s.end;
 	}
-	proc_maps_close(&m);
 	if (!ret && covered < end)
 		why = "not mapped to the end";
 	if (why && b->backing == FR_BACKING_SHARED_FD)

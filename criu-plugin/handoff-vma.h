@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "fixedram.h"
+#include "proc.h"
 
 /* VmFlags that madvise() can set again. */
 #define HO_MADV_HUGEPAGE	(1u << 0)	/* hg */
@@ -44,16 +45,26 @@ struct handoff_seg {
 /* madvise() advice for HO_MADV_* bit i. */
 int handoff_madv_advice(unsigned bit);
 
+/* The VMAs of a task that meet any of a set of blocks, in address order. */
+struct handoff_vmas {
+	struct proc_smaps_vma *v;
+	size_t n;
+};
+
+/* Read them from one pass over /proc/PID/smaps; free with handoff_vmas_free(). */
+int handoff_vmas_read(pid_t pid, const struct fr_block *blocks, uint32_t nr, struct handoff_vmas *out);
+void handoff_vmas_free(struct handoff_vmas *vm);
+
 /*
- * Append the segments of block b (index block) of pid to *segs. Fails with
- * -EINVAL (logged) when the block is not covered by VMAs the handoff can
- * take: for FR_BACKING_ANON_PRIVATE private anonymous ones, for
+ * Append the segments of block b (index block) of pid, from vm, to *segs.
+ * Fails with -EINVAL (logged) when the block is not covered by VMAs the
+ * handoff can take: for FR_BACKING_ANON_PRIVATE private anonymous ones, for
  * FR_BACKING_SHARED_FD read-write shared file ones; never holes, mlock()ed
  * memory (a new VMA would be populated at once), a userfaultfd already
  * registered (QEMU's postcopy), VM_IO/PFNMAP or hugetlb.
  */
-int handoff_block_segments(pid_t pid, const struct fr_block *b, uint32_t block,
-			   struct handoff_seg **segs, size_t *nr);
+int handoff_block_segments(const struct handoff_vmas *vm, pid_t pid, const struct fr_block *b,
+			   uint32_t block, struct handoff_seg **segs, size_t *nr);
 
 /* VmFlags of the VMA at addr in pid, as a string ("" if none); for tests and logs. */
 int handoff_vmflags(pid_t pid, uint64_t addr, char *buf, size_t len);

@@ -106,13 +106,14 @@ static void hook(struct handoff *h, struct rsys *r, enum handoff_step step, unsi
  * Otherwise it stays with CRIU, which then stores it as well: the image's
  * copy is the same data, so a restore is right either way.
  */
-static int shared_segments(struct handoff *h, const struct fr_block *b, uint32_t i)
+static int shared_segments(struct handoff *h, const struct handoff_vmas *vm, const struct fr_block *b,
+			   uint32_t i)
 {
 	size_t first = h->nr_segs, n;
 	long missing;
 	int ret;
 
-	ret = handoff_block_segments(h->pid, b, i, &h->segs, &h->nr_segs);
+	ret = handoff_block_segments(vm, h->pid, b, i, &h->segs, &h->nr_segs);
 	n = h->nr_segs - first;
 	if (!ret)
 		ret = handoff_shmem_check(h->pid, b->name, h->segs + first, n);
@@ -138,24 +139,28 @@ static int shared_segments(struct handoff *h, const struct fr_block *b, uint32_t
 static int collect_segments(struct handoff *h)
 {
 	long ps = sysconf(_SC_PAGESIZE);
+	struct handoff_vmas vm;
 	uint32_t i;
-	int ret;
+	int ret = handoff_vmas_read(h->pid, h->img->blocks, h->img->nr_blocks, &vm);
 
-	for (i = 0; i < h->img->nr_blocks; i++) {
+	for (i = 0; !ret && i < h->img->nr_blocks; i++) {
 		const struct fr_block *b = &h->img->blocks[i];
 
 		if (b->page_size == (uint32_t)ps && b->backing == FR_BACKING_ANON_PRIVATE)
-			ret = handoff_block_segments(h->pid, b, i, &h->segs, &h->nr_segs);
+			ret = handoff_block_segments(&vm, h->pid, b, i, &h->segs, &h->nr_segs);
 		else if (b->page_size == (uint32_t)ps && b->backing == FR_BACKING_SHARED_FD)
-			ret = shared_segments(h, b, i);
+			ret = shared_segments(h, &vm, b, i);
 		else
 			ret = 1;
-		if (ret == 1)
+		if (ret == 1) {
 			pr_info("pid %d: block '%s' (%s) stays with CRIU\n", h->pid, b->name,
 				fr_backing_name(b->backing));
-		else if (ret)
-			return ret;
+			ret = 0;
+		}
 	}
+	handoff_vmas_free(&vm);
+	if (ret)
+		return ret;
 	for (i = 0; i < h->nr_segs; i++)
 		pr_debug("pid %d: range %u: block %u %#" PRIx64 "-%#" PRIx64 " prot %d madv %#x%s%s\n",
 			 h->pid, i, h->segs[i].block, h->segs[i].start, h->segs[i].end, h->segs[i].prot,
@@ -749,6 +754,7 @@ int handoff_shared_prepare(pid_t pid, const char *name, uint64_t addr, uint64_t 
 		.backing = FR_BACKING_SHARED_FD,
 	};
 	struct handoff_seg *segs = NULL;
+	struct handoff_vmas vm;
 	size_t n = 0;
 	long mapped;
 	int ret;
@@ -756,7 +762,10 @@ int handoff_shared_prepare(pid_t pid, const char *name, uint64_t addr, uint64_t 
 	if (page_size != (uint32_t)sysconf(_SC_PAGESIZE))
 		return -EOPNOTSUPP;
 	snprintf(b.name, sizeof(b.name), "%s", name);
-	ret = handoff_block_segments(pid, &b, 0, &segs, &n);
+	ret = handoff_vmas_read(pid, &b, 1, &vm);
+	if (!ret)
+		ret = handoff_block_segments(&vm, pid, &b, 0, &segs, &n);
+	handoff_vmas_free(&vm);
 	if (!ret)
 		ret = handoff_shmem_check(pid, name, segs, n);
 	if (!ret) {

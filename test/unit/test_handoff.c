@@ -1336,10 +1336,61 @@ static void cleanup_all(void)
 #define T_UNPRIV(fn) cmocka_unit_test_setup_teardown(fn, setup_child_unprivileged, teardown_child)
 #define T_UNSEALED(fn) cmocka_unit_test_setup_teardown(fn, setup_child_unsealed, teardown_child)
 
+/*
+ * The handoff reads smaps once for all blocks (it runs while QEMU is
+ * frozen): only VMAs that meet a block are kept, in order, and each
+ * block's segments come from them.
+ */
+static void test_vmas_one_read(void **state)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	char *p = mmap(NULL, 8 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct fr_block b[3] = {
+		{ .host_addr = (uintptr_t)p, .length = 2 * ps },
+		{ .host_addr = (uintptr_t)p + 4 * ps, .length = 4 * ps },
+		{ .host_addr = (uintptr_t)p, .length = 4 * ps },	/* over the hole */
+	};
+	struct handoff_seg *segs = NULL;
+	struct handoff_vmas vm;
+	size_t n = 0, i;
+
+	(void)state;
+	assert_ptr_not_equal(p, MAP_FAILED);
+	for (i = 0; i < 3; i++) {
+		b[i].page_size = ps;
+		b[i].backing = FR_BACKING_ANON_PRIVATE;
+		snprintf(b[i].name, sizeof(b[i].name), "b%zu", i);
+	}
+	/* VMAs: [0, 2) rw, a hole, [3, 6) rw, [6, 8) r (pages) */
+	assert_int_equal(munmap(p + 2 * ps, ps), 0);
+	assert_int_equal(mprotect(p + 6 * ps, 2 * ps, PROT_READ), 0);
+
+	assert_int_equal(handoff_vmas_read(getpid(), b, 2, &vm), 0);
+	assert_int_equal(vm.n, 3);
+	assert_true(vm.v[0].vma.end == (uintptr_t)p + 2 * ps);
+	assert_true(vm.v[1].vma.start == (uintptr_t)p + 3 * ps);
+
+	assert_int_equal(handoff_block_segments(&vm, getpid(), &b[0], 0, &segs, &n), 0);
+	assert_int_equal(handoff_block_segments(&vm, getpid(), &b[1], 1, &segs, &n), 0);
+	assert_int_equal(n, 3);
+	assert_true(segs[0].start == (uintptr_t)p && segs[0].end == (uintptr_t)p + 2 * ps);
+	assert_true(segs[1].start == (uintptr_t)p + 4 * ps && segs[1].end == (uintptr_t)p + 6 * ps);
+	assert_int_equal(segs[1].prot, PROT_READ | PROT_WRITE);
+	assert_int_equal(segs[2].block, 1);
+	assert_int_equal(segs[2].prot, PROT_READ);
+	assert_int_equal(handoff_block_segments(&vm, getpid(), &b[2], 2, &segs, &n), -EINVAL);
+	assert_int_equal(n, 3);
+	handoff_vmas_free(&vm);
+	assert_int_equal(vm.n, 0);
+	free(segs);
+	munmap(p, 8 * ps);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map_bookkeeping),
+		cmocka_unit_test(test_vmas_one_read),
 		cmocka_unit_test(test_map_shared),
 		T(test_give_back),
 		T_UNPRIV(test_unprivileged_task),
