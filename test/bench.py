@@ -152,6 +152,10 @@ FIRST_SAVE = "qemu-mr-mfd"
 # restore_s QEMU start with -incoming until the guest runs again.
 ROWS = [
     ("frozen_ms", "VM frozen (ms)"),
+    ("frozen_plugin_ms", "  of it: plugin (final pass, fsync, handoff) (ms)"),
+    ("memdump_ms", "  of it: CRIU's page dump (ms)"),
+    ("criu_pages_bytes", "  pages CRIU stored (MiB)"),
+    ("frozen_criu_other_ms", "  of it: CRIU's other work (ms)"),
     ("dump_s", "dump / save (s)"),
     ("dump_durable_s", "  until durable (s)"),
     ("restore_s", "restore / load (s)"),
@@ -271,20 +275,39 @@ def lazy_collapse(imgdir, pid):
     return {"lazy_collapse_ms": sum(float(x) for x in ms)}
 
 
-def dumplog_frozen_ms(log_path):
+def dumplog_frozen(log_path):
     """The VM's frozen span from CRIU's dump.log (-v4 timestamps): from the
     last line before CRIU seizes QEMU (the first "Seized task") until CRIU
     is done with the dump ("Unfreezing tasks", where a dump without
     --leave-running kills QEMU). Unlike CRIU's stats-dump frozen time it
-    includes the seize; the plugin's live phase comes before it."""
+    includes the seize; the plugin's live phase comes before it. Also the
+    plugin's share of it: until its handoff is done (the last thing it does
+    inside the freeze)."""
     stamps = re.findall(r"^\((\d+\.\d+)\) (.*)$", harness.log_text(log_path), re.M)
-    start = None
+    start = plugin = None
     for i, (t, text) in enumerate(stamps):
         if start is None and text.startswith("Seized task"):
             start = float(stamps[i - 1][0] if i else t)
+        elif start is not None and "handed to guardian" in text:
+            plugin = (float(t) - start) * 1000
         elif start is not None and text.startswith("Unfreezing tasks"):
-            return (float(t) - start) * 1000
-    return None
+            out = {"frozen_log_ms": (float(t) - start) * 1000}
+            if plugin is not None:
+                out["frozen_plugin_ms"] = plugin
+            return out
+    return {"frozen_log_ms": None}
+
+
+def frozen_split(res):
+    """Where a dump's frozen time went: the plugin (final pass, fsync,
+    handoff), CRIU's page dump of what is left to it (stats-dump's memdump
+    time and pages), and the rest of CRIU's work (VMAs, parasite, files,
+    namespaces, the seize and unseize)."""
+    total, memdump = res.get("frozen_log_ms"), res.get("memdump_ms")
+    if res.get("pages_written") is not None:
+        res["criu_pages_bytes"] = res["pages_written"] * 4096
+    if total is not None and memdump is not None:
+        res["frozen_criu_other_ms"] = total - memdump - res.get("frozen_plugin_ms", 0.0)
 
 
 def console_offset(g):
@@ -556,7 +579,8 @@ def criu_cycle(g, work, name, mode, moving=True):
     res.update(guest_rate=rate_before, thp_before_kib=thp_before,
                qemu_cpu_cores=cpu["qemu_cpu_cores"])
     res.update(harness.criu_dump_stats(imgdir))
-    res["frozen_log_ms"] = dumplog_frozen_ms(os.path.join(imgdir, "dump.log"))
+    res.update(dumplog_frozen(os.path.join(imgdir, "dump.log")))
+    frozen_split(res)
     # --settle: restore on memory as cold for every mode. Right after its
     # dump, CRIU native restores into the RAM the killed QEMU just freed,
     # still backed by this VM's host; the plugin's handoff freed it during
@@ -1133,6 +1157,8 @@ def fmt(key, v):
         return "-"
     if key == "image_bytes":
         return "%.0f" % (v / MB)
+    if key.endswith("_bytes"):
+        return "%.1f" % (v / MB)
     if key.endswith("_kib"):
         return "%.1f" % (v / 1024)
     if v == float("inf"):
