@@ -27,6 +27,7 @@ const char *gp_type_name(unsigned type)
 		[GP_VERDICT_DONE] = "VERDICT_DONE",
 		[GP_VERDICT_GIVE_BACK] = "VERDICT_GIVE_BACK",
 		[GP_GAVE_BACK] = "GAVE_BACK",
+		[GP_PREPARE_ACK] = "PREPARE_ACK",
 	};
 
 	if (type < sizeof(names) / sizeof(names[0]) && names[type])

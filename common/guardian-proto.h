@@ -13,6 +13,8 @@
  *   per range:
  *   PREPARE (block, off, len, tmp) ->   a registered empty VMA at tmp is
  *                                       about to be mremap'ed over the range
+ *                               <-  PREPARE_ACK (status): the range is
+ *                                   known; only now does the move start
  *   [mremap in the task: the guardian reads UFFD_EVENT_REMAP tmp -> addr]
  *   or, for a shared range (GP_RANGE_SHARED, tmp 0):
  *   PREPARE (block, off, len, addr) ->  the range itself is registered and
@@ -24,6 +26,12 @@
  *   VERDICT_DONE / VERDICT_GIVE_BACK ->
  *                               <-  GAVE_BACK (if still connected)
  *
+ * PREPARE is acked because the two channels are not ordered: one read() of
+ * the userfaultfd takes every event queued by then, so a slow guardian can
+ * read the REMAP or REMOVE of a range before the PREPARE sent ahead of it,
+ * and then take a punch for a discard of the whole range. With the ack, no
+ * such event exists before its PREPARE has been handled.
+ *
  * The plugin binary and the guardian binary are installed side by side but
  * may come from different builds: every message carries magic + version.
  */
@@ -33,7 +41,7 @@
 #include <stdint.h>
 
 #define GP_MAGIC	0x51475231u	/* "1RGQ" */
-#define GP_VERSION	3	/* 2: GP_RANGE_SHARED, 3: gp_hello.flags */
+#define GP_VERSION	4	/* 2: GP_RANGE_SHARED, 3: gp_hello.flags, 4: PREPARE_ACK */
 #define GP_NAME_MAX	64
 
 /* Fds the guardian finds at exec time (stderr is its log). */
@@ -52,6 +60,7 @@ enum gp_type {
 	GP_VERDICT_DONE,
 	GP_VERDICT_GIVE_BACK,
 	GP_GAVE_BACK,
+	GP_PREPARE_ACK,
 };
 
 #define GP_RANGE_THP	(1u << 0)	/* VMA had MADV_HUGEPAGE: collapse after give-back */

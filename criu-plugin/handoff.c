@@ -41,7 +41,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +197,17 @@ static unsigned guardian_log_level(const struct handoff_opts *o)
 	return LOG_INFO;
 }
 
+/* Send a request and wait for its ack: 0, the guardian's -errno, or the channel's. */
+static int request(struct handoff *h, unsigned type, const struct gp_msg *body, int fd,
+		   unsigned ack, struct gp_msg *reply)
+{
+	int ret = gp_send(h->sock, type, body, fd);
+
+	if (!ret)
+		ret = gp_recv_type(h->sock, ack, reply, NULL, HO_ACK_TIMEOUT_MS);
+	return ret ? ret : reply->status;
+}
+
 static int hello(struct handoff *h)
 {
 	struct gp_msg m = {
@@ -212,11 +222,7 @@ static int hello(struct handoff *h)
 	int ret;
 
 	snprintf(m.hello.image, sizeof(m.hello.image), "%s", h->name);
-	ret = gp_send(h->sock, GP_HELLO, &m, -1);
-	if (!ret)
-		ret = gp_recv_type(h->sock, GP_HELLO_ACK, &m, NULL, HO_ACK_TIMEOUT_MS);
-	if (!ret)
-		ret = m.status;
+	ret = request(h, GP_HELLO, &m, -1, GP_HELLO_ACK, &m);
 	if (ret) {
 		pr_err("pid %d: the guardian did not start: %s\n", h->pid, strerror(-ret));
 		return ret;
@@ -260,12 +266,21 @@ out:
 	return ret;
 }
 
-/* Is the guardian still there? A dead one cannot read the REMAP our mremap waits for. */
-static bool guardian_alive(struct handoff *h)
+/*
+ * Announce a range and wait until the guardian knows it: its REMAP or
+ * REMOVE may be read before any control message still queued (see
+ * guardian-proto.h). The ack also proves the guardian is there to read
+ * the event our mremap or madvise will wait for.
+ */
+static int prepare(struct handoff *h, const struct gp_msg *m)
 {
-	struct pollfd p = { .fd = h->sock, .events = POLLRDHUP };
+	struct gp_msg ack;
+	int ret = request(h, GP_PREPARE, m, -1, GP_PREPARE_ACK, &ack);
 
-	return poll(&p, 1, 0) == 0;
+	if (ret)
+		pr_err("pid %d: the guardian did not take range %#" PRIx64 " (%" PRIu64 " KiB): %s\n",
+		       h->pid, m->range.addr, m->range.len >> 10, strerror(-ret));
+	return ret;
 }
 
 /* ------------------------------------------------------------ userfaultfd */
@@ -337,11 +352,7 @@ static int hand_uffd(struct handoff *h)
 	struct gp_msg m;
 	int ret;
 
-	ret = gp_send(h->sock, GP_UFFD, NULL, h->uffd);
-	if (!ret)
-		ret = gp_recv_type(h->sock, GP_UFFD_ACK, &m, NULL, HO_ACK_TIMEOUT_MS);
-	if (!ret)
-		ret = m.status;
+	ret = request(h, GP_UFFD, NULL, h->uffd, GP_UFFD_ACK, &m);
 	if (ret)
 		pr_err("pid %d: the guardian did not take the userfaultfd: %s\n", h->pid,
 		       strerror(-ret));
@@ -522,9 +533,7 @@ static int place_moved(struct handoff *h, struct rsys *r, size_t i)
 	if (!ret)
 		ret = keep_first_page(h, s, tmp);
 	if (!ret)
-		ret = gp_send(h->sock, GP_PREPARE, &m, -1);
-	if (!ret && !guardian_alive(h))
-		ret = -EPIPE;
+		ret = prepare(h, &m);
 	if (ret) {
 		unmap_tmp(h, r, tmp, len);
 		return ret;
@@ -566,9 +575,7 @@ static int place_shared(struct handoff *h, struct rsys *r, size_t i)
 	ret = register_range(h, s->start, len);
 	if (ret)
 		return ret;
-	ret = gp_send(h->sock, GP_PREPARE, &m, -1);
-	if (!ret && !guardian_alive(h))
-		ret = -EPIPE;
+	ret = prepare(h, &m);
 	if (ret) {
 		unregister_range(h, s->start, len);
 		return ret;

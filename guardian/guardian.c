@@ -335,23 +335,18 @@ static void on_discard(struct guardian *g, uint64_t start, uint64_t end, bool un
 		 unmapped ? "UNMAP" : "REMOVE", start, end, n);
 }
 
-static void drain_ctl(struct guardian *g);
-
 /*
  * A REMOVE that is exactly an announced shared range is the handoff's
  * punch: from the moment we read it, the kernel frees the pages and only
  * the image holds them. Any other REMOVE is the guest discarding memory.
- * The PREPARE is sent before the punch starts; read the control socket
- * once more before taking a REMOVE for a discard.
+ * The punch starts only once we have acked its PREPARE, so a REMOVE of no
+ * announced range is never a punch. (Reading the control socket here
+ * instead once took a PLACED too, and a punch for a discard of it all.)
  */
 static void on_remove(struct guardian *g, uint64_t start, uint64_t end)
 {
 	long ri = gd_map_punch(&g->map, start, end);
 
-	if (ri == -ENOENT && g->ctl >= 0) {
-		drain_ctl(g);
-		ri = gd_map_punch(&g->map, start, end);
-	}
 	if (ri == -ENOENT) {
 		on_discard(g, start, end, false);
 		return;
@@ -440,15 +435,26 @@ static void on_uffd(struct guardian *g, int fd)
 		pr_warn("cannot ack the userfaultfd\n");
 }
 
+/* The plugin moves or punches the range only after this (guardian-proto.h). */
+static void ack_prepare(struct guardian *g, int status)
+{
+	struct gp_msg ack = { .status = status };
+
+	if (gp_send(g->ctl, GP_PREPARE_ACK, &ack, -1))
+		pr_warn("cannot ack a PREPARE\n");
+}
+
 static void on_range(struct guardian *g, const struct gp_msg *m)
 {
 	const struct gp_range *r = &m->range;
 	int ret;
 
-	if (m->type == GP_PREPARE)
+	if (m->type == GP_PREPARE) {
 		ret = gd_map_prepare(&g->map, r);
-	else
+		ack_prepare(g, ret);
+	} else {
 		ret = gd_map_resolve(&g->map, r, m->type == GP_PLACED);
+	}
 	if (m->type == GP_PLACED)
 		pr_info("block %u '%s' +%#" PRIx64 " (%.0f MiB) is empty in the task at %#" PRIx64
 			"%s, backed by the image\n", r->block, r->block < g->img.nr_blocks ?
