@@ -83,6 +83,7 @@ struct handoff {
 	size_t nr_placed;	/* segs[0, nr_placed) are empty in the task */
 	double t_spawn, t_move;	/* ms: guardian start + uffd; the mremaps (they free the pages) */
 	double t_punch;		/* ms: the MADV_REMOVEs of shared blocks */
+	double t_prepare;	/* ms: PREPAREs until acked */
 };
 
 static bool is_err(long v)
@@ -274,9 +275,11 @@ out:
  */
 static int prepare(struct handoff *h, const struct gp_msg *m)
 {
+	double t = now_ms();
 	struct gp_msg ack;
 	int ret = request(h, GP_PREPARE, m, -1, GP_PREPARE_ACK, &ack);
 
+	h->t_prepare += now_ms() - t;
 	if (ret)
 		pr_err("pid %d: the guardian did not take range %#" PRIx64 " (%" PRIu64 " KiB): %s\n",
 		       h->pid, m->range.addr, m->range.len >> 10, strerror(-ret));
@@ -713,8 +716,9 @@ static void log_done(const struct handoff *h, double ms)
 	for (i = 0; i < h->nr_segs; i++)
 		bytes += h->segs[i].end - h->segs[i].start;
 	pr_info("pid %d: %.1f MiB of guest RAM in %zu range(s) handed to guardian %d in %.1f ms "
-		"(guardian and userfaultfd %.1f ms, mremap %.1f ms, punch %.1f ms)\n", h->pid, bytes / 1048576.0,
-		h->nr_segs, h->guardian, ms, h->t_spawn, h->t_move, h->t_punch);
+		"(guardian and userfaultfd %.1f ms, PREPARE acks %.2f ms, mremap %.1f ms, punch %.1f ms)\n",
+		h->pid, bytes / 1048576.0, h->nr_segs, h->guardian, ms, h->t_spawn, h->t_prepare,
+		h->t_move, h->t_punch);
 }
 
 int handoff_start_opts(pid_t pid, const struct fr_image *img, const char *name,
