@@ -81,7 +81,9 @@ struct handoff {
 	struct handoff_seg *segs;
 	size_t nr_segs;
 	size_t nr_placed;	/* segs[0, nr_placed) are empty in the task */
-	double t_spawn, t_move;	/* ms: guardian start + uffd; the mremaps (they free the pages) */
+	double t_guardian;	/* ms: spawn + HELLO */
+	double t_uffd;		/* ms: the task's userfaultfd made and handed over */
+	double t_move;		/* ms: the mremaps (they free the pages) */
 	double t_punch;		/* ms: the MADV_REMOVEs of shared blocks */
 	double t_prepare;	/* ms: PREPAREs until acked */
 };
@@ -692,13 +694,14 @@ static int hand_over(struct handoff *h, struct rsys *r)
 	int ret;
 
 	ret = start_guardian(h);
+	h->t_guardian = now_ms() - t;
 	if (!ret) {
 		h->uffd = take_uffd(h, r);
 		ret = h->uffd < 0 ? h->uffd : hand_uffd(h);
 	}
 	if (ret)
 		return ret;
-	h->t_spawn = now_ms() - t;
+	h->t_uffd = now_ms() - t - h->t_guardian;
 	hook(h, r, HANDOFF_STEP_UFFD_HELD, 0);
 	for (i = 0; i < h->nr_segs && !ret; i++) {
 		ret = place(h, r, i);
@@ -716,9 +719,9 @@ static void log_done(const struct handoff *h, double ms)
 	for (i = 0; i < h->nr_segs; i++)
 		bytes += h->segs[i].end - h->segs[i].start;
 	pr_info("pid %d: %.1f MiB of guest RAM in %zu range(s) handed to guardian %d in %.1f ms "
-		"(guardian and userfaultfd %.1f ms, PREPARE acks %.2f ms, mremap %.1f ms, punch %.1f ms)\n",
-		h->pid, bytes / 1048576.0, h->nr_segs, h->guardian, ms, h->t_spawn, h->t_prepare,
-		h->t_move, h->t_punch);
+		"(guardian start %.1f ms, userfaultfd %.1f ms, PREPARE acks %.2f ms, mremap %.1f ms, "
+		"punch %.1f ms)\n", h->pid, bytes / 1048576.0, h->nr_segs, h->guardian, ms,
+		h->t_guardian, h->t_uffd, h->t_prepare, h->t_move, h->t_punch);
 }
 
 int handoff_start_opts(pid_t pid, const struct fr_image *img, const char *name,
